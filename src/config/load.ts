@@ -1,0 +1,198 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { Secret } from '../util/secret.ts';
+import {
+  configSchema,
+  type FailoverSettings,
+  type HookSettings,
+  type MonitorSettings,
+  type RawInstance,
+  type ReplicationSettings,
+  type SecretRef,
+} from './schema.ts';
+
+/** A configuration problem: one line that names the file, the field and the fix. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface Account {
+  user: string;
+  password?: Secret;
+}
+
+export interface InstanceConfig extends RawInstance {
+  /** host:port, the identity of an instance everywhere in Regent. */
+  id: string;
+  name: string;
+}
+
+export interface ClusterConfig {
+  name: string;
+  primary?: string;
+  instances: InstanceConfig[];
+  accounts: { manager: Account; replication: Account };
+  monitor: MonitorSettings;
+  failover: FailoverSettings;
+  replication: ReplicationSettings;
+  hooks: HookSettings;
+}
+
+export interface Config {
+  /** Absolute path of the file it came from ('' when built in memory). */
+  file: string;
+  stateDir: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  clusters: ClusterConfig[];
+}
+
+export function instanceId(host: string, port: number): string {
+  return `${host}:${port}`;
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(e);
+    throw new ConfigError(`config ${file}: cannot read it (${why}); pass an existing file with --config`);
+  }
+  return parseConfigText(text, file, env);
+}
+
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    if (e instanceof YAMLParseError) {
+      const pos = e.linePos?.[0];
+      const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+      throw new ConfigError(`config ${file}: not valid YAML${where}: ${e.message.split('\n')[0]}`);
+    }
+    throw e;
+  }
+  if (doc === null || doc === undefined) throw new ConfigError(`config ${file}: the file is empty; it needs at least a "clusters:" list`);
+  const parsed = configSchema.safeParse(doc, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(`config ${file}: ${describeIssues(parsed.error.issues)}`);
+  const raw = parsed.data;
+  const baseDir = file ? dirname(file) : process.cwd();
+
+  const secret = (ref: SecretRef | undefined, field: string): Secret | undefined => resolveSecret(ref, field, baseDir, env, file);
+  const account = (
+    cluster: (typeof raw.clusters)[number],
+    index: number,
+    role: 'manager' | 'replication',
+    defaultUser: string,
+  ): Account => {
+    const own = cluster.credentials?.[role];
+    const shared = raw.credentials[role];
+    const chosen = own ?? shared;
+    const field = own ? `clusters[${index}].credentials.${role}` : `credentials.${role}`;
+    if (!chosen) return { user: defaultUser };
+    return { user: chosen.user, password: secret(chosen.password, `${field}.password`) };
+  };
+
+  const names = new Set<string>();
+  const seenInstances = new Map<string, string>();
+  const clusters = raw.clusters.map((c, ci): ClusterConfig => {
+    if (names.has(c.name)) throw new ConfigError(`config ${file}: clusters[${ci}].name: "${c.name}" is used twice; give each cluster its own name`);
+    names.add(c.name);
+    const instances = c.instances.map((inst, ii): InstanceConfig => {
+      const id = instanceId(inst.host, inst.port);
+      const other = seenInstances.get(id);
+      if (other)
+        throw new ConfigError(
+          `config ${file}: clusters[${ci}].instances[${ii}]: ${id} is already listed (${other}); an instance belongs to one cluster once`,
+        );
+      seenInstances.set(id, `clusters[${ci}] "${c.name}"`);
+      return { ...inst, id, name: inst.name ?? id };
+    });
+    if (c.primary && !instances.some((i) => i.id === c.primary))
+      throw new ConfigError(
+        `config ${file}: clusters[${ci}].primary: ${c.primary} is not one of the cluster's instances (${instances.map((i) => i.id).join(', ')})`,
+      );
+    return {
+      name: c.name,
+      primary: c.primary,
+      instances,
+      accounts: { manager: account(c, ci, 'manager', 'regent'), replication: account(c, ci, 'replication', 'repl') },
+      monitor: c.monitor,
+      failover: c.failover,
+      replication: c.replication,
+      hooks: c.hooks,
+    };
+  });
+
+  return { file, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, clusters };
+}
+
+function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: string, env: NodeJS.ProcessEnv, file: string): Secret | undefined {
+  if (ref === undefined) return undefined;
+  if (typeof ref === 'string') return new Secret(ref, `inline ${field}`);
+  if ('env' in ref) {
+    const v = env[ref.env];
+    if (v === undefined)
+      throw new ConfigError(`config ${file}: ${field}: environment variable ${ref.env} is not set; export it or use {file: PATH}`);
+    return new Secret(v, `env ${ref.env}`);
+  }
+  const path = resolve(baseDir, ref.file);
+  try {
+    return new Secret(readFileSync(path, 'utf8').replace(/\r?\n$/, ''), `file ${path}`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new ConfigError(`config ${file}: ${field}: cannot read password file ${path} (${code}); create it or fix the path`);
+  }
+}
+
+/** zod issues as one line: the first issue in full, then how many more there are. */
+function describeIssues(issues: z.core.$ZodIssue[]): string {
+  const first = issues[0];
+  if (!first) return 'invalid';
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
+  // Never echo what was typed into a password field, even when it is malformed.
+  const sensitive = first.path.some((p) => p === 'password');
+  return `${formatPath(first.path)}: ${explainIssue(first, sensitive)}${more}`;
+}
+
+function formatPath(path: PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+}
+
+function explainIssue(issue: z.core.$ZodIssue, sensitive: boolean): string {
+  const describeValue = (v: unknown): string => (sensitive ? typeOf(v) : describeAnyValue(v));
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling (docs/config-reference.md lists every key)`;
+    case 'invalid_type':
+      return issue.input === undefined ? `required (${issue.expected}) but missing; add it` : `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}`;
+    case 'too_small':
+      return issue.origin === 'array' ? `needs at least ${String(issue.minimum)} entr${issue.minimum === 1 ? 'y' : 'ies'}` : `must be at least ${String(issue.minimum)}, got ${describeValue(issue.input)}`;
+    case 'too_big':
+      return `must be at most ${String(issue.maximum)}, got ${describeValue(issue.input)}`;
+    case 'invalid_union':
+      return `expected a string, {env: NAME} or {file: PATH}, got ${describeValue(issue.input)}`;
+    default:
+      return issue.message;
+  }
+}
+
+function typeOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `a ${typeof v}`;
+}
+
+function describeAnyValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
+  return `${typeof v} ${String(v)}`;
+}

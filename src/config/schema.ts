@@ -1,0 +1,132 @@
+import { z } from 'zod';
+
+/**
+ * The configuration file's schema. Every key carries a description: docs/config-reference.md is
+ * generated from these, and a test fails when a key has none.
+ */
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'expected "host:port", for example "127.0.0.1:3306"')
+  .describe('An address as host:port.');
+
+export const secretRefSchema = z
+  .union([
+    z.string().min(1).describe('The value inline (allowed, but prefer env or file).'),
+    z.strictObject({ env: z.string().min(1).describe('Name of an environment variable holding the value.') }),
+    z.strictObject({
+      file: z.string().min(1).describe('Path of a file holding the value (trailing newline ignored); relative to the config file.'),
+    }),
+  ])
+  .describe('A secret: a string, {env: NAME} or {file: PATH}.');
+
+const userSchema = z
+  .strictObject({
+    user: z.string().min(1).describe('Account name.'),
+    password: secretRefSchema.optional().describe('Password: {env: NAME}, {file: PATH} or inline; omit for none.'),
+  })
+  .describe('An account Regent uses.');
+
+const credentialsSchema = z
+  .strictObject({
+    manager: userSchema.optional().describe('The account Regent connects with to observe and act (see `regent grants`).'),
+    replication: userSchema.optional().describe('The account replicas use to connect to their source (CHANGE MASTER TO MASTER_USER).'),
+  })
+  .describe('Accounts, for all clusters unless a cluster overrides them.');
+
+const instanceSchema = z
+  .strictObject({
+    host: z.string().min(1).describe('Host name or IP address Regent and the replicas use to reach the server.'),
+    port: z.number().int().min(1).max(65535).default(3306).describe('TCP port of the server.'),
+    name: z.string().min(1).optional().describe('Short name for output (defaults to host:port).'),
+    dataCenter: z.string().min(1).optional().describe('Data center or zone; failover prefers a candidate in the old primary\'s data center on ties.'),
+    promotion: z
+      .enum(['prefer', 'neutral', 'never'])
+      .default('neutral')
+      .describe('Promotion rule: prefer wins ties, never is not promoted (it may still feed a candidate that is behind it).'),
+    labels: z.record(z.string(), z.string()).default({}).describe('Free-form labels, shown in status and the API.'),
+    socket: z.string().min(1).optional().describe('Unix socket for tools run on the same host (sandbox); Regent itself connects over TCP.'),
+  })
+  .describe('One MySQL or MariaDB server.');
+
+const monitorSchema = z
+  .strictObject({
+    probeIntervalMs: z.number().int().min(50).default(500).describe('How often each instance is probed over its persistent connection.'),
+    connectTimeoutMs: z.number().int().min(50).default(1000).describe('Timeout of a probe connection attempt (a frozen server accepts TCP but never greets).'),
+    queryTimeoutMs: z.number().int().min(50).default(1000).describe('Timeout of one probe query.'),
+    lagThresholdSeconds: z.number().min(0).default(10).describe('A replica further behind than this is reported as lagging (and leaves the reader pool).'),
+  })
+  .describe('How Regent watches the instances.');
+
+const failoverSchema = z
+  .strictObject({
+    automatic: z.boolean().default(true).describe('Fail over a dead primary automatically; when false, problems are only reported.'),
+    blockPeriodSeconds: z.number().int().min(0).default(3600).describe('After a failover, no automatic failover of this cluster for this long unless acknowledged (regent ack).'),
+    confirmReplicaSilenceMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(1500)
+      .describe('A replica whose IO thread still looks connected counts as having lost the primary when it received no event and no heartbeat for this long.'),
+    drainTimeoutSeconds: z.number().min(0.1).default(30).describe('How long replicas may take to apply their relay logs before promotion.'),
+    maxLagForCandidateSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Refuse a candidate whose SQL thread is more than this far behind after draining (unset: no limit, draining decides).'),
+  })
+  .describe('Automatic failover policy.');
+
+const replicationSchema = z
+  .strictObject({
+    heartbeatPeriodSeconds: z.number().min(0.05).max(4294967).default(0.5).describe('MASTER_HEARTBEAT_PERIOD Regent sets when it points a replica at a source; lets silence be noticed quickly.'),
+    semiSync: z.boolean().default(true).describe('Use semi-synchronous replication (the primary waits for one replica to acknowledge each commit).'),
+    semiSyncTimeoutMs: z.number().int().min(1).default(5000).describe('rpl_semi_sync_master_timeout set on a promoted primary.'),
+  })
+  .describe('Replication settings Regent applies when it (re)points replicas.');
+
+const hooksSchema = z
+  .strictObject({
+    preFailover: z.array(z.string()).default([]).describe('Commands run before a failover; a non-zero exit aborts it.'),
+    postFailover: z.array(z.string()).default([]).describe('Commands run after a successful failover.'),
+    failoverFailed: z.array(z.string()).default([]).describe('Commands run after a failed failover.'),
+    timeoutSeconds: z.number().min(0.1).default(10).describe('Each hook command is killed after this long (a pre-failover hook that times out aborts).'),
+  })
+  .describe('Shell commands run around recoveries, with REGENT_CLUSTER, REGENT_OLD_PRIMARY, REGENT_NEW_PRIMARY in their environment.');
+
+const clusterSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').describe('Cluster name, unique in the file.'),
+    primary: hostPort.optional().describe('The intended primary as host:port: used by bootstrap; at run time the topology decides.'),
+    instances: z.array(instanceSchema).min(1).describe('The servers of this cluster.'),
+    credentials: credentialsSchema.optional().describe('Accounts for this cluster (override the top-level credentials).'),
+    monitor: monitorSchema.prefault({}).describe('How Regent watches this cluster.'),
+    failover: failoverSchema.prefault({}).describe('Failover policy of this cluster.'),
+    replication: replicationSchema.prefault({}).describe('Replication settings of this cluster.'),
+    hooks: hooksSchema.prefault({}).describe('Hooks of this cluster.'),
+  })
+  .describe('A primary with its replicas.');
+
+const managerSchema = z
+  .strictObject({
+    stateDir: z.string().min(1).default('.regent-state').describe('Directory for the journal and local state; relative to the config file.'),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the structured log (JSON lines on stderr).'),
+  })
+  .describe('The manager process.');
+
+export const configSchema = z
+  .strictObject({
+    manager: managerSchema.prefault({}).describe('Manager settings.'),
+    credentials: credentialsSchema.prefault({}).describe('Accounts used for every cluster unless overridden.'),
+    clusters: z.array(clusterSchema).min(1).describe('The clusters Regent manages.'),
+  })
+  .describe('Regent configuration file (YAML).');
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawCluster = z.infer<typeof clusterSchema>;
+export type RawInstance = z.infer<typeof instanceSchema>;
+export type SecretRef = z.infer<typeof secretRefSchema>;
+export type MonitorSettings = z.infer<typeof monitorSchema>;
+export type FailoverSettings = z.infer<typeof failoverSchema>;
+export type ReplicationSettings = z.infer<typeof replicationSchema>;
+export type HookSettings = z.infer<typeof hooksSchema>;

@@ -1,0 +1,60 @@
+// Flavor-independent view of "which transactions has a server applied".
+// Failover logic (ranking candidates, detecting errant transactions, measuring
+// lag in transactions) is written against this interface so it never needs to
+// know whether it is looking at a MariaDB position or a MySQL GTID set.
+
+export type GtidFlavor = 'mariadb' | 'mysql';
+
+export interface GtidState {
+  readonly flavor: GtidFlavor;
+  isEmpty(): boolean;
+  /** true when every transaction of `other` is also in this state. Throws GtidFlavorMismatch if flavors differ. */
+  contains(other: GtidState): boolean;
+  equals(other: GtidState): boolean;
+  /** What this state has that `other` lacks (errant = replica.subtract(primary)). Same flavor as this. */
+  subtract(other: GtidState): GtidState;
+  /** Smallest state containing both. */
+  union(other: GtidState): GtidState;
+  /** Number of transactions this state has that `other` lacks (for "N transactions behind" and ranking). */
+  countMissingFrom(other: GtidState): bigint;
+  /** Canonical text form, as the server prints it (sorted, normalised). */
+  toString(): string;
+}
+
+/**
+ * Comparing a MariaDB position with a MySQL set has no meaning; reaching that
+ * point means a topology was mixed up, so it must fail loudly rather than
+ * produce a plausible-looking answer.
+ */
+export class GtidFlavorMismatch extends Error {
+  readonly expected: GtidFlavor;
+  readonly actual: GtidFlavor;
+
+  constructor(expected: GtidFlavor, actual: GtidFlavor) {
+    super(`GTID flavor mismatch: cannot combine a ${expected} GTID state with a ${actual} one`);
+    this.name = 'GtidFlavorMismatch';
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+export class GtidParseError extends Error {
+  /** The complete text that failed to parse, kept for logs and diagnostics. */
+  readonly input: string;
+
+  constructor(message: string, input: string) {
+    super(message);
+    this.name = 'GtidParseError';
+    this.input = input;
+  }
+}
+
+/** Quotes user/server supplied text for an error message; JSON escaping makes stray newlines and tabs visible. */
+export function quoteForError(text: string, max = 200): string {
+  const shown = text.length > max ? `${text.slice(0, max)}…` : text;
+  return JSON.stringify(shown);
+}
+
+export function assertSameFlavor(self: GtidState, other: GtidState): void {
+  if (self.flavor !== other.flavor) throw new GtidFlavorMismatch(self.flavor, other.flavor);
+}

@@ -1,0 +1,36 @@
+import type { DbConnection } from '../sql/connection.ts';
+import { flavorForVersion } from '../sql/flavors.ts';
+import type { Flavor } from '../sql/flavor.ts';
+import { foldVariables, text } from '../sql/row-values.ts';
+import type { InstanceObservation } from './observation.ts';
+
+/** Asks the server which family it is; the answer decides every later statement. */
+export async function detectFlavor(conn: DbConnection): Promise<Flavor> {
+  const row = await conn.queryOne('SELECT @@version AS version, @@version_comment AS comment');
+  return flavorForVersion(`${text(row?.['version'])} ${text(row?.['comment'])}`);
+}
+
+/** One full probe over an open connection: settings, GTID positions, semi-sync, replica status. */
+export async function probeInstance(conn: DbConnection, flavor: Flavor, id: string): Promise<InstanceObservation> {
+  const started = performance.now();
+  const vars = foldVariables(await conn.query(flavor.variablesQuery));
+  const status = foldVariables(await conn.query(flavor.statusQuery));
+  const replicaRows = await conn.query(flavor.replicaStatusQuery);
+  const latencyMs = performance.now() - started;
+  return {
+    id,
+    at: Date.now(),
+    reachable: true,
+    latencyMs,
+    flavor: flavor.name,
+    settings: flavor.parseSettings(vars),
+    gtids: flavor.parseGtids(vars),
+    semiSync: flavor.parseSemiSync(status),
+    replica: flavor.parseReplicaStatus(replicaRows),
+  };
+}
+
+/** Only the replica status: the cheap question asked of every replica when the primary looks dead. */
+export async function probeReplicaStatus(conn: DbConnection, flavor: Flavor): Promise<ReturnType<Flavor['parseReplicaStatus']>> {
+  return flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
+}

@@ -1,0 +1,201 @@
+import mysql from 'mysql2';
+import type { Account } from '../config/load.ts';
+import type { Row } from './flavor.ts';
+
+export type DbErrorKind = 'refused' | 'timeout' | 'auth' | 'lost' | 'unreachable' | 'privilege' | 'sql';
+
+/** A database failure reduced to what Regent decides on, with a one-line human explanation. */
+export class DbError extends Error {
+  override name = 'DbError';
+  constructor(
+    readonly kind: DbErrorKind,
+    readonly endpoint: string,
+    message: string,
+    readonly errno?: number,
+    readonly code?: string,
+  ) {
+    super(`${endpoint}: ${message}`);
+  }
+}
+
+export interface Timeouts {
+  connectTimeoutMs: number;
+  queryTimeoutMs: number;
+}
+
+const PRIVILEGE_ERRNOS = new Set([1142, 1143, 1227, 1044, 1370]);
+
+export function classifyError(e: unknown, endpoint: string, user?: string): DbError {
+  if (e instanceof DbError) return e;
+  const err = e as { code?: string; errno?: number; message?: string; sqlMessage?: string; fatal?: boolean };
+  const code = err.code ?? '';
+  const msg = err.sqlMessage ?? err.message ?? String(e);
+  switch (code) {
+    case 'ECONNREFUSED':
+      return new DbError('refused', endpoint, 'connection refused (is the server running and listening on this port?)', undefined, code);
+    case 'ETIMEDOUT':
+    case 'PROTOCOL_SEQUENCE_TIMEOUT':
+      return new DbError('timeout', endpoint, `no answer in time (${code === 'ETIMEDOUT' ? 'connect' : 'query'} timeout): server frozen, overloaded or unreachable`, undefined, code);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new DbError('unreachable', endpoint, 'host name does not resolve', undefined, code);
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return new DbError('unreachable', endpoint, 'host unreachable', undefined, code);
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'PROTOCOL_CONNECTION_LOST':
+    case 'ER_SERVER_SHUTDOWN':
+      return new DbError('lost', endpoint, `connection lost (${code})`, undefined, code);
+    case 'ER_ACCESS_DENIED_ERROR':
+    case 'ER_DBACCESS_DENIED_ERROR':
+    case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
+      return new DbError(
+        'auth',
+        endpoint,
+        `access denied for user '${user ?? '?'}': wrong password or the account does not exist for this host (see \`regent grants\`)`,
+        err.errno,
+        code,
+      );
+  }
+  if (err.errno !== undefined && PRIVILEGE_ERRNOS.has(err.errno))
+    return new DbError('privilege', endpoint, `missing privilege: ${msg} (see \`regent grants\`)`, err.errno, code);
+  if (err.fatal) return new DbError('lost', endpoint, `connection failed: ${msg}`, err.errno, code);
+  return new DbError('sql', endpoint, msg, err.errno, code);
+}
+
+/**
+ * One connection to one server with hard timeouts on connect and on every query: a frozen server
+ * (SIGSTOP) accepts TCP and then says nothing, and nothing in Regent may wait on it forever.
+ * The connection reports its own death through `onClose` the moment the socket breaks, which is
+ * how a crashed primary is noticed in milliseconds instead of at the next probe.
+ */
+export class DbConnection {
+  #conn: mysql.Connection;
+  #closed = false;
+  #closeListeners: ((err: DbError) => void)[] = [];
+
+  private constructor(
+    conn: mysql.Connection,
+    readonly endpoint: string,
+    readonly timeouts: Timeouts,
+    readonly user: string,
+  ) {
+    this.#conn = conn;
+    conn.on('error', (e) => this.#markClosed(classifyError(e, endpoint, user)));
+    conn.on('end', () => this.#markClosed(new DbError('lost', endpoint, 'connection closed by the server')));
+    // mysql2 only emits 'end'/'error' on the connection when a command is pending; a socket that
+    // closes while idle is seen here.
+    conn.stream?.on?.('close', () => this.#markClosed(new DbError('lost', endpoint, 'connection closed')));
+  }
+
+  static open(host: string, port: number, account: Account, timeouts: Timeouts): Promise<DbConnection> {
+    return DbConnection.#open({ host, port }, `${host}:${port}`, account, timeouts);
+  }
+
+  /** Over a unix socket (sandbox root with unix_socket authentication, no password). */
+  static openSocket(socketPath: string, account: Account, timeouts: Timeouts): Promise<DbConnection> {
+    return DbConnection.#open({ socketPath }, socketPath, account, timeouts);
+  }
+
+  static #open(
+    target: { host: string; port: number } | { socketPath: string },
+    endpoint: string,
+    account: Account,
+    timeouts: Timeouts,
+  ): Promise<DbConnection> {
+    return new Promise((resolve, reject) => {
+      const conn = mysql.createConnection({
+        ...target,
+        user: account.user,
+        password: account.password?.reveal(),
+        connectTimeout: timeouts.connectTimeoutMs,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        dateStrings: true,
+        multipleStatements: false,
+        charset: 'utf8mb4',
+      });
+      let settled = false;
+      // mysql2's connectTimeout covers TCP connect; a server that accepts but never greets needs
+      // our own guard.
+      const guard = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        conn.destroy();
+        reject(new DbError('timeout', endpoint, `no handshake within ${timeouts.connectTimeoutMs} ms: server frozen or overloaded`, undefined, 'ETIMEDOUT'));
+      }, timeouts.connectTimeoutMs + 50);
+      conn.connect((err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(guard);
+        if (err) {
+          conn.destroy();
+          reject(classifyError(err, endpoint, account.user));
+        } else resolve(new DbConnection(conn, endpoint, timeouts, account.user));
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  onClose(listener: (err: DbError) => void): void {
+    this.#closeListeners.push(listener);
+  }
+
+  /** Runs one statement. `?` placeholders are escaped client-side, so secrets never appear in SQL text we log. */
+  query(sql: string, params: unknown[] = [], timeoutMs = this.timeouts.queryTimeoutMs): Promise<Row[]> {
+    if (this.#closed) return Promise.reject(new DbError('lost', this.endpoint, 'connection already closed'));
+    return new Promise((resolve, reject) => {
+      this.#conn.query({ sql, values: params, timeout: timeoutMs }, (err, rows) => {
+        if (err) {
+          const e = classifyError(err, this.endpoint, this.user);
+          // After a timeout the protocol state is unknown: this connection is done.
+          if (e.kind === 'timeout' || e.kind === 'lost') this.destroy(e);
+          reject(e);
+          return;
+        }
+        resolve(Array.isArray(rows) ? (rows as Row[]) : []);
+      });
+    });
+  }
+
+  async queryOne(sql: string, params: unknown[] = [], timeoutMs?: number): Promise<Row | undefined> {
+    const rows = await this.query(sql, params, timeoutMs);
+    return rows[0];
+  }
+
+  destroy(reason?: DbError): void {
+    if (!this.#closed) this.#markClosed(reason ?? new DbError('lost', this.endpoint, 'closed by Regent'));
+    this.#conn.destroy();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.#conn.destroy();
+        resolve();
+      }, 500);
+      this.#conn.end(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  #markClosed(err: DbError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const l of this.#closeListeners.splice(0)) {
+      try {
+        l(err);
+      } catch {
+        // listeners must not break each other
+      }
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import type { GtidFlavor, GtidState } from '../gtid/index.ts';
+import type { Secret } from '../util/secret.ts';
+
+/**
+ * What one probe learns about a server's replication side (the default replication channel).
+ * Field names are Regent's, not the server's: the flavor translates.
+ */
+export interface ReplicaStatus {
+  sourceHost: string;
+  sourcePort: number;
+  /** 'yes' connected, 'connecting' trying to reach the source, 'no' stopped. */
+  ioThread: 'yes' | 'connecting' | 'no';
+  sqlThread: boolean;
+  lastIoErrno: number;
+  lastIoError: string;
+  lastSqlErrno: number;
+  lastSqlError: string;
+  secondsBehind: number | null;
+  /** Configured delay (MASTER_DELAY / SOURCE_DELAY) in seconds. */
+  sqlDelay: number;
+  usesGtid: boolean;
+  /** What the IO thread received from the source (MariaDB Gtid_IO_Pos, MySQL Retrieved_Gtid_Set). */
+  receivedGtid: GtidState;
+  /** Source binlog coordinates the IO thread has read up to; changes whenever events arrive. */
+  readSourceLogFile: string;
+  readSourceLogPos: bigint;
+  /** Heartbeats received from the source since replication started (null when the server does not say). */
+  receivedHeartbeats: bigint | null;
+  heartbeatPeriod: number | null;
+  sourceServerId: number;
+}
+
+export interface ServerSettings {
+  serverId: number;
+  version: string;
+  readOnly: boolean;
+  /** MySQL super_read_only; MariaDB has none (null). */
+  superReadOnly: boolean | null;
+  logBin: boolean;
+  logReplicaUpdates: boolean;
+  binlogFormat: string;
+  /** MariaDB gtid_strict_mode / MySQL gtid_mode=ON + enforce_gtid_consistency. */
+  gtidStrict: boolean;
+  semiSyncPrimaryEnabled: boolean;
+  semiSyncReplicaEnabled: boolean;
+  semiSyncTimeoutMs: number | null;
+  slaveNetTimeout: number;
+}
+
+export interface ServerGtids {
+  /** Every transaction this server has applied or written: what a promotion would carry. */
+  executed: GtidState;
+  /** Transactions in its binary log (MariaDB gtid_binlog_pos; MySQL gtid_executed). */
+  binlog: GtidState;
+  /** MariaDB gtid_slave_pos: last replicated transaction per domain (MySQL: same as executed). */
+  replicated: GtidState;
+}
+
+export interface SemiSyncStatus {
+  /** The primary side is active (ON, not fallen back to async). */
+  primaryActive: boolean;
+  primaryClients: number;
+  replicaActive: boolean;
+}
+
+/** A result row as mysql2 returns it. */
+export type Row = Record<string, unknown>;
+/** SHOW VARIABLES / SHOW STATUS rows folded into lower-case name -> value text. */
+export type Vars = Record<string, string>;
+
+export interface SourceSpec {
+  host: string;
+  port: number;
+  user: string;
+  password?: Secret;
+  heartbeatPeriodSeconds: number;
+  /** MariaDB MASTER_USE_GTID mode; MySQL always uses auto-position. */
+  gtidMode: 'slave_pos' | 'current_pos';
+}
+
+/**
+ * A server family. Everything that differs between MariaDB and MySQL lives behind this interface:
+ * the SQL text Regent sends and how it reads the answers. Implementations are pure (no I/O), so
+ * they are unit-tested on recorded rows; `sql/admin.ts` runs what they produce.
+ */
+export interface Flavor {
+  readonly name: GtidFlavor;
+  /** SHOW GLOBAL VARIABLES for what `parseSettings` and `parseGtids` read (a SHOW, so a missing
+   *  plugin variable is simply absent instead of failing the whole probe). */
+  readonly variablesQuery: string;
+  /** SHOW GLOBAL STATUS for the semi-sync state. */
+  readonly statusQuery: string;
+  /** Replica status of the default channel, or no row when the server replicates from nobody. */
+  readonly replicaStatusQuery: string;
+  parseSettings(vars: Vars): ServerSettings;
+  parseGtids(vars: Vars): ServerGtids;
+  parseSemiSync(status: Vars): SemiSyncStatus;
+  /** Picks the default channel's row and parses it; undefined when the server is not a replica. */
+  parseReplicaStatus(rows: Row[]): ReplicaStatus | undefined;
+  parseGtid(text: string): GtidState;
+
+  setReadOnly(on: boolean): string[];
+  stopReplica(): string;
+  stopReplicaIoThread(): string;
+  startReplica(): string;
+  /** Forget the replication configuration entirely (a promoted primary replicates from nobody). */
+  resetReplica(): string;
+  /** CHANGE MASTER / CHANGE REPLICATION SOURCE; the password goes as a `?` parameter, never in text. */
+  changeSource(spec: SourceSpec): { sql: string; params: unknown[] };
+  /** A query returning one row with column `result`: 0 reached, -1 / 1 timed out. */
+  waitForGtid(gtid: GtidState, timeoutSeconds: number): { sql: string; params: unknown[] };
+  /** Statements that make this server a semi-sync primary (or not) and a semi-sync replica (or not). */
+  semiSyncRole(role: 'primary' | 'replica', timeoutMs: number): string[];
+  /** Set the global GTID position before starting replication of a restored copy (clone, rewind). */
+  setGtidPosition(gtid: GtidState): { sql: string; params: unknown[] }[];
+}
