@@ -1,1 +1,91 @@
-console.log("hello from cli", process.argv.slice(2))
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { loadConfigFile } from '../config/load.ts';
+import { USER_FACING_ERRORS } from './errors.ts';
+import { statusCommand } from './status.ts';
+import { sandboxCommands } from './sandbox.ts';
+import { bootstrapCommand } from './bootstrap.ts';
+import { runCommand } from './run.ts';
+import { demoCommand } from './demo.ts';
+import { failoverCommand, ackCommand } from './recovery.ts';
+
+/**
+ * The `regent` command line: parses arguments and calls the modules that do the work. Exit codes:
+ * 0 success / healthy, 1 degraded or the action failed, 2 unusable input.
+ */
+export function buildProgram(): Command {
+  const program = new Command('regent')
+    .description('High availability for MySQL and MariaDB replication')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  const configOption = (cmd: Command) => cmd.requiredOption('-c, --config <file>', 'configuration file (YAML)');
+
+  configOption(program.command('status').description('show every cluster as a tree with roles, lag, GTIDs and problems (no manager needed)'))
+    .option('--json', 'machine-readable output')
+    .option('--cluster <name>', 'only this cluster')
+    .action(async (o: { config: string; json?: boolean; cluster?: string }) => {
+      process.exitCode = await statusCommand(loadConfigFile(o.config), o);
+    });
+
+  configOption(program.command('bootstrap').description('set up replication on running servers that do not replicate yet (idempotent)'))
+    .option('--cluster <name>', 'only this cluster')
+    .action(async (o: { config: string; cluster?: string }) => {
+      process.exitCode = await bootstrapCommand(loadConfigFile(o.config), o);
+    });
+
+  configOption(program.command('run').description('the long-running manager: monitor, fail over, publish'))
+    .action(async (o: { config: string }) => {
+      process.exitCode = await runCommand(loadConfigFile(o.config));
+    });
+
+  configOption(program.command('failover').description('fail over a cluster now (a person decided), or show the plan with --dry-run').argument('[cluster]', 'cluster name (default: the only one)'))
+    .option('--dry-run', 'print the plan with its reasons and change nothing')
+    .option('--force', 'fail over even if the primary is reachable (it is fenced first)')
+    .action(async (cluster: string | undefined, o: { config: string; dryRun?: boolean; force?: boolean }) => {
+      process.exitCode = await failoverCommand(loadConfigFile(o.config), cluster, o);
+    });
+
+  configOption(program.command('ack').description('acknowledge a recovery so the cluster may be failed over automatically again').argument('[cluster]', 'cluster name'))
+    .action(async (cluster: string | undefined, o: { config: string }) => {
+      process.exitCode = await ackCommand(loadConfigFile(o.config), cluster);
+    });
+
+  program.addCommand(sandboxCommands(parsePositiveInt));
+
+  program
+    .command('demo')
+    .description('sandbox cluster + manager, printing where to look (Ctrl-C stops and cleans up)')
+    .option('--dir <dir>', 'sandbox directory', './regent-demo')
+    .option('--base-port <port>', 'first port', parsePositiveInt, 23306)
+    .action(async (o: { dir: string; basePort: number }) => {
+      process.exitCode = await demoCommand(o);
+    });
+
+  return program;
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number, got "${value}"`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander already printed the message; help and version are not failures.
+      process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+      return;
+    }
+    const err = e as Error;
+    if (USER_FACING_ERRORS.has(err.name)) process.stderr.write(`regent: ${err.message}\n`);
+    else process.stderr.write(`regent: unexpected error: ${err.stack ?? String(err)}\n`);
+    process.exitCode = err.name === 'RecoveryRefused' ? 1 : 2;
+  }
+}
+
+await main(process.argv);

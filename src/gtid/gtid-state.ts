@@ -17,6 +17,12 @@ export interface GtidState {
   union(other: GtidState): GtidState;
   /** Number of transactions this state has that `other` lacks (for "N transactions behind" and ranking). */
   countMissingFrom(other: GtidState): bigint;
+  /**
+   * This state without the transactions written by one server (MariaDB: the server_id in the
+   * GTID; MySQL: the server_uuid). Used to tell a primary's own newest commits, seen by a replica
+   * probed a moment later, from transactions that never came from that primary.
+   */
+  withoutOrigin(origin: string): GtidState;
   /** Canonical text form, as the server prints it (sorted, normalised). */
   toString(): string;
 }

@@ -29,7 +29,7 @@ function formatGtid(g: MariaGtid): string {
  * server wrote it, otherwise the two histories forked at that point.
  */
 function entryCovers(a: MariaGtid, b: MariaGtid): boolean {
-  return a.seq > b.seq || (a.seq === b.seq);
+  return a.seq > b.seq || (a.seq === b.seq && a.server === b.server);
 }
 
 function isDivergentPair(a: MariaGtid, b: MariaGtid): boolean {
@@ -184,6 +184,11 @@ export class MariaGtidPosition implements GtidState {
       const theirs = o.#byDomain.get(mine.domain);
       return !theirs || !entryCovers(theirs, mine);
     });
+    return kept.length === this.#sorted.length ? this : MariaGtidPosition.#fromValidated(kept);
+  }
+
+  withoutOrigin(origin: string): MariaGtidPosition {
+    const kept = this.#sorted.filter((g) => String(g.server) !== origin);
     return kept.length === this.#sorted.length ? this : MariaGtidPosition.#fromValidated(kept);
   }
 

@@ -201,6 +201,11 @@ export class MysqlGtidSet implements GtidState {
   }
 
   /** Source uuids present in the set, ascending, lower case. */
+  withoutOrigin(origin: string): MysqlGtidSet {
+    const uuid = origin.toLowerCase();
+    return MysqlGtidSet.fromIntervals(this.uuids().filter((u) => u !== uuid).map((u) => [u, this.intervals(u)] as const));
+  }
+
   uuids(): string[] {
     return [...this.#sets.keys()];
   }

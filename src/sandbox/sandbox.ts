@@ -46,6 +46,8 @@ export interface SandboxOptions {
   cluster?: string;
   /** Extra lines for every node's [mariadbd] section (tests use it to break things on purpose). */
   extraServerConfig?: string[];
+  /** Extra lines for one node's [mariadbd] section, by node number (1-based). */
+  nodeServerConfig?: Record<number, string[]>;
   /** Skip replication setup: servers with users only (bootstrap tests start here). */
   noReplication?: boolean;
   /** Extra YAML merged into the cluster entry of regent.yaml (failover policy, labels...). */
@@ -119,7 +121,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     for (const n of nodes) {
       mkdirSync(n.dir, { recursive: true });
       cpSync(template, n.dataDir, { recursive: true });
-      writeFileSync(n.configFile, serverConfig(n, opts.extraServerConfig ?? []));
+      writeFileSync(n.configFile, serverConfig(n, [...(opts.extraServerConfig ?? []), ...(opts.nodeServerConfig?.[n.serverId] ?? [])]));
     }
     rmSync(template, { recursive: true, force: true });
     progress.succeed();

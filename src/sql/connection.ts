@@ -86,7 +86,7 @@ export class DbConnection {
     conn.on('end', () => this.#markClosed(new DbError('lost', endpoint, 'connection closed by the server')));
     // mysql2 only emits 'end'/'error' on the connection when a command is pending; a socket that
     // closes while idle is seen here.
-    conn.stream?.on?.('close', () => this.#markClosed(new DbError('lost', endpoint, 'connection closed')));
+    (conn as unknown as { stream?: NodeJS.EventEmitter }).stream?.on('close', () => this.#markClosed(new DbError('lost', endpoint, 'connection closed')));
   }
 
   static open(host: string, port: number, account: Account, timeouts: Timeouts): Promise<DbConnection> {

@@ -32,6 +32,8 @@ export interface ReplicaStatus {
 
 export interface ServerSettings {
   serverId: number;
+  /** What marks transactions this server wrote in GTIDs: MariaDB server_id, MySQL server_uuid. */
+  gtidOrigin: string;
   version: string;
   readOnly: boolean;
   /** MySQL super_read_only; MariaDB has none (null). */

@@ -389,3 +389,10 @@ test('mariadb property: compare agrees with contains and is antisymmetric', () =
     }),
   );
 });
+
+test('withoutOrigin drops the entries written by one server', () => {
+  const p = MariaGtidPosition.parse('0-1-10,1-2-5,2-1-3');
+  assert.equal(p.withoutOrigin('1').toString(), '1-2-5');
+  assert.equal(p.withoutOrigin('9').toString(), '0-1-10,1-2-5,2-1-3');
+  assert.ok(p.withoutOrigin('2').withoutOrigin('1').isEmpty());
+});

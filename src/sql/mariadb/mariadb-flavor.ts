@@ -39,6 +39,7 @@ export class MariadbFlavor implements Flavor {
   parseSettings(v: Vars): ServerSettings {
     return {
       serverId: int(v['server_id']),
+      gtidOrigin: text(v['server_id']),
       version: text(v['version']),
       readOnly: flag(v['read_only']),
       superReadOnly: null,

@@ -14,6 +14,7 @@ export interface MysqlVersion {
 // SHOW VARIABLES simply omits the spelling the server does not have.
 const VARIABLES = [
   'server_id',
+  'server_uuid',
   'version',
   'read_only',
   'super_read_only',
@@ -76,6 +77,8 @@ export class MysqlFlavor implements Flavor {
   parseSettings(v: Vars): ServerSettings {
     return {
       serverId: int(v['server_id']),
+      // Lower case like the uuids of a parsed MysqlGtidSet, so the two compare as text.
+      gtidOrigin: text(v['server_uuid']).trim().toLowerCase(),
       version: text(v['version']),
       readOnly: flag(v['read_only']),
       superReadOnly: flag(v['super_read_only']),

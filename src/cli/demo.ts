@@ -1,0 +1,53 @@
+import { Manager } from '../manager/manager.ts';
+import { createSandbox } from '../sandbox/sandbox.ts';
+import { createLogger } from '../util/log.ts';
+import { createProgress } from '../util/progress.ts';
+import { describeSandbox } from './sandbox.ts';
+
+/**
+ * `npm run demo`: a 3-node sandbox and a manager watching it, with what to try printed. Ctrl-C
+ * stops the manager and the servers and removes the sandbox directory.
+ */
+export async function demoCommand(opts: { dir: string; basePort: number }): Promise<number> {
+  const sandbox = await createSandbox({ dir: opts.dir, nodes: 3, basePort: opts.basePort, progress: createProgress() });
+  const config = sandbox.config();
+  const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'info');
+  const manager = new Manager(config, log);
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('\nstopping the manager and the sandbox...\n');
+    await manager.stop();
+    await sandbox.down();
+  };
+  try {
+    await manager.start();
+    const cfg = sandbox.configFile;
+    const dir = sandbox.dir;
+    process.stdout.write(
+      [
+        '',
+        describeSandbox(sandbox),
+        '',
+        'Regent is watching the cluster (structured log below, on stderr).',
+        'In another terminal, try:',
+        `  npx regent status --config ${cfg}`,
+        `  npx regent failover --dry-run --config ${cfg}      # who would be promoted now, and why`,
+        `  npx regent sandbox kill node1 --dir ${dir}        # crash the primary: watch the failover in the log`,
+        `  npx regent sandbox start node1 --dir ${dir}       # the old primary comes back read_only`,
+        `  npx regent ack --config ${cfg}                    # allow the next automatic failover`,
+        '',
+        'Ctrl-C stops everything and removes the sandbox.',
+        '',
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  } finally {
+    await shutdown();
+  }
+  return 0;
+}

@@ -1,0 +1,70 @@
+import { analyzeCluster } from '../analysis/analyze.ts';
+import type { ClusterConfig, Config } from '../config/load.ts';
+import { LocalCoordinator } from '../coordination/local.ts';
+import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
+import { planFailover, renderPlan } from '../recovery/plan.ts';
+import { createLogger } from '../util/log.ts';
+import { UsageError } from './errors.ts';
+
+export function pickCluster(config: Config, name: string | undefined): ClusterConfig {
+  if (name) {
+    const c = config.clusters.find((x) => x.name === name);
+    if (!c) throw new UsageError(`no cluster named "${name}" in ${config.file} (clusters: ${config.clusters.map((x) => x.name).join(', ')})`);
+    return c;
+  }
+  if (config.clusters.length !== 1) throw new UsageError(`${config.file} has ${config.clusters.length} clusters; name one (${config.clusters.map((x) => x.name).join(', ')})`);
+  return config.clusters[0]!;
+}
+
+/**
+ * `regent failover`: a person decided. Always allowed (no anti-flapping block), but a live primary
+ * is only failed over with --force, and the candidate rules are the same as for automatic failover.
+ */
+export async function failoverCommand(config: Config, clusterName: string | undefined, opts: { dryRun?: boolean; force?: boolean }): Promise<number> {
+  const cluster = pickCluster(config, clusterName);
+  const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn');
+  const coordinator = new LocalCoordinator(config.stateDir);
+  const supervisor = new ClusterSupervisor(cluster, coordinator, log);
+  const state = await coordinator.getClusterState(cluster.name);
+  if (state.primary) supervisor.monitor.lastKnownPrimary = state.primary;
+  try {
+    const view = await supervisor.monitor.refresh();
+    const analysis = analyzeCluster(view);
+    const primary = analysis.topology.primary;
+    const plan = planFailover(view, analysis, supervisor.knownErrant, opts.dryRun ? 'dry run' : 'manual');
+    if (opts.dryRun) {
+      process.stdout.write(`${renderPlan(plan)}\n`);
+      return 'refusal' in plan || !plan.choice.candidate ? 1 : 0;
+    }
+    if (primary && view.observations.get(primary)?.reachable && !opts.force)
+      throw new UsageError(`primary ${primary} of ${cluster.name} is alive; use \`regent switchover\` for a planned change, or --force to fence it and fail over anyway`);
+    const result = await supervisor.runFailover(analysis, 'manual');
+    if ('refusal' in result) {
+      process.stderr.write(`regent: no failover: ${result.refusal}\n`);
+      return 1;
+    }
+    for (const s of result.steps) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
+    if (!result.ok) {
+      process.stderr.write(`regent: failover failed: ${result.error}\n`);
+      return 1;
+    }
+    process.stdout.write(`failover of ${cluster.name} done in ${result.durationMs} ms: ${result.oldPrimary} -> ${result.newPrimary}\n`);
+    return 0;
+  } finally {
+    await supervisor.stop();
+  }
+}
+
+/** `regent ack`: a person saw the last recovery; automatic failover of the cluster is allowed again. */
+export async function ackCommand(config: Config, clusterName: string | undefined): Promise<number> {
+  const cluster = pickCluster(config, clusterName);
+  const coordinator = new LocalCoordinator(config.stateDir);
+  const state = await coordinator.updateClusterState(cluster.name, (s) => ({ ...s, acknowledgedAt: Date.now() }));
+  const last = state.lastRecovery;
+  process.stdout.write(
+    last
+      ? `acknowledged the ${last.kind} of ${cluster.name} at ${new Date(last.at).toISOString()} (${last.oldPrimary} -> ${last.newPrimary ?? 'none'}); automatic failover is allowed again\n`
+      : `cluster ${cluster.name} had no recovery to acknowledge; automatic failover is allowed\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,33 @@
+/**
+ * What the managers share: who may act, the journal of recoveries and per-cluster state (anti-
+ * flapping, acknowledgements, the primary Regent decided on). `local` keeps it in the state
+ * directory for a single manager; an etcd backend shares it between several.
+ */
+
+export type JournalEntry =
+  | { type: 'plan'; planId: string; cluster: string; at: number; kind: string; plan: unknown }
+  | { type: 'step'; planId: string; cluster: string; at: number; step: string; phase: 'start' | 'end'; ok?: boolean; detail?: string; durationMs?: number }
+  | { type: 'end'; planId: string; cluster: string; at: number; outcome: 'success' | 'failed' | 'aborted'; detail: string; newPrimary?: string; durationMs: number };
+
+export interface ClusterState {
+  /** The primary Regent last decided on or saw; survives manager restarts. */
+  primary?: string;
+  lastRecovery?: { planId: string; at: number; kind: string; oldPrimary: string; newPrimary?: string; outcome: string };
+  /** When a person acknowledged the last recovery (clears the anti-flapping block). */
+  acknowledgedAt?: number;
+  /** Former primaries fenced by Regent, waiting for a rejoin. */
+  fenced?: string[];
+}
+
+export interface Coordinator {
+  readonly backend: 'local' | 'etcd';
+  /** Only the leader executes plans. */
+  isLeader(): boolean;
+  appendJournal(entry: JournalEntry): Promise<void>;
+  readJournal(cluster?: string): Promise<JournalEntry[]>;
+  getClusterState(cluster: string): Promise<ClusterState>;
+  updateClusterState(cluster: string, update: (s: ClusterState) => ClusterState): Promise<ClusterState>;
+  /** Exclusive right to act on a cluster (a plan, a fence); throws when someone else holds it. */
+  lockCluster(cluster: string, owner: string): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}

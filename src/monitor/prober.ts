@@ -1,0 +1,139 @@
+import { EventEmitter } from 'node:events';
+import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
+import { classifyError, DbConnection, DbError } from '../sql/connection.ts';
+import type { Flavor } from '../sql/flavor.ts';
+import type { Logger } from '../util/log.ts';
+import { unreachable, type InstanceObservation } from './observation.ts';
+import { detectFlavor, probeInstance } from './probe.ts';
+
+/**
+ * Watches one instance forever over one persistent connection. Probes every `interval`, or at once
+ * when asked (`probeNow`) or when the connection breaks: a crashed server is noticed by the socket
+ * closing, within milliseconds, not at the next tick. Never throws; every failure becomes an
+ * observation.
+ */
+export class InstanceProber extends EventEmitter<{ observation: [InstanceObservation]; lost: [DbError] }> {
+  #conn?: DbConnection;
+  #flavor?: Flavor;
+  #latest: InstanceObservation;
+  #running = false;
+  #wake?: () => void;
+  #intervalMs: number;
+  #inFlight?: Promise<InstanceObservation>;
+  #lastContact?: { key: string; at: number };
+
+  constructor(
+    readonly cluster: ClusterConfig,
+    readonly instance: InstanceConfig,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.#intervalMs = cluster.monitor.probeIntervalMs;
+    this.#latest = unreachable(instance.id, 'unreachable', 'not probed yet', 0);
+  }
+
+  get latest(): InstanceObservation {
+    return this.#latest;
+  }
+
+  get flavor(): Flavor | undefined {
+    return this.#flavor;
+  }
+
+  /** Temporarily probe faster (while a primary is suspected) or back to normal (undefined). */
+  setInterval(ms: number | undefined): void {
+    const next = ms ?? this.cluster.monitor.probeIntervalMs;
+    if (next === this.#intervalMs) return;
+    const faster = next < this.#intervalMs;
+    this.#intervalMs = next;
+    if (faster) this.#wake?.();
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    void this.#loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#inFlight?.catch(() => undefined);
+    await this.#conn?.close();
+    this.#conn = undefined;
+  }
+
+  /** Probes now (joining a probe already under way) and returns the fresh observation. */
+  probeNow(): Promise<InstanceObservation> {
+    if (this.#inFlight) return this.#inFlight;
+    const p = this.#probe().finally(() => {
+      if (this.#inFlight === p) this.#inFlight = undefined;
+    });
+    this.#inFlight = p;
+    return p;
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#running) {
+      await this.probeNow();
+      if (!this.#running) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.#intervalMs);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  async #probe(): Promise<InstanceObservation> {
+    const { instance, cluster } = this;
+    try {
+      if (!this.#conn || this.#conn.closed) {
+        const conn = await DbConnection.open(instance.host, instance.port, cluster.accounts.manager, {
+          connectTimeoutMs: cluster.monitor.connectTimeoutMs,
+          queryTimeoutMs: cluster.monitor.queryTimeoutMs,
+        });
+        this.#flavor = await detectFlavor(conn);
+        conn.onClose((err) => {
+          if (!this.#running || this.#conn !== conn) return;
+          this.emit('lost', err);
+          // Ask again at once: a refused reconnect confirms a crash in about a millisecond.
+          void this.probeNow();
+        });
+        this.#conn = conn;
+      }
+      const obs = probeInstance(this.#conn, this.#flavor!, instance.id);
+      return this.#record(this.#withContact(await obs));
+    } catch (e) {
+      const err = e instanceof DbError ? e : e instanceof Error && e.name === 'UnsupportedServerError' ? new DbError('sql', instance.id, e.message) : classifyError(e, instance.id, cluster.accounts.manager.user);
+      if (this.#conn && (err.kind === 'timeout' || err.kind === 'lost' || err.kind === 'refused')) this.#conn.destroy(err);
+      return this.#record(unreachable(instance.id, err.kind, err.message));
+    }
+  }
+
+  /** Carries "when did this replica last hear from its source" across probes. */
+  #withContact(obs: InstanceObservation): InstanceObservation {
+    const r = obs.replica;
+    if (!r) {
+      this.#lastContact = undefined;
+      return obs;
+    }
+    const key = `${r.sourceHost}:${r.sourcePort}|${r.readSourceLogFile}|${r.readSourceLogPos}|${r.receivedHeartbeats ?? ''}|${r.ioThread}`;
+    if (!this.#lastContact || this.#lastContact.key !== key) this.#lastContact = { key, at: obs.at };
+    return { ...obs, replicaLastContactAt: this.#lastContact.at };
+  }
+
+  #record(obs: InstanceObservation): InstanceObservation {
+    const prev = this.#latest;
+    this.#latest = obs;
+    if (prev.reachable !== obs.reachable || prev.error?.kind !== obs.error?.kind) {
+      if (obs.reachable) this.log.info({ event: 'instance_reachable', instance: obs.id, latencyMs: obs.latencyMs }, `${obs.id} reachable`);
+      else this.log.warn({ event: 'instance_unreachable', instance: obs.id, kind: obs.error?.kind, reason: obs.error?.message }, `${obs.id} unreachable`);
+    }
+    this.emit('observation', obs);
+    return obs;
+  }
+}

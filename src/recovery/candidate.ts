@@ -1,0 +1,126 @@
+import type { InstanceConfig } from '../config/load.ts';
+import type { GtidState } from '../gtid/index.ts';
+
+/** What candidate choice needs to know about one replica of the failed primary. */
+export interface ReplicaFacts {
+  instance: InstanceConfig;
+  reachable: boolean;
+  /** Transactions it has (after draining), or will have once its relay log is applied. */
+  executed?: GtidState;
+  logBin: boolean;
+  logReplicaUpdates: boolean;
+  sqlDelay: number;
+  /** SQL thread stopped on an error: its data stops at that error. */
+  sqlError?: string;
+  /** Known to carry errant transactions (seen while the primary was alive, or found now). */
+  errant?: string;
+  /** In maintenance: observed, never promoted. */
+  maintenance?: boolean;
+}
+
+export interface CandidateChoice {
+  /** The replica to promote, or undefined when none may be. */
+  candidate?: string;
+  /** A replica ahead of the candidate that it must catch up from before promotion. */
+  catchUpFrom?: string;
+  /** Why the candidate won, one reason per line. */
+  reasons: string[];
+  /** Every replica that may not be promoted, with why. */
+  rejected: { id: string; why: string }[];
+  /** Set when Regent must not fail over at all, with the reason. */
+  refusal?: string;
+}
+
+/**
+ * Picks the replica to promote. Rules, in order: never promote what the rules forbid (`never`,
+ * delayed, no binlog or log_replica_updates, errant transactions, broken SQL thread, maintenance);
+ * among the rest, the one missing the fewest transactions of what any reachable replica has; ties
+ * go to `prefer`, then the old primary's data center, then config order. If another replica (say a
+ * `never` one) is ahead of the winner, the winner catches up from it first; if no single replica
+ * holds everything (they diverged), refuse rather than lose something.
+ */
+export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryDataCenter?: string; oldPrimaryOrigin?: string }): CandidateChoice {
+  const rejected: { id: string; why: string }[] = [];
+  const reachable = replicas.filter((r) => r.reachable && r.executed);
+  for (const r of replicas) if (!r.reachable) rejected.push({ id: r.instance.id, why: 'unreachable' });
+  if (reachable.length === 0) return { reasons: [], rejected, refusal: 'no reachable replica to promote' };
+
+  // Everything any reachable replica has: nothing of this may be lost.
+  let everything = reachable[0]!.executed!;
+  for (const r of reachable.slice(1)) everything = everything.union(r.executed!);
+
+  // A replica holding transactions that no other replica has and that did not come from the old
+  // primary wrote them itself: errant, whatever the monitor saw earlier.
+  const errantNow = new Map<string, string>();
+  // Without knowing the old primary's origin, a replica that is merely ahead would look errant.
+  if (reachable.length > 1 && opts.oldPrimaryOrigin !== undefined) {
+    for (const r of reachable) {
+      let others: GtidState | undefined;
+      for (const o of reachable) if (o !== r) others = others ? others.union(o.executed!) : o.executed!;
+      const extra = r.executed!.subtract(others!).withoutOrigin(opts.oldPrimaryOrigin);
+      if (!extra.isEmpty()) errantNow.set(r.instance.id, extra.toString());
+    }
+  }
+
+  const allowed: ReplicaFacts[] = [];
+  for (const r of reachable) {
+    const id = r.instance.id;
+    const errant = r.errant ?? errantNow.get(id);
+    const why =
+      r.maintenance ? 'in maintenance'
+      : r.instance.promotion === 'never' ? 'promotion rule is never'
+      : !r.logBin ? 'binary log off: cannot serve as a source'
+      : !r.logReplicaUpdates ? 'log_slave_updates off: replicas could not follow it'
+      : r.sqlDelay > 0 ? `delayed replica (${r.sqlDelay} s)`
+      : errant ? `errant transactions ${errant}`
+      : r.sqlError ? `SQL thread stopped on an error: ${r.sqlError}`
+      : undefined;
+    if (why) rejected.push({ id, why });
+    else allowed.push(r);
+  }
+  if (allowed.length === 0) return { reasons: [], rejected, refusal: `no replica may be promoted: ${rejected.map((r) => `${r.id} (${r.why})`).join('; ')}` };
+
+  const order = new Map(replicas.map((r, i) => [r.instance.id, i]));
+  const missing = (r: ReplicaFacts) => everything.countMissingFrom(r.executed!);
+  const rank = (r: ReplicaFacts): [bigint, number, number, number] => [
+    missing(r),
+    r.instance.promotion === 'prefer' ? 0 : 1,
+    opts.oldPrimaryDataCenter && r.instance.dataCenter === opts.oldPrimaryDataCenter ? 0 : 1,
+    order.get(r.instance.id) ?? 0,
+  ];
+  const sorted = [...allowed].sort((a, b) => {
+    const ra = rank(a);
+    const rb = rank(b);
+    for (let i = 0; i < ra.length; i++) if (ra[i] !== rb[i]) return ra[i]! < rb[i]! ? -1 : 1;
+    return 0;
+  });
+  const best = sorted[0]!;
+  const reasons: string[] = [];
+  const bestMissing = missing(best);
+  const runnerUp = sorted[1];
+  if (bestMissing === 0n) reasons.push(`${best.instance.id} has every transaction any reachable replica has (${best.executed!.toString() || 'empty'})`);
+  else reasons.push(`${best.instance.id} is the most advanced allowed replica (${bestMissing} transaction(s) behind the most advanced replica)`);
+  if (runnerUp && missing(runnerUp) === bestMissing) {
+    const [, p1, d1] = rank(best);
+    const [, p2, d2] = rank(runnerUp);
+    if (p1 < p2) reasons.push(`tie with ${runnerUp.instance.id} broken by promotion rule prefer`);
+    else if (d1 < d2) reasons.push(`tie with ${runnerUp.instance.id} broken by data center ${best.instance.dataCenter} (the old primary's)`);
+    else reasons.push(`tie with ${runnerUp.instance.id} broken by config order`);
+  }
+
+  let catchUpFrom: string | undefined;
+  if (bestMissing > 0n) {
+    const holder = reachable.find((r) => r.executed!.contains(everything));
+    if (!holder)
+      return {
+        reasons,
+        rejected,
+        refusal: `reachable replicas diverged (no single one holds everything: ${everything.toString()}); promoting any would lose transactions`,
+      };
+    if (!holder.logBin || !holder.logReplicaUpdates)
+      return { reasons, rejected, refusal: `${holder.instance.id} holds transactions ${best.instance.id} lacks but cannot serve as a source (binary log)` };
+    catchUpFrom = holder.instance.id;
+    reasons.push(`${best.instance.id} first catches up from ${holder.instance.id}, which has ${bestMissing} more transaction(s)`);
+  }
+  return { candidate: best.instance.id, catchUpFrom, reasons, rejected };
+}

@@ -1,0 +1,318 @@
+import { randomUUID } from 'node:crypto';
+import type { ClusterConfig } from '../config/load.ts';
+import type { Coordinator } from '../coordination/coordinator.ts';
+import type { ClusterMonitor } from '../monitor/cluster-monitor.ts';
+import type { AdminPool } from '../sql/admin-pool.ts';
+import type { Flavor } from '../sql/flavor.ts';
+import { foldVariables, text } from '../sql/row-values.ts';
+import type { Logger } from '../util/log.ts';
+import { chooseCandidate } from './candidate.ts';
+import { fenceServer } from './fence.ts';
+import { runHooks } from './hooks.ts';
+import { originSeenByReplicas, replicaFactsFromView, type FailoverPlan, type StepName } from './plan.ts';
+
+/** What the failover talks to besides the servers: routers that must stop or start sending writes. */
+export interface Publisher {
+  /** The writer endpoint stops sending to this instance (called first, before anything else). */
+  fence(cluster: string, oldPrimary: string): void | Promise<void>;
+  /** The writer endpoint now sends to the new primary. */
+  primaryChanged(cluster: string, newPrimary: string): void | Promise<void>;
+}
+
+export interface RecoveryContext {
+  cluster: ClusterConfig;
+  monitor: ClusterMonitor;
+  admin: AdminPool;
+  coordinator: Coordinator;
+  log: Logger;
+  publisher?: Publisher;
+  knownErrant: Map<string, string>;
+  /** Test-only: stop after this step and wait forever (a manager killed mid-failover). */
+  pauseAfterStep?: StepName;
+}
+
+export interface StepRecord {
+  name: StepName;
+  ok: boolean;
+  durationMs: number;
+  detail: string;
+}
+
+export interface FailoverResult {
+  ok: boolean;
+  planId: string;
+  oldPrimary: string;
+  newPrimary?: string;
+  steps: StepRecord[];
+  /** On failure: the state things were left in and what a person should do. */
+  error?: string;
+  durationMs: number;
+}
+
+class StepFailed extends Error {}
+
+/**
+ * Runs a failover plan: fence, stop IO threads, drain, choose, (catch up), promote, re-point,
+ * verify, publish. Every step is journaled before and after. A failure before promotion restarts
+ * replication where it was stopped and leaves the cluster as it was; a failure after it leaves a
+ * report of exactly which instance is in which state.
+ */
+export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan): Promise<FailoverResult> {
+  const { cluster, coordinator, log } = ctx;
+  const planId = randomUUID();
+  const started = Date.now();
+  const steps: StepRecord[] = [];
+  const oldPrimary = plan.oldPrimary;
+  let newPrimary: string | undefined;
+  let promoted = false;
+  const ioStopped: string[] = [];
+  const flog = log.child({ cluster: cluster.name, planId });
+
+  await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'failover', plan });
+  flog.warn({ event: 'failover_started', oldPrimary, trigger: plan.trigger, candidate: plan.choice.candidate }, `failover of ${cluster.name} started`);
+
+  const step = async <T>(name: StepName, fn: () => Promise<{ detail: string; value: T }>): Promise<T> => {
+    const t0 = Date.now();
+    await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: t0, step: name, phase: 'start' });
+    try {
+      const { detail, value } = await fn();
+      const durationMs = Date.now() - t0;
+      steps.push({ name, ok: true, durationMs, detail });
+      await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: Date.now(), step: name, phase: 'end', ok: true, detail, durationMs });
+      flog.info({ event: 'failover_step', step: name, durationMs, detail }, `${name}: ${detail}`);
+      if (ctx.pauseAfterStep === name) {
+        flog.warn({ event: 'test_pause', step: name }, `paused after ${name} (test pause point)`);
+        await new Promise(() => {});
+      }
+      return value;
+    } catch (e) {
+      const detail = e instanceof Error ? e.message : String(e);
+      const durationMs = Date.now() - t0;
+      steps.push({ name, ok: false, durationMs, detail });
+      await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: Date.now(), step: name, phase: 'end', ok: false, detail, durationMs });
+      flog.error({ event: 'failover_step_failed', step: name, durationMs, detail }, `${name} failed: ${detail}`);
+      throw new StepFailed(`${name}: ${detail}`);
+    }
+  };
+
+  const flavorOf = (id: string): Flavor => {
+    const f = ctx.monitor.probers.get(id)?.flavor ?? [...ctx.monitor.probers.values()].find((p) => p.flavor)?.flavor;
+    if (!f) throw new Error(`server family of ${id} unknown (never reached)`);
+    return f;
+  };
+  const hookEnv = () => ({ REGENT_CLUSTER: cluster.name, REGENT_OLD_PRIMARY: oldPrimary, REGENT_NEW_PRIMARY: newPrimary ?? '', REGENT_PLAN_ID: planId });
+
+  try {
+    if (cluster.hooks.preFailover.length > 0) {
+      const results = await runHooks(cluster.hooks.preFailover, { ...hookEnv(), REGENT_NEW_PRIMARY: plan.choice.candidate ?? '' }, cluster.hooks.timeoutSeconds);
+      const bad = results.find((r) => r.exitCode !== 0);
+      if (bad) throw new StepFailed(`pre-failover hook "${bad.command}" ${bad.timedOut ? 'timed out' : `exited with ${bad.exitCode}`}: ${bad.output.slice(0, 300)}; failover aborted`);
+    }
+
+    await step('fence-old-primary', async () => {
+      await ctx.publisher?.fence(cluster.name, oldPrimary);
+      const view = ctx.monitor.view();
+      if (!view.observations.get(oldPrimary)?.reachable) return { detail: `${oldPrimary} unreachable: writer endpoint fenced; read_only is enforced when it answers again`, value: undefined };
+      const killed = await fenceServer(await ctx.admin.get(oldPrimary), flavorOf(oldPrimary), cluster);
+      return { detail: `${oldPrimary}: read_only=ON, ${killed} client session(s) killed`, value: undefined };
+    });
+
+    const replicas = await step('stop-io-threads', async () => {
+      const view = ctx.monitor.view();
+      const reachable = plan.replicas.filter((id) => view.observations.get(id)?.reachable && !view.maintenance?.has(id));
+      const done: string[] = [];
+      const failed: string[] = [];
+      await Promise.all(
+        reachable.map(async (id) => {
+          try {
+            await (await ctx.admin.get(id)).query(flavorOf(id).stopReplicaIoThread());
+            done.push(id);
+            ioStopped.push(id);
+          } catch (e) {
+            failed.push(`${id} (${(e as Error).message})`);
+          }
+        }),
+      );
+      if (done.length === 0) throw new Error(`no replica could be reached${failed.length ? `: ${failed.join('; ')}` : ''}`);
+      return { detail: `IO threads stopped on ${done.join(', ')}${failed.length ? `; unreachable: ${failed.join('; ')}` : ''}`, value: done };
+    });
+
+    await step('drain-relay-logs', async () => {
+      const notes: string[] = [];
+      await Promise.all(
+        replicas.map(async (id) => {
+          const conn = await ctx.admin.get(id);
+          const flavor = flavorOf(id);
+          const status = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
+          if (!status) return;
+          if (!status.sqlThread) {
+            notes.push(`${id}: SQL thread not running${status.lastSqlErrno ? ` (error ${status.lastSqlErrno})` : ''}, cannot drain`);
+            return;
+          }
+          const w = flavor.waitForGtid(status.receivedGtid, cluster.failover.drainTimeoutSeconds);
+          const row = await conn.queryOne(w.sql, w.params, (cluster.failover.drainTimeoutSeconds + 5) * 1000);
+          const result = Number(text(row?.['result']));
+          notes.push(result === 0 ? `${id}: applied up to ${status.receivedGtid.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
+        }),
+      );
+      return { detail: notes.join('; '), value: undefined };
+    });
+
+    const choice = await step('choose-candidate', async () => {
+      await Promise.all(replicas.map((id) => ctx.monitor.probers.get(id)?.probeNow()));
+      const view = ctx.monitor.view();
+      const oldCfg = cluster.instances.find((i) => i.id === oldPrimary);
+      const facts = replicaFactsFromView(view, replicas, ctx.knownErrant, true);
+      const c = chooseCandidate(facts, { oldPrimaryDataCenter: oldCfg?.dataCenter, oldPrimaryOrigin: view.observations.get(oldPrimary)?.settings?.gtidOrigin ?? originSeenByReplicas(view, oldPrimary) });
+      if (!c.candidate) throw new Error(c.refusal ?? 'no candidate');
+      return { detail: `${c.candidate}: ${c.reasons.join('; ')}${c.rejected.length ? `; rejected ${c.rejected.map((r) => `${r.id} (${r.why})`).join(', ')}` : ''}`, value: c };
+    });
+    const candidate = choice.candidate!;
+
+    if (choice.catchUpFrom) {
+      const holder = choice.catchUpFrom;
+      await step('catch-up', async () => {
+        const conn = await ctx.admin.get(candidate);
+        const flavor = flavorOf(candidate);
+        const holderInst = cluster.instances.find((i) => i.id === holder)!;
+        const holderFlavor = flavorOf(holder);
+        const holderConn = await ctx.admin.get(holder);
+        const target = holderFlavor.parseGtids(foldVariables(await holderConn.query(holderFlavor.variablesQuery))).executed;
+        await conn.query(flavor.stopReplica());
+        const change = flavor.changeSource({
+          host: holderInst.host,
+          port: holderInst.port,
+          user: cluster.accounts.replication.user,
+          password: cluster.accounts.replication.password,
+          heartbeatPeriodSeconds: cluster.replication.heartbeatPeriodSeconds,
+          gtidMode: 'slave_pos',
+        });
+        await conn.query(change.sql, change.params);
+        await conn.query(flavor.startReplica());
+        const w = flavor.waitForGtid(target, cluster.failover.drainTimeoutSeconds);
+        const row = await conn.queryOne(w.sql, w.params, (cluster.failover.drainTimeoutSeconds + 5) * 1000);
+        await conn.query(flavor.stopReplica());
+        if (Number(text(row?.['result'])) !== 0) throw new Error(`${candidate} did not catch up with ${holder} (${target.toString()}) within ${cluster.failover.drainTimeoutSeconds} s`);
+        return { detail: `${candidate} caught up with ${holder} at ${target.toString()}`, value: undefined };
+      });
+    }
+
+    await step('promote', async () => {
+      const conn = await ctx.admin.get(candidate);
+      const flavor = flavorOf(candidate);
+      await conn.query(flavor.stopReplica());
+      await conn.query(flavor.resetReplica());
+      if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('primary', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);
+      for (const sql of flavor.setReadOnly(false)) await conn.query(sql);
+      promoted = true;
+      newPrimary = candidate;
+      return { detail: `${candidate} is primary: replication reset, read_only=OFF`, value: undefined };
+    });
+
+    const newInst = cluster.instances.find((i) => i.id === candidate)!;
+    const others = replicas.filter((id) => id !== candidate);
+    await step('repoint-replicas', async () => {
+      const notes: string[] = [];
+      const failures: string[] = [];
+      await Promise.all(
+        others.map(async (id) => {
+          try {
+            const conn = await ctx.admin.get(id);
+            const flavor = flavorOf(id);
+            await conn.query(flavor.stopReplica());
+            const change = flavor.changeSource({
+              host: newInst.host,
+              port: newInst.port,
+              user: cluster.accounts.replication.user,
+              password: cluster.accounts.replication.password,
+              heartbeatPeriodSeconds: cluster.replication.heartbeatPeriodSeconds,
+              gtidMode: 'slave_pos',
+            });
+            await conn.query(change.sql, change.params);
+            if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('replica', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);
+            await conn.query(flavor.startReplica());
+            notes.push(id);
+          } catch (e) {
+            failures.push(`${id}: ${(e as Error).message}`);
+          }
+        }),
+      );
+      if (failures.length > 0 && notes.length === 0 && others.length > 0) throw new Error(`no replica could be re-pointed: ${failures.join('; ')}`);
+      return { detail: `replicating from ${candidate}: ${notes.join(', ') || '(none)'}${failures.length ? `; FAILED: ${failures.join('; ')}` : ''}`, value: undefined };
+    });
+
+    // Routers switch as soon as the new primary takes writes; verification must not delay them.
+    await ctx.publisher?.primaryChanged(cluster.name, candidate);
+
+    await step('verify', async () => {
+      const deadline = Date.now() + 5000;
+      const pending = new Set(others);
+      while (pending.size > 0 && Date.now() < deadline) {
+        await Promise.all(
+          [...pending].map(async (id) => {
+            const o = await ctx.monitor.probers.get(id)?.probeNow();
+            const r = o?.replica;
+            if (r && r.ioThread === 'yes' && r.sqlThread && `${r.sourceHost}:${r.sourcePort}` === candidate) pending.delete(id);
+          }),
+        );
+        if (pending.size > 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      const detail = pending.size === 0 ? `all ${others.length} replica(s) replicate from ${candidate}` : `not replicating yet: ${[...pending].join(', ')} (see regent status)`;
+      return { detail, value: undefined };
+    });
+
+    await step('publish', async () => {
+      ctx.monitor.lastKnownPrimary = candidate;
+      await coordinator.updateClusterState(cluster.name, (s) => ({
+        ...s,
+        primary: candidate,
+        lastRecovery: { planId, at: Date.now(), kind: 'failover', oldPrimary, newPrimary: candidate, outcome: 'success' },
+        acknowledgedAt: undefined,
+        fenced: [...new Set([...(s.fenced ?? []).filter((f) => f !== candidate), oldPrimary])],
+      }));
+      return { detail: `primary of ${cluster.name} is ${candidate}`, value: undefined };
+    });
+
+    const durationMs = Date.now() - started;
+    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: `promoted ${candidate}`, newPrimary: candidate, durationMs });
+    flog.warn({ event: 'failover_succeeded', oldPrimary, newPrimary: candidate, durationMs }, `failover of ${cluster.name}: ${oldPrimary} -> ${candidate} in ${durationMs} ms`);
+    void runHooks(cluster.hooks.postFailover, hookEnv(), cluster.hooks.timeoutSeconds).then((rs) => logHookResults(flog, 'post-failover', rs));
+    return { ok: true, planId, oldPrimary, newPrimary: candidate, steps, durationMs };
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    let state: string;
+    if (!promoted) {
+      // Nothing was promoted: let the replicas resume where they were, in case the primary returns.
+      const restarted: string[] = [];
+      await Promise.all(
+        ioStopped.map(async (id) => {
+          try {
+            await (await ctx.admin.get(id)).query(flavorOf(id).startReplica());
+            restarted.push(id);
+          } catch {
+            // reported below by omission
+          }
+        }),
+      );
+      state = `nothing was promoted; replication restarted on ${restarted.join(', ') || '(none)'}; the old primary ${oldPrimary} stays fenced. Check \`regent status\`, fix the cause, then \`regent failover ${cluster.name}\`.`;
+    } else {
+      state = `${newPrimary} WAS promoted and takes writes; some later step failed. Run \`regent status\` and re-point any replica that is not replicating from ${newPrimary}.`;
+      ctx.monitor.lastKnownPrimary = newPrimary;
+    }
+    const durationMs = Date.now() - started;
+    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'failed', detail: `${reason}. ${state}`, newPrimary, durationMs });
+    await coordinator.updateClusterState(cluster.name, (s) => ({
+      ...s,
+      primary: newPrimary ?? s.primary,
+      lastRecovery: { planId, at: Date.now(), kind: 'failover', oldPrimary, newPrimary, outcome: 'failed' },
+    }));
+    flog.error({ event: 'failover_failed', oldPrimary, reason, state, durationMs }, `failover of ${cluster.name} failed: ${reason}`);
+    void runHooks(cluster.hooks.failoverFailed, hookEnv(), cluster.hooks.timeoutSeconds).then((rs) => logHookResults(flog, 'failover-failed', rs));
+    return { ok: false, planId, oldPrimary, newPrimary, steps, error: `${reason}. ${state}`, durationMs };
+  }
+}
+
+function logHookResults(log: Logger, kind: string, results: Awaited<ReturnType<typeof runHooks>>): void {
+  for (const r of results)
+    log.info({ event: 'hook_ran', kind, command: r.command, exitCode: r.exitCode, timedOut: r.timedOut, durationMs: r.durationMs, output: r.output.slice(0, 500) }, `${kind} hook ${r.command} -> ${r.exitCode}`);
+}

@@ -1,0 +1,99 @@
+import type { ClusterView } from '../analysis/cluster-view.ts';
+import type { Analysis } from '../analysis/analyze.ts';
+import { chooseCandidate, type CandidateChoice, type ReplicaFacts } from './candidate.ts';
+
+export type StepName = 'fence-old-primary' | 'stop-io-threads' | 'drain-relay-logs' | 'choose-candidate' | 'catch-up' | 'promote' | 'repoint-replicas' | 'verify' | 'publish';
+
+export interface PlannedStep {
+  name: StepName;
+  /** What the step does and why, in one line. */
+  reason: string;
+}
+
+export interface FailoverPlan {
+  cluster: string;
+  kind: 'failover';
+  oldPrimary: string;
+  /** Provisional: the choice is made again from exact positions after the relay logs are drained. */
+  choice: CandidateChoice;
+  replicas: string[];
+  steps: PlannedStep[];
+  trigger: string;
+}
+
+/**
+ * The facts candidate choice needs, from a view. Before draining, a replica "will have" what it
+ * executed plus what its IO thread already received (the relay log it is about to apply).
+ */
+export function replicaFactsFromView(view: ClusterView, replicaIds: string[], knownErrant: Map<string, string>, afterDrain: boolean): ReplicaFacts[] {
+  return replicaIds.map((id): ReplicaFacts => {
+    const inst = view.cluster.instances.find((i) => i.id === id)!;
+    const o = view.observations.get(id);
+    const s = o?.settings;
+    const r = o?.replica;
+    const executed = o?.gtids ? (afterDrain || !r ? o.gtids.executed : o.gtids.executed.union(r.receivedGtid)) : undefined;
+    return {
+      instance: inst,
+      reachable: o?.reachable ?? false,
+      executed,
+      logBin: s?.logBin ?? false,
+      logReplicaUpdates: s?.logReplicaUpdates ?? false,
+      sqlDelay: r?.sqlDelay ?? 0,
+      sqlError: r && r.lastSqlErrno && !r.sqlThread ? `${r.lastSqlErrno}: ${r.lastSqlError}` : undefined,
+      errant: knownErrant.get(id),
+      maintenance: view.maintenance?.has(id),
+    };
+  });
+}
+
+/** The failover plan for a view whose analysis found the primary dead (or a person forced it). */
+export function planFailover(view: ClusterView, analysis: Analysis, knownErrant: Map<string, string>, trigger: string): FailoverPlan | { refusal: string } {
+  const oldPrimary = analysis.topology.primary;
+  if (!oldPrimary) return { refusal: 'no primary is known for this cluster, so there is nothing to fail over from' };
+  const replicas = view.cluster.instances.map((i) => i.id).filter((id) => id !== oldPrimary);
+  const oldCfg = view.cluster.instances.find((i) => i.id === oldPrimary);
+  const oldObs = view.observations.get(oldPrimary);
+  const facts = replicaFactsFromView(view, replicas, knownErrant, false);
+  const choice = chooseCandidate(facts, { oldPrimaryDataCenter: oldCfg?.dataCenter, oldPrimaryOrigin: oldObs?.settings?.gtidOrigin ?? originSeenByReplicas(view, oldPrimary) });
+  const reachableReplicas = facts.filter((f) => f.reachable).map((f) => f.instance.id);
+  const steps: PlannedStep[] = [
+    {
+      name: 'fence-old-primary',
+      reason: oldObs?.reachable
+        ? `${oldPrimary} is reachable: set read_only and kill client sessions so nobody writes to it`
+        : `${oldPrimary} is unreachable: routers stop sending it writes; it is set read_only the moment it answers again`,
+    },
+    { name: 'stop-io-threads', reason: `stop IO threads on ${reachableReplicas.join(', ')} so no replica takes more from the old primary` },
+    { name: 'drain-relay-logs', reason: 'wait until each replica applied everything it received (nothing acknowledged is left behind)' },
+    { name: 'choose-candidate', reason: `choose again from exact positions (now: ${choice.candidate ?? 'none'})` },
+  ];
+  if (choice.catchUpFrom) steps.push({ name: 'catch-up', reason: `${choice.candidate} replicates from ${choice.catchUpFrom} until it has everything` });
+  steps.push(
+    { name: 'promote', reason: `${choice.candidate ?? '(candidate)'}: stop and reset replication, semi-sync primary, read_only=OFF` },
+    { name: 'repoint-replicas', reason: 'every other reachable replica replicates from the new primary by GTID' },
+    { name: 'verify', reason: 'replicas connected to the new primary' },
+    { name: 'publish', reason: 'routers and the topology follow the new primary' },
+  );
+  return { cluster: view.cluster.name, kind: 'failover', oldPrimary, choice, replicas, steps, trigger };
+}
+
+/** The old primary's GTID origin when it is unreachable: the server id its replicas saw it with. */
+export function originSeenByReplicas(view: ClusterView, oldPrimary: string): string | undefined {
+  for (const o of view.observations.values()) {
+    const r = o.replica;
+    if (r && `${r.sourceHost}:${r.sourcePort}` === oldPrimary && r.sourceServerId) return String(r.sourceServerId);
+  }
+  return undefined;
+}
+
+export function renderPlan(plan: FailoverPlan | { refusal: string }): string {
+  if ('refusal' in plan) return `no failover: ${plan.refusal}`;
+  const lines = [`failover plan for cluster ${plan.cluster} (trigger: ${plan.trigger})`, `  old primary: ${plan.oldPrimary}`];
+  if (plan.choice.candidate) lines.push(`  new primary: ${plan.choice.candidate}`);
+  else lines.push(`  NO CANDIDATE: ${plan.choice.refusal}`);
+  for (const r of plan.choice.reasons) lines.push(`    because ${r}`);
+  for (const r of plan.choice.rejected) lines.push(`    not ${r.id}: ${r.why}`);
+  lines.push('  steps:');
+  plan.steps.forEach((s, i) => lines.push(`    ${i + 1}. ${s.name}: ${s.reason}`));
+  return lines.join('\n');
+}

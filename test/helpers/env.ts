@@ -1,0 +1,80 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/sandbox.ts';
+import { createProgress } from '../../src/util/progress.ts';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A run of `count` free ports starting at a random base, so parallel test files do not collide. */
+export async function freePorts(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 2000) * 10;
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error('no free port range found');
+}
+
+export function tempDir(prefix = 'regent-test-'): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A sandbox in a fresh temp dir; `cleanup` stops its servers by PID and removes the dir. */
+export async function startSandbox(opts: Omit<SandboxOptions, 'dir' | 'basePort'> & { ports?: number } = {}): Promise<{ sandbox: Sandbox; cleanup: () => Promise<void> }> {
+  const dir = tempDir();
+  const nodes = opts.nodes ?? 3;
+  const basePort = await freePorts(opts.ports ?? nodes + 2);
+  try {
+    const sandbox = await createSandbox({ ...opts, dir: join(dir.path, 'sb'), basePort, nodes, progress: opts.progress ?? createProgress({ quiet: true }) });
+    return {
+      sandbox,
+      cleanup: async () => {
+        await sandbox.down();
+        dir.remove();
+      },
+    };
+  } catch (e) {
+    dir.remove();
+    throw e;
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs the real `regent` executable (bin/regent.js) as a child process. */
+export function runCli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`regent ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
