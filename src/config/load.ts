@@ -152,7 +152,8 @@ function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: strin
 
 /** zod issues as one line: the first issue in full, then how many more there are. */
 function describeIssues(issues: z.core.$ZodIssue[]): string {
-  const first = issues[0];
+  // A misspelt key also makes the real key "missing": report the spelling first, it explains both.
+  const first = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
   if (!first) return 'invalid';
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
   // Never echo what was typed into a password field, even when it is malformed.

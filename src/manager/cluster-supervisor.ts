@@ -99,8 +99,10 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  async evaluate(): Promise<Analysis> {
+  async evaluate(): Promise<Analysis | undefined> {
     const view = this.monitor.view();
+    // Until every instance was probed once, the picture is incomplete: judge nothing yet.
+    if ([...view.observations.values()].some((o) => o.at === 0)) return undefined;
     const analysis = analyzeCluster(view);
     this.lastAnalysis = analysis;
     this.#trackErrant(analysis);
@@ -108,7 +110,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
 
     const primary = analysis.topology.primary;
     const pObs = primary ? view.observations.get(primary) : undefined;
-    this.monitor.setSuspecting(Boolean(primary && pObs && !pObs.reachable && pObs.at > 0));
+    this.monitor.setSuspecting(Boolean(primary && pObs && !pObs.reachable));
     if (primary && pObs?.reachable && pObs.settings && !pObs.settings.readOnly && primary !== this.monitor.lastKnownPrimary && !analysis.problems.some((p) => p.code === 'TwoWritablePrimaries')) {
       this.monitor.lastKnownPrimary = primary;
       await this.coordinator.updateClusterState(this.cluster.name, (s) => ({ ...s, primary }));

@@ -50,7 +50,10 @@ export function replicaFactsFromView(view: ClusterView, replicaIds: string[], kn
 export function planFailover(view: ClusterView, analysis: Analysis, knownErrant: Map<string, string>, trigger: string): FailoverPlan | { refusal: string } {
   const oldPrimary = analysis.topology.primary;
   if (!oldPrimary) return { refusal: 'no primary is known for this cluster, so there is nothing to fail over from' };
-  const replicas = view.cluster.instances.map((i) => i.id).filter((id) => id !== oldPrimary);
+  // Only the replicas that followed the old primary take part: a former primary waiting for a
+  // rejoin, or an instance replicating from elsewhere, has a history of its own and is handled by
+  // rejoin/repair, never promoted or re-pointed blindly.
+  const replicas = [...analysis.topology.sources.entries()].filter(([, src]) => src === oldPrimary).map(([id]) => id);
   const oldCfg = view.cluster.instances.find((i) => i.id === oldPrimary);
   const oldObs = view.observations.get(oldPrimary);
   const facts = replicaFactsFromView(view, replicas, knownErrant, false);

@@ -156,6 +156,10 @@ describe('status on broken clusters', () => {
     return { ...r, json: JSON.parse(r.stdout || '{"clusters":[]}') as StatusJson };
   };
   const id = (n: number) => `127.0.0.1:${sb.node(n).port}`;
+  const waitReplicated = async () => {
+    const [[row]] = (await sb.sql(sb.node(1), ['SELECT @@gtid_binlog_pos AS pos'])) as [[{ pos: string }]];
+    for (const n of [2, 3]) await sb.sql(sb.node(n), [`SELECT MASTER_GTID_WAIT('${row.pos}', 10)`]);
+  };
 
   test('stopped replica: degraded, ReplicationStopped', async () => {
     await sb.sql(sb.node(2), ['STOP SLAVE']);
@@ -168,18 +172,22 @@ describe('status on broken clusters', () => {
   });
 
   test('SQL thread stopped on an error: ReplicationBroken with the error text', async () => {
-    // A row that exists only on node3 makes the primary's insert of the same key fail there.
-    await sb.sql(sb.node(3), ['SET SESSION sql_log_bin=0', 'CREATE TABLE app.t (id INT PRIMARY KEY) ENGINE=InnoDB']);
+    // A row that exists only on node3 makes the primary's insert of the same key fail there
+    // (DDL would not do: MariaDB replicas run DDL idempotently by default).
     await sb.sql(sb.node(1), ['CREATE TABLE app.t (id INT PRIMARY KEY) ENGINE=InnoDB']);
+    await waitReplicated();
+    await sb.sql(sb.node(3), ['SET SESSION sql_log_bin=0', 'INSERT INTO app.t VALUES (1)']);
+    await sb.sql(sb.node(1), ['INSERT INTO app.t VALUES (1)']);
     const deadline = Date.now() + 10000;
     let r = await status();
     while (!r.json.clusters[0]?.problems.some((p) => p.code === 'ReplicationBroken') && Date.now() < deadline) r = await status();
     assert.equal(r.code, 1);
     const broken = r.json.clusters[0]!.problems.find((p) => p.code === 'ReplicationBroken' && p.instance === id(3));
     assert.ok(broken, JSON.stringify(r.json.clusters[0]!.problems));
-    assert.match(broken.evidence.join(' '), /already exists/);
-    // Repair for the next tests: drop the local table and let the primary's statement apply.
-    await sb.sql(sb.node(3), ['SET SESSION sql_log_bin=0', 'DROP TABLE app.t', 'START SLAVE']);
+    assert.match(broken.evidence.join(' '), /Duplicate entry/);
+    // Repair for the next tests: remove the local row and let the primary's insert apply.
+    await sb.sql(sb.node(3), ['SET SESSION sql_log_bin=0', 'DELETE FROM app.t', 'START SLAVE']);
+    await waitReplicated();
   });
 
   test('SIGSTOPped primary: status answers within its timeout', async () => {
