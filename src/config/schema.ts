@@ -66,7 +66,7 @@ const failoverSchema = z
       .number()
       .int()
       .min(0)
-      .default(1500)
+      .default(1200)
       .describe('A replica whose IO thread still looks connected counts as having lost the primary when it received no event and no heartbeat for this long.'),
     drainTimeoutSeconds: z.number().min(0.1).default(30).describe('How long replicas may take to apply their relay logs before promotion.'),
     maxLagForCandidateSeconds: z

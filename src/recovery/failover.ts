@@ -241,8 +241,20 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
       return { detail: `replicating from ${candidate}: ${notes.join(', ') || '(none)'}${failures.length ? `; FAILED: ${failures.join('; ')}` : ''}`, value: undefined };
     });
 
-    // Routers switch as soon as the new primary takes writes; verification must not delay them.
-    await ctx.publisher?.primaryChanged(cluster.name, candidate);
+    // Clients and routers follow the new primary as soon as it takes writes; checking the replicas
+    // comes after, so it never delays them.
+    await step('publish', async () => {
+      ctx.monitor.lastKnownPrimary = candidate;
+      await ctx.publisher?.primaryChanged(cluster.name, candidate);
+      await coordinator.updateClusterState(cluster.name, (s) => ({
+        ...s,
+        primary: candidate,
+        lastRecovery: { planId, at: Date.now(), kind: 'failover', oldPrimary, newPrimary: candidate, outcome: 'success' },
+        acknowledgedAt: undefined,
+        fenced: [...new Set([...(s.fenced ?? []).filter((f) => f !== candidate), oldPrimary])],
+      }));
+      return { detail: `primary of ${cluster.name} is ${candidate}`, value: undefined };
+    });
 
     await step('verify', async () => {
       const deadline = Date.now() + 5000;
@@ -261,22 +273,12 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
       return { detail, value: undefined };
     });
 
-    await step('publish', async () => {
-      ctx.monitor.lastKnownPrimary = candidate;
-      await coordinator.updateClusterState(cluster.name, (s) => ({
-        ...s,
-        primary: candidate,
-        lastRecovery: { planId, at: Date.now(), kind: 'failover', oldPrimary, newPrimary: candidate, outcome: 'success' },
-        acknowledgedAt: undefined,
-        fenced: [...new Set([...(s.fenced ?? []).filter((f) => f !== candidate), oldPrimary])],
-      }));
-      return { detail: `primary of ${cluster.name} is ${candidate}`, value: undefined };
-    });
-
     const durationMs = Date.now() - started;
     await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: `promoted ${candidate}`, newPrimary: candidate, durationMs });
     flog.warn({ event: 'failover_succeeded', oldPrimary, newPrimary: candidate, durationMs }, `failover of ${cluster.name}: ${oldPrimary} -> ${candidate} in ${durationMs} ms`);
-    void runHooks(cluster.hooks.postFailover, hookEnv(), cluster.hooks.timeoutSeconds).then((rs) => logHookResults(flog, 'post-failover', rs));
+    // Awaited (each is bounded by its timeout): the topology is already published, and a one-shot
+    // `regent failover` must not exit before its hooks ran.
+    logHookResults(flog, 'post-failover', await runHooks(cluster.hooks.postFailover, hookEnv(), cluster.hooks.timeoutSeconds));
     return { ok: true, planId, oldPrimary, newPrimary: candidate, steps, durationMs };
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
@@ -307,7 +309,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
       lastRecovery: { planId, at: Date.now(), kind: 'failover', oldPrimary, newPrimary, outcome: 'failed' },
     }));
     flog.error({ event: 'failover_failed', oldPrimary, reason, state, durationMs }, `failover of ${cluster.name} failed: ${reason}`);
-    void runHooks(cluster.hooks.failoverFailed, hookEnv(), cluster.hooks.timeoutSeconds).then((rs) => logHookResults(flog, 'failover-failed', rs));
+    logHookResults(flog, 'failover-failed', await runHooks(cluster.hooks.failoverFailed, hookEnv(), cluster.hooks.timeoutSeconds));
     return { ok: false, planId, oldPrimary, newPrimary, steps, error: `${reason}. ${state}`, durationMs };
   }
 }

@@ -2,7 +2,7 @@ import type { ClusterView } from '../analysis/cluster-view.ts';
 import type { Analysis } from '../analysis/analyze.ts';
 import { chooseCandidate, type CandidateChoice, type ReplicaFacts } from './candidate.ts';
 
-export type StepName = 'fence-old-primary' | 'stop-io-threads' | 'drain-relay-logs' | 'choose-candidate' | 'catch-up' | 'promote' | 'repoint-replicas' | 'verify' | 'publish';
+export type StepName = 'fence-old-primary' | 'stop-io-threads' | 'drain-relay-logs' | 'choose-candidate' | 'catch-up' | 'promote' | 'repoint-replicas' | 'publish' | 'verify';
 
 export interface PlannedStep {
   name: StepName;
@@ -26,7 +26,10 @@ export interface FailoverPlan {
  * executed plus what its IO thread already received (the relay log it is about to apply).
  */
 export function replicaFactsFromView(view: ClusterView, replicaIds: string[], knownErrant: Map<string, string>, afterDrain: boolean): ReplicaFacts[] {
-  return replicaIds.map((id): ReplicaFacts => {
+  // In config order: the last tie-breaker of candidate choice.
+  const order = view.cluster.instances.map((i) => i.id);
+  const ids = [...replicaIds].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  return ids.map((id): ReplicaFacts => {
     const inst = view.cluster.instances.find((i) => i.id === id)!;
     const o = view.observations.get(id);
     const s = o?.settings;
@@ -74,8 +77,8 @@ export function planFailover(view: ClusterView, analysis: Analysis, knownErrant:
   steps.push(
     { name: 'promote', reason: `${choice.candidate ?? '(candidate)'}: stop and reset replication, semi-sync primary, read_only=OFF` },
     { name: 'repoint-replicas', reason: 'every other reachable replica replicates from the new primary by GTID' },
+    { name: 'publish', reason: 'routers and the published topology follow the new primary' },
     { name: 'verify', reason: 'replicas connected to the new primary' },
-    { name: 'publish', reason: 'routers and the topology follow the new primary' },
   );
   return { cluster: view.cluster.name, kind: 'failover', oldPrimary, choice, replicas, steps, trigger };
 }

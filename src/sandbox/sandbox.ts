@@ -104,6 +104,10 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   try {
     progress.step(`initialising ${count} datadir${count > 1 ? 's' : ''}`);
     const template = join(dir, '.template');
+    // A private tmpdir per sandbox: mariadbd deletes every #sql* file in its tmpdir at start-up,
+    // which would break another sandbox (or test) starting at the same moment in a shared /tmp.
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp, { recursive: true });
     const init = spawnSync(
       installDb,
       [
@@ -111,6 +115,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
         `--datadir=${template}`,
         '--auth-root-authentication-method=socket',
         '--skip-test-db',
+        `--tmpdir=${tmp}`,
         ...(process.getuid?.() === 0 ? ['--user=root'] : []),
         '--innodb-log-file-size=8M',
         '--innodb-buffer-pool-size=32M',
@@ -119,7 +124,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     );
     if (init.status !== 0) throw new SandboxError(`mariadb-install-db failed: ${(init.stderr || init.stdout).trim().split('\n').slice(-3).join(' | ')}`);
     for (const n of nodes) {
-      mkdirSync(n.dir, { recursive: true });
+      mkdirSync(join(n.dir, 'tmp'), { recursive: true });
       cpSync(template, n.dataDir, { recursive: true });
       writeFileSync(n.configFile, serverConfig(n, [...(opts.extraServerConfig ?? []), ...(opts.nodeServerConfig?.[n.serverId] ?? [])]));
     }
@@ -319,6 +324,7 @@ function serverConfig(n: SandboxNode, extra: string[]): string {
     `socket=${n.socket}`,
     `pid-file=${n.pidFile}`,
     `log-error=${n.errorLog}`,
+    `tmpdir=${join(n.dir, 'tmp')}`,
     `port=${n.port}`,
     'bind-address=127.0.0.1',
     `server_id=${n.serverId}`,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ClusterConfig } from '../config/load.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Flavor } from '../sql/flavor.ts';
@@ -103,7 +104,7 @@ export function planBootstrap(cluster: ClusterConfig, facts: Map<string, Bootstr
         instance: primaryId,
         description: `create replication account '${cluster.accounts.replication.user}'@'%'`,
         statements: [
-          { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', params: [cluster.accounts.replication.user, '%', cluster.accounts.replication.password?.reveal() ?? ''] },
+          createReplicationUser(primary.flavor.name, cluster.accounts.replication.user, cluster.accounts.replication.password?.reveal() ?? ''),
           { sql: 'GRANT REPLICATION SLAVE ON *.* TO ?@?', params: [cluster.accounts.replication.user, '%'] },
         ],
       });
@@ -183,4 +184,16 @@ export function planBootstrap(cluster: ClusterConfig, facts: Map<string, Bootstr
   if (primaryStatements.length > 0) steps.push({ instance: primaryId, description: primaryWhat.join(', '), statements: primaryStatements });
 
   return { primary: primaryId, refusals, warnings, steps, replicas };
+}
+
+/**
+ * The statement goes to the binary log, and from there to every replica. MariaDB logs CREATE USER
+ * as written, so it gets the mysql_native_password hash instead of the password; MySQL rewrites the
+ * logged statement itself.
+ */
+function createReplicationUser(flavor: Flavor['name'], user: string, password: string): { sql: string; params: unknown[] } {
+  if (flavor !== 'mariadb') return { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', params: [user, '%', password] };
+  const sha1 = (b: string | Buffer) => createHash('sha1').update(b).digest();
+  const hash = password === '' ? '' : `*${sha1(sha1(password)).toString('hex').toUpperCase()}`;
+  return { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?', params: [user, '%', hash] };
 }

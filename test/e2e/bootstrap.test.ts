@@ -202,6 +202,16 @@ describe('bootstrap creates a missing replication account', () => {
       assert.ok(grants.some((g) => /^GRANT REPLICATION SLAVE ON \*\.\* TO `repl`@`%`/.test(g)), `node${n}: ${grants.join(' | ')}`);
     }
 
+    // CREATE USER travels through the binary log to every node: the password must not travel with it.
+    for (let n = 1; n <= 3; n++) {
+      const events: string[] = [];
+      for (const log of await rows(sb, n, 'SHOW BINARY LOGS')) {
+        for (const e of await rows(sb, n, `SHOW BINLOG EVENTS IN '${String(log['Log_name'])}'`)) events.push(String(e['Info']));
+      }
+      assert.ok(events.some((e) => e.includes("CREATE USER IF NOT EXISTS 'repl'@'%'")), `node${n}: CREATE USER not in its binary log`);
+      assert.ok(!events.some((e) => e.includes(pw)), `node${n}: the replication password is in its binary log in plain text`);
+    }
+
     const again = await bootstrap(sb);
     assert.equal(again.code, 0, out(again));
     assert.match(again.stdout, /already bootstrapped, nothing changed/, out(again));
@@ -220,13 +230,16 @@ describe('bootstrap refuses and changes nothing', () => {
 
   /** Each case breaks one thing, checks the refusal, and restores the sandbox exactly. */
   const refusal = async (breakIt: () => Promise<void>, restore: () => Promise<void>, reason: () => RegExp): Promise<CliResult> => {
+    let result: CliResult;
     try {
       await breakIt();
-      return await assertRefusedUnchanged(sb, await clusterState(sb), reason());
+      result = await assertRefusedUnchanged(sb, await clusterState(sb), reason());
     } finally {
+      // Restore even when an assertion failed, without masking that assertion.
       await restore();
-      assert.deepEqual(await clusterState(sb), pristine, 'the sandbox was not restored exactly');
     }
+    assert.deepEqual(await clusterState(sb), pristine, 'the sandbox was not restored exactly');
+    return result;
   };
 
   test('a replica holding transactions the primary lacks', async () => {

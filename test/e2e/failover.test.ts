@@ -242,3 +242,70 @@ describe('no failover: unreachable only from Regent, errant or forbidden candida
     assert.equal(await variable(sb, sb.node(3), '@@read_only'), '1');
   });
 });
+
+describe('manual failover: automatic off, dry run, hooks', () => {
+  let sb: Sandbox;
+  let cleanup: () => Promise<void>;
+  let manager: ManagerProcess;
+  before(async () => {
+    ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 }));
+    const { writeFileSync: write, readFileSync: read } = await import('node:fs');
+    const yaml = await import('yaml');
+    const doc = yaml.parse(read(sb.configFile, 'utf8')) as { clusters: Record<string, unknown>[] };
+    doc.clusters[0]!['failover'] = { automatic: false };
+    doc.clusters[0]!['hooks'] = {
+      preFailover: [`test -f ${sb.dir}/allow-failover || { echo "change freeze"; exit 3; }`],
+      postFailover: [`echo "$REGENT_CLUSTER $REGENT_OLD_PRIMARY $REGENT_NEW_PRIMARY" > ${sb.dir}/post-hook.out`],
+      timeoutSeconds: 5,
+    };
+    write(sb.configFile, yaml.stringify(doc));
+    manager = new ManagerProcess(sb.configFile);
+    await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
+    await sleep(700);
+  });
+  after(async () => {
+    await manager?.stop();
+    await cleanup?.();
+  });
+
+  test('with automatic failover off, a dead primary is only reported', async () => {
+    await sb.kill(sb.node(1));
+    const e = await manager.waitFor((x) => x.event === 'recovery_blocked', 10000, 'report');
+    assert.match(String(e.msg), /automatic failover is off/);
+    await sleep(500);
+    assert.equal(manager.count((x) => x.event === 'failover_started'), 0);
+  });
+
+  test('failover --dry-run prints the plan with its reasons and changes nothing', async () => {
+    const r = await runCli(['failover', '--dry-run', '--config', sb.configFile]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`old primary: 127.0.0.1:${sb.node(1).port}`));
+    assert.match(r.stdout, /new primary: 127\.0\.0\.1:\d+/);
+    assert.match(r.stdout, /drain-relay-logs/);
+    assert.equal(await variable(sb, sb.node(2), '@@read_only'), '1');
+    assert.equal(await variable(sb, sb.node(3), '@@read_only'), '1');
+  });
+
+  test('a failing pre-failover hook aborts; replication is left as it was', async () => {
+    const r = await runCli(['failover', '--config', sb.configFile]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /pre-failover hook .* exited with 3: change freeze; failover aborted/);
+    for (const n of [2, 3]) {
+      assert.equal(await variable(sb, sb.node(n), '@@read_only'), '1');
+      assert.equal((await slaveStatus(sb, sb.node(n)))?.['Master_Port'], sb.node(1).port);
+    }
+  });
+
+  test('manual failover succeeds and post-failover hooks get the facts', async () => {
+    const { writeFileSync: write, readFileSync: read } = await import('node:fs');
+    write(join(sb.dir, 'allow-failover'), '');
+    const r = await runCli(['failover', '--config', sb.configFile]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /failover of sandbox done in \d+ ms/);
+    const [cluster, oldP, newP] = read(join(sb.dir, 'post-hook.out'), 'utf8').trim().split(' ');
+    assert.equal(cluster, 'sandbox');
+    assert.equal(oldP, `127.0.0.1:${sb.node(1).port}`);
+    assert.equal(newP, `127.0.0.1:${sb.node(2).port}`, r.stdout);
+    assert.equal(await variable(sb, sb.node(2), '@@read_only'), '0');
+  });
+});

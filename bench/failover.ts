@@ -1,0 +1,112 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import type { Sandbox } from '../src/sandbox/sandbox.ts';
+import { startSandbox } from '../test/helpers/env.ts';
+import { ManagerProcess } from '../test/helpers/manager.ts';
+import { summary } from './stats.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Time from fault to the first write accepted by the new primary, as a client sees it. The client
+ * follows the topology Regent publishes (its state file) and retries every few ms. Each cycle runs
+ * on a fresh 3-node sandbox with `regent run` as a separate process, so cycles do not influence
+ * each other (a frozen old primary may hold errant transactions afterwards).
+ */
+export async function benchFailover(args: string[]): Promise<void> {
+  const kills = Number(args.find((a) => a.startsWith('--kills='))?.split('=')[1] ?? 10);
+  const stops = Number(args.find((a) => a.startsWith('--stops='))?.split('=')[1] ?? 5);
+  const killTimes: number[] = [];
+  const stopTimes: number[] = [];
+  for (let i = 0; i < kills; i++) {
+    const ms = await cycle('kill');
+    killTimes.push(ms);
+    process.stderr.write(`kill -9 cycle ${i + 1}/${kills}: ${ms.toFixed(0)} ms\n`);
+  }
+  for (let i = 0; i < stops; i++) {
+    const ms = await cycle('stop');
+    stopTimes.push(ms);
+    process.stderr.write(`SIGSTOP cycle ${i + 1}/${stops}: ${ms.toFixed(0)} ms\n`);
+  }
+  const k = summary(killTimes);
+  const s = summary(stopTimes);
+  const fmt = (x: number) => `${x.toFixed(0)} ms`;
+  process.stdout.write(
+    [
+      '| fault | cycles | median | max | min |',
+      '|---|---|---|---|---|',
+      `| kill -9 of the primary | ${k.n} | ${fmt(k.median)} | ${fmt(k.max)} | ${fmt(k.min)} |`,
+      `| SIGSTOP of the primary | ${s.n} | ${fmt(s.median)} | ${fmt(s.max)} | ${fmt(s.min)} |`,
+      '',
+      `kill -9 samples: ${killTimes.map((x) => x.toFixed(0)).join(', ')}`,
+      `SIGSTOP samples: ${stopTimes.map((x) => x.toFixed(0)).join(', ')}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+function publishedPrimary(sb: Sandbox): { host: string; port: number } {
+  const f = join(sb.dir, 'state/clusters', `${sb.manifest.cluster}.json`);
+  let primary: string | undefined;
+  try {
+    primary = existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { primary?: string }).primary : undefined;
+  } catch {
+    // being replaced right now
+  }
+  const [host, port] = (primary ?? `127.0.0.1:${sb.node(1).port}`).split(':');
+  return { host: host!, port: Number(port) };
+}
+
+async function cycle(fault: 'kill' | 'stop'): Promise<number> {
+  const { sandbox: sb, cleanup } = await startSandbox({ nodes: 3 });
+  const manager = new ManagerProcess(sb.configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
+  let running = true;
+  const acks: { at: number; serverId: number }[] = [];
+  try {
+    await sb.sql(sb.node(1), ['CREATE TABLE app.bench (id BIGINT AUTO_INCREMENT PRIMARY KEY, at BIGINT) ENGINE=InnoDB']);
+    await manager.waitFor((e) => e.event === 'manager_started', 15000);
+    const app = sb.appAccount();
+    const writer = (async () => {
+      let conn: mysql.Connection | undefined;
+      let serverId = 0;
+      while (running) {
+        try {
+          if (!conn) {
+            const t = publishedPrimary(sb);
+            conn = await mysql.createConnection({ host: t.host, port: t.port, user: app.user, password: app.password, database: app.database, connectTimeout: 500 });
+            const [rows] = (await conn.query('SELECT @@server_id AS s')) as unknown as [{ s: number }[]];
+            serverId = Number(rows[0]!.s);
+          }
+          await conn.query({ sql: 'INSERT INTO bench (at) VALUES (?)', values: [Date.now()], timeout: 500 });
+          acks.push({ at: performance.now(), serverId });
+        } catch {
+          conn?.destroy();
+          conn = undefined;
+          await sleep(2);
+        }
+      }
+      conn?.destroy();
+    })();
+    await sleep(1500);
+    const t0 = performance.now();
+    if (fault === 'kill') await sb.kill(sb.node(1));
+    else sb.pause(sb.node(1));
+    const deadline = Date.now() + 30000;
+    let first: number | undefined;
+    while (Date.now() < deadline && first === undefined) {
+      const a = acks.find((x) => x.at > t0 && x.serverId !== 1);
+      if (a) first = a.at - t0;
+      else await sleep(5);
+    }
+    running = false;
+    await writer;
+    if (fault === 'stop') sb.resume(sb.node(1));
+    if (first === undefined) throw new Error(`no write reached a new primary within 30 s; manager log:\n${manager.raw.slice(-20).join('\n')}`);
+    return first;
+  } finally {
+    running = false;
+    await manager.stop();
+    await cleanup();
+  }
+}
