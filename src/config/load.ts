@@ -10,6 +10,7 @@ import {
   type MonitorSettings,
   type RawInstance,
   type ReplicationSettings,
+  type RouterSettings,
   type SecretRef,
 } from './schema.ts';
 
@@ -38,6 +39,7 @@ export interface ClusterConfig {
   failover: FailoverSettings;
   replication: ReplicationSettings;
   hooks: HookSettings;
+  router: RouterSettings;
 }
 
 export interface Config {
@@ -126,6 +128,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
       failover: c.failover,
       replication: c.replication,
       hooks: c.hooks,
+      router: c.router,
     };
   });
 

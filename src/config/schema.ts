@@ -94,6 +94,31 @@ const hooksSchema = z
   })
   .describe('Shell commands run around recoveries, with REGENT_CLUSTER, REGENT_OLD_PRIMARY, REGENT_NEW_PRIMARY in their environment.');
 
+const routerSchema = z
+  .strictObject({
+    writer: hostPort.optional().describe('Listen address of the writer endpoint: every connection goes to the current primary.'),
+    reader: hostPort.optional().describe('Listen address of the reader endpoint: connections are spread over healthy replicas.'),
+    readerPolicy: z.enum(['round-robin', 'least-connections']).default('round-robin').describe('How the reader endpoint picks a replica.'),
+    maxReplicaLagSeconds: z.number().min(0).default(10).describe('A replica further behind than this (or not replicating) gets no new reader connections.'),
+    readerFallbackToPrimary: z.boolean().default(true).describe('When no replica qualifies, reader connections go to the primary.'),
+    holdTimeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(10000)
+      .describe('While the primary is in doubt or changing, new writer connections wait this long for the new primary before being closed.'),
+    healthCheckListen: z.string().min(1).default('127.0.0.1').describe('Address of the per-instance HTTP health endpoints (for HAProxy).'),
+    healthCheckBasePort: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('First port of the per-instance HTTP health endpoints: instance i (0-based, config order) answers on basePort+i with /primary and /replica.'),
+    haproxySocket: z.string().min(1).optional().describe('HAProxy admin socket: Regent pushes server states through it so HAProxy never sends a write to a replica.'),
+  })
+  .describe('The built-in router and HAProxy integration.');
+
 const clusterSchema = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').describe('Cluster name, unique in the file.'),
@@ -104,6 +129,7 @@ const clusterSchema = z
     failover: failoverSchema.prefault({}).describe('Failover policy of this cluster.'),
     replication: replicationSchema.prefault({}).describe('Replication settings of this cluster.'),
     hooks: hooksSchema.prefault({}).describe('Hooks of this cluster.'),
+    router: routerSchema.prefault({}).describe('Routing for this cluster.'),
   })
   .describe('A primary with its replicas.');
 
@@ -130,3 +156,4 @@ export type MonitorSettings = z.infer<typeof monitorSchema>;
 export type FailoverSettings = z.infer<typeof failoverSchema>;
 export type ReplicationSettings = z.infer<typeof replicationSchema>;
 export type HookSettings = z.infer<typeof hooksSchema>;
+export type RouterSettings = z.infer<typeof routerSchema>;

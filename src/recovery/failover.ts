@@ -125,7 +125,11 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
       await Promise.all(
         reachable.map(async (id) => {
           try {
-            await (await ctx.admin.get(id)).query(flavorOf(id).stopReplicaIoThread());
+            const conn = await ctx.admin.get(id);
+            const flavor = flavorOf(id);
+            // The source is gone: end the IO thread at once rather than wait for STOP to get through.
+            for (const row of await conn.query(flavor.ioThreadIdQuery)) await conn.query(`KILL CONNECTION ${Number(text(row['id']))}`).catch(() => undefined);
+            await conn.query(flavor.stopReplicaIoThread());
             done.push(id);
             ioStopped.push(id);
           } catch (e) {
@@ -246,6 +250,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
     await step('publish', async () => {
       ctx.monitor.lastKnownPrimary = candidate;
       await ctx.publisher?.primaryChanged(cluster.name, candidate);
+      void ctx.monitor.probers.get(candidate)?.probeNow();
       await coordinator.updateClusterState(cluster.name, (s) => ({
         ...s,
         primary: candidate,

@@ -132,8 +132,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     progress.succeed();
 
     progress.step(`starting ${count} mariadbd on 127.0.0.1:${basePort}-${basePort + count - 1}`);
-    for (const n of nodes) sandbox.spawnServer(n, mariadbd);
-    await Promise.all(nodes.map((n) => sandbox.waitReady(n, 30000)));
+    const pids = nodes.map((n) => sandbox.spawnServer(n, mariadbd));
+    await Promise.all(nodes.map((n, i) => sandbox.waitReady(n, 30000, pids[i])));
     progress.succeed();
 
     progress.step('creating users (manager with minimal privileges, replication, application)');
@@ -215,10 +215,11 @@ export class Sandbox {
     return child.pid;
   }
 
-  async waitReady(n: SandboxNode, timeoutMs: number): Promise<void> {
+  /** Waits until the node accepts connections; `pid` is the process just spawned (its pid file is
+   *  rewritten by mariadbd during start-up, so it cannot be trusted at every instant). */
+  async waitReady(n: SandboxNode, timeoutMs: number, pid = readPidFile(n.pidFile)): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const pid = readPidFile(n.pidFile);
       if (pid === undefined || !isAlive(pid)) throw new SandboxError(`${n.name} exited while starting: ${tail(n.errorLog, 3)}`);
       if (existsSync(n.socket)) {
         try {
@@ -267,8 +268,8 @@ export class Sandbox {
   }
 
   async start(n: SandboxNode, timeoutMs = 30000): Promise<void> {
-    this.spawnServer(n);
-    await this.waitReady(n, timeoutMs);
+    const pid = this.spawnServer(n);
+    await this.waitReady(n, timeoutMs, pid);
   }
 
   /** SIGSTOP: the server keeps its sockets but answers nothing, like a hung host. */
@@ -341,7 +342,10 @@ function serverConfig(n: SandboxNode, extra: string[]): string {
     'rpl_semi_sync_slave_enabled=ON',
     'rpl_semi_sync_master_wait_point=AFTER_SYNC',
     'rpl_semi_sync_master_timeout=5000',
-    'slave_net_timeout=4',
+    // Long enough that a replica of a frozen primary is still "connected" when Regent acts (Regent
+    // judges silence by heartbeats itself); a replica that is reconnecting to a frozen server cannot
+    // be stopped quickly.
+    'slave_net_timeout=10',
     'skip-name-resolve',
     'innodb_buffer_pool_size=32M',
     'innodb_log_file_size=8M',

@@ -104,6 +104,12 @@ export interface Flavor {
   setReadOnly(on: boolean): string[];
   stopReplica(): string;
   stopReplicaIoThread(): string;
+  /**
+   * Returns (column `id`) the connection id of the replication IO thread. STOP SLAVE IO_THREAD waits
+   * about 2 s when the IO thread is blocked reading from a frozen source; KILL of that id ends it at
+   * once, so a failover away from a hung primary does not pay those seconds.
+   */
+  readonly ioThreadIdQuery: string;
   startReplica(): string;
   /** Forget the replication configuration entirely (a promoted primary replicates from nobody). */
   resetReplica(): string;

@@ -31,6 +31,7 @@ export class MariadbFlavor implements Flavor {
   // SHOW ALL SLAVES STATUS (not SHOW SLAVE STATUS) because only it carries the heartbeat counter
   // that tells a silent source from an idle one.
   readonly replicaStatusQuery = 'SHOW ALL SLAVES STATUS';
+  readonly ioThreadIdQuery = "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'";
 
   parseGtid(textValue: string): GtidState {
     return MariaGtidPosition.parse(textValue);

@@ -64,6 +64,7 @@ export class MysqlFlavor implements Flavor {
   readonly variablesQuery = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${inList(VARIABLES)})`;
   readonly statusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN (${inList(STATUS)})`;
   readonly replicaStatusQuery = 'SHOW REPLICA STATUS';
+  readonly ioThreadIdQuery = "SELECT PROCESSLIST_ID AS id FROM performance_schema.threads WHERE NAME IN ('thread/sql/replica_io', 'thread/sql/slave_io')";
   readonly version: Readonly<MysqlVersion>;
 
   constructor(version: MysqlVersion) {

@@ -1,0 +1,154 @@
+import type { ClusterConfig } from '../config/load.ts';
+import type { InstanceObservation } from '../monitor/observation.ts';
+import type { Logger } from '../util/log.ts';
+import type { RouterMetrics } from './metrics.ts';
+import { ProxyListener, type Decision } from './proxy-listener.ts';
+import { pickReader, routingTable, type RoutingTable } from './routing-table.ts';
+import { HealthEndpoints } from './health-endpoints.ts';
+import { HaproxyAdmin } from './haproxy.ts';
+
+export interface RouterInput {
+  decidedPrimary?: string;
+  decidedAt?: number;
+  observations: Map<string, InstanceObservation>;
+  maintenance: Set<string>;
+}
+
+function parseHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+}
+
+/**
+ * The writer and reader endpoints of one cluster, plus its HAProxy health endpoints and admin
+ * socket. The manager feeds it every analysis (`update`) and the failover feeds it the two moments
+ * that matter most: `fence` (stop writing to the old primary, hold new writers) and
+ * `primaryChanged` (release them to the new one).
+ */
+export class ClusterRouter {
+  #writer?: ProxyListener;
+  #reader?: ProxyListener;
+  #health?: HealthEndpoints;
+  #haproxy?: HaproxyAdmin;
+  #table: RoutingTable;
+  #input: RouterInput = { observations: new Map(), maintenance: new Set() };
+  #fencing = false;
+  #cursor = 0;
+
+  constructor(
+    readonly cluster: ClusterConfig,
+    private readonly metrics: RouterMetrics,
+    private readonly log: Logger,
+  ) {
+    this.#table = this.#compute();
+  }
+
+  get table(): RoutingTable {
+    return this.#table;
+  }
+
+  get endpoints(): { writer?: string; reader?: string } {
+    return { writer: this.cluster.router.writer, reader: this.cluster.router.reader };
+  }
+
+  async start(): Promise<void> {
+    const r = this.cluster.router;
+    const address = (id: string) => {
+      const inst = this.cluster.instances.find((i) => i.id === id);
+      return inst ? { host: inst.host, port: inst.port } : undefined;
+    };
+    const log = this.log.child({ cluster: this.cluster.name });
+    if (r.writer) {
+      this.#writer = new ProxyListener(this.cluster.name, 'writer', parseHostPort(r.writer), () => this.#decideWriter(), address, r.holdTimeoutMs, this.metrics, log);
+      await this.#writer.start();
+    }
+    if (r.reader) {
+      this.#reader = new ProxyListener(this.cluster.name, 'reader', parseHostPort(r.reader), () => this.#decideReader(), address, r.holdTimeoutMs, this.metrics, log);
+      await this.#reader.start();
+    }
+    if (r.healthCheckBasePort) {
+      this.#health = new HealthEndpoints(this.cluster, r.healthCheckListen, r.healthCheckBasePort, () => this.#table);
+      await this.#health.start();
+    }
+    if (r.haproxySocket) this.#haproxy = new HaproxyAdmin(r.haproxySocket, this.cluster, log);
+    log.info({ event: 'router_started', writer: r.writer, reader: r.reader, health: r.healthCheckBasePort, haproxy: r.haproxySocket }, `router of ${this.cluster.name} started`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.#writer?.stop(), this.#reader?.stop(), this.#health?.stop()]);
+  }
+
+  update(input: RouterInput): void {
+    // Keep the promotion time while the primary stays the same.
+    this.#input = { ...input, decidedAt: input.decidedPrimary === this.#input.decidedPrimary ? this.#input.decidedAt : undefined };
+    this.#apply();
+  }
+
+  /** First step of a failover: no new writer connection reaches the old primary, open ones are closed. */
+  fence(oldPrimary: string): void {
+    this.#fencing = true;
+    this.#apply();
+    const closed = (this.#writer?.closeConnectionsTo(oldPrimary) ?? 0) + (this.#reader?.closeConnectionsTo(oldPrimary) ?? 0);
+    this.log.warn({ event: 'router_fenced', cluster: this.cluster.name, instance: oldPrimary, closed }, `router: writes to ${oldPrimary} stopped, ${closed} connection(s) closed`);
+  }
+
+  primaryChanged(newPrimary: string): void {
+    this.#fencing = false;
+    this.#input = { ...this.#input, decidedPrimary: newPrimary, decidedAt: Date.now() };
+    this.#apply();
+  }
+
+  /** A recovery ended without a new primary (refused or failed): route from observations again. */
+  recoveryEnded(): void {
+    if (!this.#fencing) return;
+    this.#fencing = false;
+    this.#apply();
+  }
+
+  #compute(): RoutingTable {
+    return routingTable({
+      decidedPrimary: this.#input.decidedPrimary,
+      decidedAt: this.#input.decidedAt,
+      changing: this.#fencing,
+      observations: this.#input.observations,
+      instances: this.cluster.instances.map((i) => i.id),
+      maintenance: this.#input.maintenance,
+      settings: this.cluster.router,
+    });
+  }
+
+  #apply(): void {
+    const before = this.#table;
+    this.#table = this.#compute();
+    const w0 = JSON.stringify(before.writer);
+    const w1 = JSON.stringify(this.#table.writer);
+    if (w0 !== w1) {
+      this.metrics.backendChanges.inc({ cluster: this.cluster.name, role: 'writer' });
+      this.log.info({ event: 'router_writer_changed', cluster: this.cluster.name, writer: this.#table.writer }, `writer endpoint: ${'target' in this.#table.writer ? `-> ${this.#table.writer.target}` : `holding (${this.#table.writer.reason})`}`);
+      // A writer target that changed means connections to the previous one must not live on.
+      if ('target' in before.writer && (!('target' in this.#table.writer) || this.#table.writer.target !== before.writer.target)) {
+        if ('target' in this.#table.writer) this.#writer?.closeConnectionsTo(before.writer.target);
+      }
+    }
+    if (JSON.stringify(before.readers) !== JSON.stringify(this.#table.readers) || before.readerFallback !== this.#table.readerFallback) {
+      this.metrics.backendChanges.inc({ cluster: this.cluster.name, role: 'reader' });
+      this.log.info({ event: 'router_readers_changed', cluster: this.cluster.name, readers: this.#table.readers, fallback: this.#table.readerFallback, excluded: this.#table.excluded }, 'reader pool changed');
+    }
+    this.#writer?.release();
+    this.#reader?.release();
+    void this.#haproxy?.push(this.#table);
+  }
+
+  #decideWriter(): Decision {
+    const w = this.#table.writer;
+    return 'target' in w ? { target: w.target } : { hold: w.reason };
+  }
+
+  #decideReader(): Decision {
+    const { target, cursor } = pickReader(this.#table, this.cluster.router.readerPolicy, this.#cursor, this.#reader?.active ?? new Map());
+    this.#cursor = cursor;
+    if (target) return { target };
+    // No replica and no primary: hold like the writer does, a primary may come back.
+    return this.#table.writer.mode === 'hold' ? { hold: 'no backend for readers' } : { refuse: 'no backend for readers' };
+  }
+}

@@ -1,0 +1,172 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { Logger } from '../util/log.ts';
+import type { RouterMetrics } from './metrics.ts';
+
+export type Decision = { target: string } | { hold: string } | { refuse: string };
+
+interface Held {
+  client: Socket;
+  since: number;
+  timer: NodeJS.Timeout;
+}
+
+interface Pair {
+  client: Socket;
+  upstream: Socket;
+  backend: string;
+}
+
+/**
+ * One L4 listener (writer or reader endpoint of a cluster). Bytes are piped untouched; the only
+ * decision is where a new connection goes, asked of `decide` at accept time and again for held
+ * connections when `release` is called. Held clients simply wait for the server greeting, so a
+ * MySQL client sees a slow connect, not an error.
+ */
+export class ProxyListener {
+  #server?: Server;
+  #held: Held[] = [];
+  #pairs = new Set<Pair>();
+  readonly active = new Map<string, number>();
+
+  constructor(
+    readonly cluster: string,
+    readonly role: 'writer' | 'reader',
+    readonly listen: { host: string; port: number },
+    private readonly decide: () => Decision,
+    private readonly address: (id: string) => { host: string; port: number } | undefined,
+    private readonly holdTimeoutMs: number,
+    private readonly metrics: RouterMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = createServer({ noDelay: true, pauseOnConnect: true }, (c) => this.#accept(c));
+      server.once('error', reject);
+      server.listen(this.listen.port, this.listen.host, () => {
+        server.off('error', reject);
+        server.on('error', (e) => this.log.error({ event: 'router_listener_error', cluster: this.cluster, role: this.role, err: e.message }));
+        this.#server = server;
+        resolve();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const h of this.#held.splice(0)) {
+      clearTimeout(h.timer);
+      h.client.destroy();
+    }
+    for (const p of this.#pairs) {
+      p.client.destroy();
+      p.upstream.destroy();
+    }
+    await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
+  }
+
+  get heldCount(): number {
+    return this.#held.length;
+  }
+
+  /** Re-decides every held connection (the routing table changed). */
+  release(): void {
+    const waiting = this.#held.splice(0);
+    for (const h of waiting) {
+      const d = this.decide();
+      if ('hold' in d) {
+        this.#held.push(h);
+        continue;
+      }
+      clearTimeout(h.timer);
+      this.metrics.holdSeconds.observe({ cluster: this.cluster, role: this.role }, (Date.now() - h.since) / 1000);
+      this.metrics.held.set({ cluster: this.cluster, role: this.role }, this.#held.length);
+      if ('target' in d) this.#connect(h.client, d.target);
+      else this.#refuse(h.client, d.refuse);
+    }
+    this.metrics.held.set({ cluster: this.cluster, role: this.role }, this.#held.length);
+  }
+
+  /** Closes every connection going to `backend` (a fenced primary): nobody keeps writing to it. */
+  closeConnectionsTo(backend: string): number {
+    let n = 0;
+    for (const p of this.#pairs) {
+      if (p.backend !== backend) continue;
+      p.client.destroy();
+      p.upstream.destroy();
+      n++;
+    }
+    return n;
+  }
+
+  #accept(client: Socket): void {
+    this.metrics.accepted.inc({ cluster: this.cluster, role: this.role });
+    client.on('error', () => client.destroy());
+    const d = this.decide();
+    if ('target' in d) this.#connect(client, d.target);
+    else if ('hold' in d) this.#hold(client);
+    else this.#refuse(client, d.refuse);
+  }
+
+  #hold(client: Socket): void {
+    const h: Held = {
+      client,
+      since: Date.now(),
+      timer: setTimeout(() => {
+        const i = this.#held.indexOf(h);
+        if (i >= 0) this.#held.splice(i, 1);
+        this.metrics.held.set({ cluster: this.cluster, role: this.role }, this.#held.length);
+        this.#refuse(client, `no primary within the hold time of ${this.holdTimeoutMs} ms`);
+      }, this.holdTimeoutMs),
+    };
+    client.once('close', () => {
+      const i = this.#held.indexOf(h);
+      if (i >= 0) {
+        clearTimeout(h.timer);
+        this.#held.splice(i, 1);
+        this.metrics.held.set({ cluster: this.cluster, role: this.role }, this.#held.length);
+      }
+    });
+    this.#held.push(h);
+    this.metrics.held.set({ cluster: this.cluster, role: this.role }, this.#held.length);
+  }
+
+  #refuse(client: Socket, reason: string): void {
+    this.metrics.refused.inc({ cluster: this.cluster, role: this.role });
+    this.log.debug({ event: 'router_refused', cluster: this.cluster, role: this.role, reason });
+    client.destroy();
+  }
+
+  #connect(client: Socket, backend: string): void {
+    const addr = this.address(backend);
+    if (!addr || client.destroyed) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect({ host: addr.host, port: addr.port, noDelay: true });
+    const pair: Pair = { client, upstream, backend };
+    this.#pairs.add(pair);
+    this.active.set(backend, (this.active.get(backend) ?? 0) + 1);
+    this.metrics.active.inc({ cluster: this.cluster, role: this.role });
+    this.metrics.connections.inc({ cluster: this.cluster, role: this.role, backend });
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      this.#pairs.delete(pair);
+      this.active.set(backend, Math.max(0, (this.active.get(backend) ?? 1) - 1));
+      this.metrics.active.dec({ cluster: this.cluster, role: this.role });
+      this.metrics.bytes.inc({ cluster: this.cluster, role: this.role, direction: 'from_client' }, client.bytesRead);
+      this.metrics.bytes.inc({ cluster: this.cluster, role: this.role, direction: 'to_client' }, client.bytesWritten);
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.on('error', close);
+    upstream.on('close', close);
+    client.on('close', close);
+    upstream.once('connect', () => {
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+  }
+}
