@@ -41,6 +41,8 @@ export type Health = 'healthy' | 'degraded' | 'down';
 
 export interface ClusterReport {
   name: string;
+  /** Router endpoints from the config (writer/reader listen addresses). */
+  endpoints: { writer?: string; reader?: string };
   health: Health;
   primary?: string;
   primaryEvidence: string;
@@ -92,6 +94,7 @@ export function clusterReport(cluster: ClusterConfig, observations: Map<string, 
   });
   return {
     name: cluster.name,
+    endpoints: { writer: cluster.router.writer, reader: cluster.router.reader },
     health: healthOf(analysis.problems, instances),
     primary: topology.primary,
     primaryEvidence: topology.primaryEvidence,
@@ -104,6 +107,8 @@ export function clusterReport(cluster: ClusterConfig, observations: Map<string, 
 export function renderClusterText(report: ClusterReport): string {
   const lines: string[] = [];
   lines.push(`cluster ${report.name}: ${report.health.toUpperCase()}${report.primary ? `, primary ${report.primary}` : ', no primary'}`);
+  if (report.endpoints.writer || report.endpoints.reader)
+    lines.push(`  endpoints: writer ${report.endpoints.writer ?? '(none)'}, reader ${report.endpoints.reader ?? '(none)'}`);
   const byId = new Map(report.instances.map((i) => [i.id, i]));
   const children = (id: string) => report.instances.filter((i) => i.role === 'replica' && i.source === id);
   const describe = (i: InstanceReport): string => {

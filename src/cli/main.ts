@@ -7,6 +7,7 @@ import { bootstrapCommand } from './bootstrap.ts';
 import { runCommand } from './run.ts';
 import { demoCommand } from './demo.ts';
 import { failoverCommand, ackCommand } from './recovery.ts';
+import { haproxyConfigCommand } from './haproxy.ts';
 
 /**
  * The `regent` command line: parses arguments and calls the modules that do the work. Exit codes:
@@ -37,6 +38,21 @@ export function buildProgram(): Command {
   configOption(program.command('run').description('the long-running manager: monitor, fail over, publish'))
     .action(async (o: { config: string }) => {
       process.exitCode = await runCommand(loadConfigFile(o.config));
+    });
+
+  configOption(program.command('proxy').description('run only the router (writer/reader endpoints, health checks), following the primary a running manager decided'))
+    .action(async (o: { config: string }) => {
+      process.exitCode = await runCommand(loadConfigFile(o.config), { observeOnly: true });
+    });
+
+  configOption(program.command('haproxy-config').description('write a complete haproxy.cfg for a cluster, driven by Regent\'s health endpoints and admin socket'))
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .requiredOption('--writer-bind <addr>', 'address HAProxy listens on for writes, e.g. 127.0.0.1:3307')
+    .option('--reader-bind <addr>', 'address HAProxy listens on for reads')
+    .requiredOption('--socket <path>', 'HAProxy admin socket path (also set router.haproxySocket in the Regent config)')
+    .option('--out <file>', 'write here instead of stdout')
+    .action(async (o: { config: string; cluster?: string; writerBind: string; readerBind?: string; socket: string; out?: string }) => {
+      process.exitCode = await haproxyConfigCommand(loadConfigFile(o.config), o);
     });
 
   configOption(program.command('failover').description('fail over a cluster now (a person decided), or show the plan with --dry-run').argument('[cluster]', 'cluster name (default: the only one)'))

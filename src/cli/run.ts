@@ -3,12 +3,19 @@ import { Manager } from '../manager/manager.ts';
 import type { StepName } from '../recovery/plan.ts';
 import { createLogger } from '../util/log.ts';
 
-/** `regent run`: the manager, until SIGINT or SIGTERM. */
-export async function runCommand(config: Config): Promise<number> {
+/**
+ * `regent run`: the manager, until SIGINT or SIGTERM. `regent proxy` is the same process in
+ * observe-only mode: it probes and routes, and follows the primary the acting manager decided.
+ */
+export async function runCommand(config: Config, opts: { observeOnly?: boolean } = {}): Promise<number> {
   const log = createLogger(process.env.REGENT_LOG_LEVEL ?? config.logLevel);
   // Test-only pause point: the chaos and HA tests kill a manager in the middle of a failover.
   const pauseAfterStep = process.env.REGENT_TEST_PAUSE_AFTER_STEP as StepName | undefined;
-  const manager = new Manager(config, log, { pauseAfterStep });
+  const manager = new Manager(config, log, { pauseAfterStep, observeOnly: opts.observeOnly });
+  if (opts.observeOnly && manager.routers.size === 0) {
+    log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader or health endpoints configured: nothing to serve');
+    return 2;
+  }
   await manager.start();
   await new Promise<void>((resolve) => {
     const done = () => resolve();

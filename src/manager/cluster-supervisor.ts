@@ -45,13 +45,14 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   #activeProblems = new Map<string, Problem>();
   #lastBlockedLog = new Map<string, number>();
   #stopped = false;
+  #stateReadAt = 0;
 
   constructor(
     readonly cluster: ClusterConfig,
     readonly coordinator: Coordinator,
     readonly log: Logger,
     readonly publisher?: Publisher,
-    readonly options: { pauseAfterStep?: StepName } = {},
+    readonly options: { pauseAfterStep?: StepName; observeOnly?: boolean } = {},
   ) {
     super();
     this.monitor = new ClusterMonitor(cluster, log);
@@ -100,6 +101,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   async evaluate(): Promise<Analysis | undefined> {
+    if (this.options.observeOnly) await this.#followDecisions();
     const view = this.monitor.view();
     // Until every instance was probed once, the picture is incomplete: judge nothing yet.
     if ([...view.observations.values()].some((o) => o.at === 0)) return undefined;
@@ -111,13 +113,13 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     const primary = analysis.topology.primary;
     const pObs = primary ? view.observations.get(primary) : undefined;
     this.monitor.setSuspecting(Boolean(primary && pObs && !pObs.reachable));
-    if (primary && pObs?.reachable && pObs.settings && !pObs.settings.readOnly && primary !== this.monitor.lastKnownPrimary && !analysis.problems.some((p) => p.code === 'TwoWritablePrimaries')) {
+    if (!this.options.observeOnly && primary && pObs?.reachable && pObs.settings && !pObs.settings.readOnly && primary !== this.monitor.lastKnownPrimary && !analysis.problems.some((p) => p.code === 'TwoWritablePrimaries')) {
       this.monitor.lastKnownPrimary = primary;
       await this.coordinator.updateClusterState(this.cluster.name, (s) => ({ ...s, primary }));
     }
     this.emit('analysis', analysis);
 
-    if (!this.#acting && this.coordinator.isLeader()) {
+    if (!this.#acting && this.coordinator.isLeader() && !this.options.observeOnly) {
       for (const p of analysis.problems) {
         const recovery = RECOVERIES[p.code];
         if (recovery && (!p.instance || !view.maintenance?.has(p.instance))) {
@@ -127,6 +129,14 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
       }
     }
     return analysis;
+  }
+
+  /** Observe-only (a standalone proxy): the primary is whatever the acting manager decided. */
+  async #followDecisions(): Promise<void> {
+    if (Date.now() - this.#stateReadAt < 100) return;
+    this.#stateReadAt = Date.now();
+    const state = await this.coordinator.getClusterState(this.cluster.name);
+    if (state.primary) this.monitor.lastKnownPrimary = state.primary;
   }
 
   #trackErrant(analysis: Analysis): void {

@@ -18,20 +18,22 @@ export class Manager {
   readonly routers = new Map<string, ClusterRouter>();
   readonly coordinator: Coordinator;
   readonly registry = new Registry();
+  readonly observeOnly: boolean;
 
   constructor(
     readonly config: Config,
     readonly log: Logger,
-    opts: { coordinator?: Coordinator; pauseAfterStep?: StepName; withRouter?: boolean } = {},
+    opts: { coordinator?: Coordinator; pauseAfterStep?: StepName; withRouter?: boolean; observeOnly?: boolean } = {},
   ) {
     this.coordinator = opts.coordinator ?? new LocalCoordinator(config.stateDir);
+    this.observeOnly = opts.observeOnly ?? false;
     const routerMetrics = createRouterMetrics(this.registry);
     const publisher: Publisher = {
       fence: (cluster, old) => this.routers.get(cluster)?.fence(old),
       primaryChanged: (cluster, next) => this.routers.get(cluster)?.primaryChanged(next),
     };
     for (const c of config.clusters) {
-      const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, { pauseAfterStep: opts.pauseAfterStep });
+      const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, { pauseAfterStep: opts.pauseAfterStep, observeOnly: opts.observeOnly });
       this.supervisors.set(c.name, supervisor);
       const r = c.router;
       if (opts.withRouter !== false && (r.writer || r.reader || r.healthCheckBasePort || r.haproxySocket)) {
@@ -51,7 +53,7 @@ export class Manager {
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(
-      { event: 'manager_started', clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])) },
+      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])) },
       'regent manager started',
     );
   }

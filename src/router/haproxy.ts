@@ -38,7 +38,7 @@ export function haproxyConfig(cluster: ClusterConfig, opts: HaproxyConfigOptions
     '# through the admin socket below; edit the bind addresses if you need to, not the server lines.',
     'global',
     `    stats socket ${opts.adminSocket} mode 600 level admin`,
-    '    maxconn 20000',
+    '    maxconn 4096',
     '',
     'defaults',
     '    mode tcp',

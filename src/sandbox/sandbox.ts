@@ -78,8 +78,11 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new SandboxError(`${dir} is not empty; refusing to mix a sandbox with other files (choose an empty or new --dir)`);
   const mariadbd = requireExecutable('mariadbd', 'mariadb-server');
   const installDb = requireExecutable('mariadb-install-db', 'mariadb-server');
-  for (let i = 0; i < count; i++) {
-    if (!(await portIsFree(basePort + i))) throw new SandboxError(`port ${basePort + i} on 127.0.0.1 is in use; choose another --base-port`);
+  // Nodes use base..base+N-1; the router's writer and reader base+N and base+N+1; the per-instance
+  // health endpoints base+N+2 on.
+  const portsNeeded = 2 * count + 2;
+  for (let i = 0; i < portsNeeded; i++) {
+    if (!(await portIsFree(basePort + i))) throw new SandboxError(`port ${basePort + i} on 127.0.0.1 is in use (a sandbox of ${count} nodes needs ${basePort}-${basePort + portsNeeded - 1}); choose another --base-port`);
   }
 
   mkdirSync(dir, { recursive: true });
@@ -378,6 +381,7 @@ async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: stri
 }
 
 function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>): string {
+  const base = m.nodes[0]?.port ?? 0;
   const doc = {
     manager: { stateDir: 'state' },
     credentials: {
@@ -389,6 +393,11 @@ function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>): str
         name: m.cluster,
         primary: `127.0.0.1:${m.nodes[0]?.port}`,
         instances: m.nodes.map((n) => ({ host: '127.0.0.1', port: n.port, name: n.name, socket: n.socket })),
+        router: {
+          writer: `127.0.0.1:${base + m.nodes.length}`,
+          reader: `127.0.0.1:${base + m.nodes.length + 1}`,
+          healthCheckBasePort: base + m.nodes.length + 2,
+        },
         ...overrides,
       },
     ],

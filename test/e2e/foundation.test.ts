@@ -27,7 +27,7 @@ describe('sandbox and status through the CLI', () => {
   });
 
   test('sandbox up starts 3 nodes and writes a config status accepts as it is', async () => {
-    const base = await freePorts(3);
+    const base = await freePorts(8);
     const up = await runCli(['sandbox', 'up', '--nodes', '3', '--base-port', String(base), '--dir', sbDir], { timeoutMs: 60000 });
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /mariadb -S .*node1\/mysqld\.sock/);
@@ -63,7 +63,7 @@ describe('sandbox and status through the CLI', () => {
   });
 
   test('sandbox up refuses to clobber an existing sandbox', async () => {
-    const base = await freePorts(3);
+    const base = await freePorts(8);
     const again = await runCli(['sandbox', 'up', '--base-port', String(base), '--dir', sbDir]);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already exists/);

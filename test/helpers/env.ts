@@ -19,7 +19,7 @@ function portFree(port: number): Promise<boolean> {
 /** A run of `count` free ports starting at a random base, so parallel test files do not collide. */
 export async function freePorts(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 2000) * 10;
+    const base = 20000 + Math.floor(Math.random() * 1000) * 20;
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
     if (ok) return base;
@@ -36,7 +36,7 @@ export function tempDir(prefix = 'regent-test-'): { path: string; remove: () => 
 export async function startSandbox(opts: Omit<SandboxOptions, 'dir' | 'basePort'> & { ports?: number } = {}): Promise<{ sandbox: Sandbox; cleanup: () => Promise<void> }> {
   const dir = tempDir();
   const nodes = opts.nodes ?? 3;
-  const basePort = await freePorts(opts.ports ?? nodes + 2);
+  const basePort = await freePorts(opts.ports ?? 2 * nodes + 2);
   try {
     const sandbox = await createSandbox({ ...opts, dir: join(dir.path, 'sb'), basePort, nodes, progress: opts.progress ?? createProgress({ quiet: true }) });
     return {
