@@ -45,6 +45,7 @@ export interface ClusterConfig {
 export interface Config {
   /** Absolute path of the file it came from ('' when built in memory). */
   file: string;
+  api?: { listen: string; token?: Secret };
   stateDir: string;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   clusters: ClusterConfig[];
@@ -132,7 +133,8 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     };
   });
 
-  return { file, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, clusters };
+  const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token') };
+  return { file, api, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, clusters };
 }
 
 function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: string, env: NodeJS.ProcessEnv, file: string): Secret | undefined {

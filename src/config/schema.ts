@@ -137,6 +137,13 @@ const managerSchema = z
   .strictObject({
     stateDir: z.string().min(1).default('.regent-state').describe('Directory for the journal and local state; relative to the config file.'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the structured log (JSON lines on stderr).'),
+    api: z
+      .strictObject({
+        listen: hostPort.describe('Address of the HTTP API, dashboard and /metrics. Keep it on loopback or a management network.'),
+        token: secretRefSchema.optional().describe('Bearer token required by every mutating endpoint (actions); reads stay open. Without it, actions are refused.'),
+      })
+      .optional()
+      .describe('HTTP API, dashboard and Prometheus metrics of `regent run`.'),
   })
   .describe('The manager process.');
 

@@ -17,6 +17,8 @@ export interface ClusterState {
   acknowledgedAt?: number;
   /** Former primaries fenced by Regent, waiting for a rejoin. */
   fenced?: string[];
+  /** Instances in maintenance (observed, never acted on), with when it ends (ms since epoch). */
+  maintenance?: Record<string, number>;
 }
 
 export interface Coordinator {

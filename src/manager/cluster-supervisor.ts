@@ -27,6 +27,7 @@ export interface SupervisorEvents {
   analysis: [Analysis];
   problem: [{ kind: 'started' | 'resolved'; problem: Problem }];
   failover: [FailoverResult];
+  step: [{ planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string }];
 }
 
 /**
@@ -63,6 +64,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   async start(): Promise<void> {
     const state = await this.coordinator.getClusterState(this.cluster.name);
     if (state.primary) this.monitor.lastKnownPrimary = state.primary;
+    this.#applyMaintenance(state.maintenance);
     this.monitor.start();
     this.admin.warm(this.cluster.instances.map((i) => i.id));
   }
@@ -101,7 +103,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   async evaluate(): Promise<Analysis | undefined> {
-    if (this.options.observeOnly) await this.#followDecisions();
+    await this.#followState();
     const view = this.monitor.view();
     // Until every instance was probed once, the picture is incomplete: judge nothing yet.
     if ([...view.observations.values()].some((o) => o.at === 0)) return undefined;
@@ -131,12 +133,28 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     return analysis;
   }
 
-  /** Observe-only (a standalone proxy): the primary is whatever the acting manager decided. */
-  async #followDecisions(): Promise<void> {
-    if (Date.now() - this.#stateReadAt < 100) return;
+  /**
+   * Re-reads shared state now and then: maintenance windows (set through the API or another
+   * manager) and, when observe-only (a standalone proxy), the primary the acting manager decided.
+   */
+  async #followState(): Promise<void> {
+    if (Date.now() - this.#stateReadAt < 250) return;
     this.#stateReadAt = Date.now();
     const state = await this.coordinator.getClusterState(this.cluster.name);
-    if (state.primary) this.monitor.lastKnownPrimary = state.primary;
+    if (this.options.observeOnly && state.primary) this.monitor.lastKnownPrimary = state.primary;
+    this.#applyMaintenance(state.maintenance);
+  }
+
+  async refreshMaintenance(): Promise<void> {
+    this.#stateReadAt = 0;
+    await this.#followState();
+    this.#schedule();
+  }
+
+  #applyMaintenance(m: Record<string, number> | undefined): void {
+    const now = Date.now();
+    const active = Object.entries(m ?? {}).filter(([, until]) => until > now).map(([id]) => id);
+    this.monitor.maintenance = new Set(active);
   }
 
   #trackErrant(analysis: Analysis): void {
@@ -197,7 +215,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
         return { refusal };
       }
       const result = await executeFailover(
-        { cluster: this.cluster, monitor: this.monitor, admin: this.admin, coordinator: this.coordinator, log: this.log, publisher: this.publisher, knownErrant: this.knownErrant, pauseAfterStep: this.options.pauseAfterStep },
+        { cluster: this.cluster, monitor: this.monitor, admin: this.admin, coordinator: this.coordinator, log: this.log, publisher: this.publisher, knownErrant: this.knownErrant, pauseAfterStep: this.options.pauseAfterStep, onStep: (e) => this.emit('step', e) },
         plan as FailoverPlan,
       );
       this.emit('failover', result);

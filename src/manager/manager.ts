@@ -1,4 +1,9 @@
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
+import { createManagerMetrics, type ManagerMetrics } from '../api/metrics.ts';
+import { registerRoutes } from '../api/routes.ts';
+import { ApiServer } from '../api/server.ts';
 import type { Config } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
@@ -19,6 +24,11 @@ export class Manager {
   readonly coordinator: Coordinator;
   readonly registry = new Registry();
   readonly observeOnly: boolean;
+  /** Everything worth telling a live display: problems, steps, failovers, topology changes. */
+  readonly events = new EventEmitter<{ event: [Record<string, unknown>] }>();
+  readonly metrics: ManagerMetrics;
+  readonly startedAt = Date.now();
+  api?: ApiServer;
 
   constructor(
     readonly config: Config,
@@ -27,7 +37,9 @@ export class Manager {
   ) {
     this.coordinator = opts.coordinator ?? new LocalCoordinator(config.stateDir);
     this.observeOnly = opts.observeOnly ?? false;
+    this.events.setMaxListeners(100);
     const routerMetrics = createRouterMetrics(this.registry);
+    this.metrics = createManagerMetrics(this.registry, () => this.supervisors.values(), () => this.coordinator.isLeader());
     const publisher: Publisher = {
       fence: (cluster, old) => this.routers.get(cluster)?.fence(old),
       primaryChanged: (cluster, next) => this.routers.get(cluster)?.primaryChanged(next),
@@ -46,14 +58,49 @@ export class Manager {
           if (!result.ok && !result.newPrimary) router.recoveryEnded();
         });
       }
+      this.#forwardEvents(supervisor);
+    }
+    if (config.api) {
+      const i = config.api.listen.lastIndexOf(':');
+      this.api = new ApiServer({ host: config.api.listen.slice(0, i), port: Number(config.api.listen.slice(i + 1)) }, config.api.token, this.registry, log);
+      registerRoutes(this.api, this);
     }
   }
 
+  emitEvent(e: Record<string, unknown>): void {
+    this.events.emit('event', { at: Date.now(), ...e });
+  }
+
+  #forwardEvents(s: ClusterSupervisor): void {
+    const cluster = s.cluster.name;
+    let lastTopology = '';
+    s.on('problem', ({ kind, problem }) => this.emitEvent({ type: `problem_${kind}`, cluster, problem }));
+    s.on('step', (e) => this.emitEvent({ type: 'recovery_step', cluster, ...e }));
+    s.on('failover', (r) => {
+      this.metrics.failovers.inc({ cluster, outcome: r.ok ? 'success' : 'failed' });
+      this.metrics.failoverSeconds.observe({ cluster }, r.durationMs / 1000);
+      this.emitEvent({ type: 'failover', cluster, ok: r.ok, oldPrimary: r.oldPrimary, newPrimary: r.newPrimary, durationMs: r.durationMs, error: r.error });
+    });
+    s.on('analysis', (a) => {
+      // One event per visible change (roles, reachability, threads), not per probe.
+      const view = s.monitor.view();
+      const key = JSON.stringify([a.topology.primary, [...a.topology.sources], [...view.observations.values()].map((o) => [o.id, o.reachable, o.settings?.readOnly, o.replica?.ioThread, o.replica?.sqlThread])]);
+      if (key === lastTopology) return;
+      lastTopology = key;
+      this.emitEvent({ type: 'topology', cluster, primary: a.topology.primary });
+    });
+  }
+
+  managersInfo(): { id: string; host: string; pid: number; leader: boolean; backend: string; startedAt: number; api?: string }[] {
+    return [{ id: `${hostname()}:${process.pid}`, host: hostname(), pid: process.pid, leader: this.coordinator.isLeader(), backend: this.coordinator.backend, startedAt: this.startedAt, api: this.api?.address }];
+  }
+
   async start(): Promise<void> {
+    await this.api?.start();
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(
-      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])) },
+      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])), api: this.api?.address },
       'regent manager started',
     );
   }
@@ -61,6 +108,7 @@ export class Manager {
   async stop(): Promise<void> {
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
     await Promise.all([...this.routers.values()].map((r) => r.stop()));
+    await this.api?.stop();
     await this.coordinator.close();
     this.log.info({ event: 'manager_stopped' }, 'regent manager stopped');
   }

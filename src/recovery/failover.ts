@@ -27,6 +27,8 @@ export interface RecoveryContext {
   log: Logger;
   publisher?: Publisher;
   knownErrant: Map<string, string>;
+  /** Progress for live displays (dashboard, SSE): called when a step starts and ends. */
+  onStep?: (e: { planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string }) => void;
   /** Test-only: stop after this step and wait forever (a manager killed mid-failover). */
   pauseAfterStep?: StepName;
 }
@@ -74,12 +76,14 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
   const step = async <T>(name: StepName, fn: () => Promise<{ detail: string; value: T }>): Promise<T> => {
     const t0 = Date.now();
     await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: t0, step: name, phase: 'start' });
+    ctx.onStep?.({ planId, kind: 'failover', step: name, phase: 'start' });
     try {
       const { detail, value } = await fn();
       const durationMs = Date.now() - t0;
       steps.push({ name, ok: true, durationMs, detail });
       await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: Date.now(), step: name, phase: 'end', ok: true, detail, durationMs });
       flog.info({ event: 'failover_step', step: name, durationMs, detail }, `${name}: ${detail}`);
+      ctx.onStep?.({ planId, kind: 'failover', step: name, phase: 'end', ok: true, durationMs, detail });
       if (ctx.pauseAfterStep === name) {
         flog.warn({ event: 'test_pause', step: name }, `paused after ${name} (test pause point)`);
         await new Promise(() => {});
@@ -91,6 +95,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
       steps.push({ name, ok: false, durationMs, detail });
       await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: Date.now(), step: name, phase: 'end', ok: false, detail, durationMs });
       flog.error({ event: 'failover_step_failed', step: name, durationMs, detail }, `${name} failed: ${detail}`);
+      ctx.onStep?.({ planId, kind: 'failover', step: name, phase: 'end', ok: false, durationMs, detail });
       throw new StepFailed(`${name}: ${detail}`);
     }
   };

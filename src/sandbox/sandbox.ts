@@ -79,8 +79,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const mariadbd = requireExecutable('mariadbd', 'mariadb-server');
   const installDb = requireExecutable('mariadb-install-db', 'mariadb-server');
   // Nodes use base..base+N-1; the router's writer and reader base+N and base+N+1; the per-instance
-  // health endpoints base+N+2 on.
-  const portsNeeded = 2 * count + 2;
+  // health endpoints base+N+2..base+2N+1; the manager's HTTP API base+2N+2.
+  const portsNeeded = 2 * count + 3;
   for (let i = 0; i < portsNeeded; i++) {
     if (!(await portIsFree(basePort + i))) throw new SandboxError(`port ${basePort + i} on 127.0.0.1 is in use (a sandbox of ${count} nodes needs ${basePort}-${basePort + portsNeeded - 1}); choose another --base-port`);
   }
@@ -90,7 +90,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const nodes: SandboxNode[] = Array.from({ length: count }, (_, i) => nodeLayout(dir, i, basePort + i));
   const secretsDir = join(dir, 'secrets');
   mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
-  const passwords = { manager: newPassword(), replication: newPassword(), app: newPassword() };
+  const passwords = { manager: newPassword(), replication: newPassword(), app: newPassword(), 'api-token': newPassword() };
   for (const [k, v] of Object.entries(passwords)) writeFileSync(join(secretsDir, `${k}.pw`), `${v}\n`, { mode: 0o600 });
 
   const manifest: SandboxManifest = {
@@ -383,7 +383,7 @@ async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: stri
 function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>): string {
   const base = m.nodes[0]?.port ?? 0;
   const doc = {
-    manager: { stateDir: 'state' },
+    manager: { stateDir: 'state', api: { listen: `127.0.0.1:${base + 2 * m.nodes.length + 2}`, token: { file: 'secrets/api-token.pw' } } },
     credentials: {
       manager: { user: 'regent', password: { file: 'secrets/manager.pw' } },
       replication: { user: 'repl', password: { file: 'secrets/replication.pw' } },

@@ -36,7 +36,7 @@ export function tempDir(prefix = 'regent-test-'): { path: string; remove: () => 
 export async function startSandbox(opts: Omit<SandboxOptions, 'dir' | 'basePort'> & { ports?: number } = {}): Promise<{ sandbox: Sandbox; cleanup: () => Promise<void> }> {
   const dir = tempDir();
   const nodes = opts.nodes ?? 3;
-  const basePort = await freePorts(opts.ports ?? 2 * nodes + 2);
+  const basePort = await freePorts(opts.ports ?? 2 * nodes + 3);
   try {
     const sandbox = await createSandbox({ ...opts, dir: join(dir.path, 'sb'), basePort, nodes, progress: opts.progress ?? createProgress({ quiet: true }) });
     return {

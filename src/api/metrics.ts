@@ -1,0 +1,79 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { emptyGtid } from '../gtid/index.ts';
+import type { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
+
+export interface ManagerMetrics {
+  failovers: Counter<'cluster' | 'outcome'>;
+  failoverSeconds: Histogram<'cluster'>;
+  switchovers: Counter<'cluster' | 'outcome'>;
+  switchoverSeconds: Histogram<'cluster'>;
+}
+
+/**
+ * Instance and manager metrics. Instance gauges are computed at scrape time from the supervisors'
+ * latest observations, so /metrics always shows the current state and costs nothing between scrapes.
+ */
+export function createManagerMetrics(registry: Registry, supervisors: () => Iterable<ClusterSupervisor>, isLeader: () => boolean): ManagerMetrics {
+  const registers = [registry];
+  const perInstance = (name: string, help: string, value: (s: ClusterSupervisor, id: string) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['cluster', 'instance'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of supervisors())
+          for (const id of s.monitor.probers.keys()) {
+            const v = value(s, id);
+            if (v !== undefined && Number.isFinite(v)) this.set({ cluster: s.cluster.name, instance: id }, v);
+          }
+      },
+    });
+  const obs = (s: ClusterSupervisor, id: string) => s.monitor.probers.get(id)?.latest;
+  perInstance('regent_instance_up', 'Instance answered its last probe (1) or not (0)', (s, id) => (obs(s, id)?.reachable ? 1 : 0));
+  perInstance('regent_instance_read_only', 'read_only of the instance', (s, id) => (obs(s, id)?.settings ? (obs(s, id)!.settings!.readOnly ? 1 : 0) : undefined));
+  perInstance('regent_instance_is_primary', 'The instance is the primary Regent decided on', (s, id) => (s.monitor.lastKnownPrimary === id ? 1 : 0));
+  perInstance('regent_replica_lag_seconds', 'Seconds_Behind_Master of a replica', (s, id) => obs(s, id)?.replica?.secondsBehind ?? undefined);
+  perInstance('regent_replica_io_thread_running', 'Replica IO thread: 1 running, 0.5 connecting, 0 stopped', (s, id) => {
+    const r = obs(s, id)?.replica;
+    return r ? (r.ioThread === 'yes' ? 1 : r.ioThread === 'connecting' ? 0.5 : 0) : undefined;
+  });
+  perInstance('regent_replica_sql_thread_running', 'Replica SQL thread running (1) or not (0)', (s, id) => {
+    const r = obs(s, id)?.replica;
+    return r ? (r.sqlThread ? 1 : 0) : undefined;
+  });
+  perInstance('regent_instance_gtid_transactions', 'Transactions executed by the instance according to its GTID state (sum of sequence numbers for MariaDB)', (s, id) => {
+    const g = obs(s, id)?.gtids?.executed;
+    return g ? Number(g.countMissingFrom(emptyGtid(g.flavor))) : undefined;
+  });
+  perInstance('regent_probe_latency_seconds', 'Duration of the last successful probe', (s, id) => {
+    const l = obs(s, id)?.latencyMs;
+    return l === undefined ? undefined : l / 1000;
+  });
+  new Gauge({
+    name: 'regent_cluster_problems',
+    help: 'Problems currently diagnosed, by code',
+    labelNames: ['cluster', 'code'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of supervisors()) for (const p of s.lastAnalysis?.problems ?? []) this.inc({ cluster: s.cluster.name, code: p.code });
+    },
+  });
+  new Gauge({
+    name: 'regent_leader',
+    help: 'This manager is the leader that executes plans (1) or a follower (0)',
+    registers,
+    collect() {
+      this.set(isLeader() ? 1 : 0);
+    },
+  });
+  const buckets = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
+  return {
+    failovers: new Counter({ name: 'regent_failovers_total', help: 'Failovers by outcome', labelNames: ['cluster', 'outcome'], registers }),
+    failoverSeconds: new Histogram({ name: 'regent_failover_duration_seconds', help: 'Duration of failovers from plan to publish', labelNames: ['cluster'], buckets, registers }),
+    switchovers: new Counter({ name: 'regent_switchovers_total', help: 'Switchovers by outcome', labelNames: ['cluster', 'outcome'], registers }),
+    switchoverSeconds: new Histogram({ name: 'regent_switchover_duration_seconds', help: 'Duration of switchovers', labelNames: ['cluster'], buckets, registers }),
+  };
+}
