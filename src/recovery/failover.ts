@@ -1,8 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { ClusterConfig } from '../config/load.ts';
-import type { Coordinator } from '../coordination/coordinator.ts';
-import type { ClusterMonitor } from '../monitor/cluster-monitor.ts';
-import type { AdminPool } from '../sql/admin-pool.ts';
 import type { Flavor } from '../sql/flavor.ts';
 import { foldVariables, text } from '../sql/row-values.ts';
 import type { Logger } from '../util/log.ts';
@@ -10,35 +6,9 @@ import { chooseCandidate } from './candidate.ts';
 import { fenceServer } from './fence.ts';
 import { runHooks } from './hooks.ts';
 import { originSeenByReplicas, replicaFactsFromView, type FailoverPlan, type StepName } from './plan.ts';
+import { flavorOf as flavorOfInstance, promote, replicateFrom, StepFailed, StepRunner, waitForGtid, type RecoveryContext, type StepRecord } from './steps.ts';
 
-/** What the failover talks to besides the servers: routers that must stop or start sending writes. */
-export interface Publisher {
-  /** The writer endpoint stops sending to this instance (called first, before anything else). */
-  fence(cluster: string, oldPrimary: string): void | Promise<void>;
-  /** The writer endpoint now sends to the new primary. */
-  primaryChanged(cluster: string, newPrimary: string): void | Promise<void>;
-}
-
-export interface RecoveryContext {
-  cluster: ClusterConfig;
-  monitor: ClusterMonitor;
-  admin: AdminPool;
-  coordinator: Coordinator;
-  log: Logger;
-  publisher?: Publisher;
-  knownErrant: Map<string, string>;
-  /** Progress for live displays (dashboard, SSE): called when a step starts and ends. */
-  onStep?: (e: { planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string }) => void;
-  /** Test-only: stop after this step and wait forever (a manager killed mid-failover). */
-  pauseAfterStep?: StepName;
-}
-
-export interface StepRecord {
-  name: StepName;
-  ok: boolean;
-  durationMs: number;
-  detail: string;
-}
+export type { Publisher, RecoveryContext } from './steps.ts';
 
 export interface FailoverResult {
   ok: boolean;
@@ -51,8 +21,6 @@ export interface FailoverResult {
   durationMs: number;
 }
 
-class StepFailed extends Error {}
-
 /**
  * Runs a failover plan: fence, stop IO threads, drain, choose, (catch up), promote, re-point,
  * verify, publish. Every step is journaled before and after. A failure before promotion restarts
@@ -63,7 +31,6 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
   const { cluster, coordinator, log } = ctx;
   const planId = randomUUID();
   const started = Date.now();
-  const steps: StepRecord[] = [];
   const oldPrimary = plan.oldPrimary;
   let newPrimary: string | undefined;
   let promoted = false;
@@ -73,38 +40,11 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
   await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'failover', plan });
   flog.warn({ event: 'failover_started', oldPrimary, trigger: plan.trigger, candidate: plan.choice.candidate }, `failover of ${cluster.name} started`);
 
-  const step = async <T>(name: StepName, fn: () => Promise<{ detail: string; value: T }>): Promise<T> => {
-    const t0 = Date.now();
-    await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: t0, step: name, phase: 'start' });
-    ctx.onStep?.({ planId, kind: 'failover', step: name, phase: 'start' });
-    try {
-      const { detail, value } = await fn();
-      const durationMs = Date.now() - t0;
-      steps.push({ name, ok: true, durationMs, detail });
-      await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: Date.now(), step: name, phase: 'end', ok: true, detail, durationMs });
-      flog.info({ event: 'failover_step', step: name, durationMs, detail }, `${name}: ${detail}`);
-      ctx.onStep?.({ planId, kind: 'failover', step: name, phase: 'end', ok: true, durationMs, detail });
-      if (ctx.pauseAfterStep === name) {
-        flog.warn({ event: 'test_pause', step: name }, `paused after ${name} (test pause point)`);
-        await new Promise(() => {});
-      }
-      return value;
-    } catch (e) {
-      const detail = e instanceof Error ? e.message : String(e);
-      const durationMs = Date.now() - t0;
-      steps.push({ name, ok: false, durationMs, detail });
-      await coordinator.appendJournal({ type: 'step', planId, cluster: cluster.name, at: Date.now(), step: name, phase: 'end', ok: false, detail, durationMs });
-      flog.error({ event: 'failover_step_failed', step: name, durationMs, detail }, `${name} failed: ${detail}`);
-      ctx.onStep?.({ planId, kind: 'failover', step: name, phase: 'end', ok: false, durationMs, detail });
-      throw new StepFailed(`${name}: ${detail}`);
-    }
-  };
+  const runner = new StepRunner(ctx, planId, 'failover', flog);
+  const step = <T>(name: StepName, fn: () => Promise<{ detail: string; value: T }>) => runner.run(name, fn);
+  const steps = runner.steps;
 
-  const flavorOf = (id: string): Flavor => {
-    const f = ctx.monitor.probers.get(id)?.flavor ?? [...ctx.monitor.probers.values()].find((p) => p.flavor)?.flavor;
-    if (!f) throw new Error(`server family of ${id} unknown (never reached)`);
-    return f;
-  };
+  const flavorOf = (id: string): Flavor => flavorOfInstance(ctx.monitor, id);
   const hookEnv = () => ({ REGENT_CLUSTER: cluster.name, REGENT_OLD_PRIMARY: oldPrimary, REGENT_NEW_PRIMARY: newPrimary ?? '', REGENT_PLAN_ID: planId });
 
   try {
@@ -158,10 +98,8 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
             notes.push(`${id}: SQL thread not running${status.lastSqlErrno ? ` (error ${status.lastSqlErrno})` : ''}, cannot drain`);
             return;
           }
-          const w = flavor.waitForGtid(status.receivedGtid, cluster.failover.drainTimeoutSeconds);
-          const row = await conn.queryOne(w.sql, w.params, (cluster.failover.drainTimeoutSeconds + 5) * 1000);
-          const result = Number(text(row?.['result']));
-          notes.push(result === 0 ? `${id}: applied up to ${status.receivedGtid.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
+          const reached = await waitForGtid(conn, flavor, status.receivedGtid, cluster.failover.drainTimeoutSeconds);
+          notes.push(reached ? `${id}: applied up to ${status.receivedGtid.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
         }),
       );
       return { detail: notes.join('; '), value: undefined };
@@ -187,21 +125,10 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
         const holderFlavor = flavorOf(holder);
         const holderConn = await ctx.admin.get(holder);
         const target = holderFlavor.parseGtids(foldVariables(await holderConn.query(holderFlavor.variablesQuery))).executed;
+        await replicateFrom(conn, flavor, cluster, holderInst, 'slave_pos');
+        const reached = await waitForGtid(conn, flavor, target, cluster.failover.drainTimeoutSeconds);
         await conn.query(flavor.stopReplica());
-        const change = flavor.changeSource({
-          host: holderInst.host,
-          port: holderInst.port,
-          user: cluster.accounts.replication.user,
-          password: cluster.accounts.replication.password,
-          heartbeatPeriodSeconds: cluster.replication.heartbeatPeriodSeconds,
-          gtidMode: 'slave_pos',
-        });
-        await conn.query(change.sql, change.params);
-        await conn.query(flavor.startReplica());
-        const w = flavor.waitForGtid(target, cluster.failover.drainTimeoutSeconds);
-        const row = await conn.queryOne(w.sql, w.params, (cluster.failover.drainTimeoutSeconds + 5) * 1000);
-        await conn.query(flavor.stopReplica());
-        if (Number(text(row?.['result'])) !== 0) throw new Error(`${candidate} did not catch up with ${holder} (${target.toString()}) within ${cluster.failover.drainTimeoutSeconds} s`);
+        if (!reached) throw new Error(`${candidate} did not catch up with ${holder} (${target.toString()}) within ${cluster.failover.drainTimeoutSeconds} s`);
         return { detail: `${candidate} caught up with ${holder} at ${target.toString()}`, value: undefined };
       });
     }
@@ -209,10 +136,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
     await step('promote', async () => {
       const conn = await ctx.admin.get(candidate);
       const flavor = flavorOf(candidate);
-      await conn.query(flavor.stopReplica());
-      await conn.query(flavor.resetReplica());
-      if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('primary', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);
-      for (const sql of flavor.setReadOnly(false)) await conn.query(sql);
+      await promote(conn, flavor, cluster);
       promoted = true;
       newPrimary = candidate;
       return { detail: `${candidate} is primary: replication reset, read_only=OFF`, value: undefined };
@@ -227,19 +151,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
         others.map(async (id) => {
           try {
             const conn = await ctx.admin.get(id);
-            const flavor = flavorOf(id);
-            await conn.query(flavor.stopReplica());
-            const change = flavor.changeSource({
-              host: newInst.host,
-              port: newInst.port,
-              user: cluster.accounts.replication.user,
-              password: cluster.accounts.replication.password,
-              heartbeatPeriodSeconds: cluster.replication.heartbeatPeriodSeconds,
-              gtidMode: 'slave_pos',
-            });
-            await conn.query(change.sql, change.params);
-            if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('replica', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);
-            await conn.query(flavor.startReplica());
+            await replicateFrom(conn, flavorOf(id), cluster, newInst, 'slave_pos');
             notes.push(id);
           } catch (e) {
             failures.push(`${id}: ${(e as Error).message}`);

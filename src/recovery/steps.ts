@@ -1,0 +1,125 @@
+import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
+import type { Coordinator } from '../coordination/coordinator.ts';
+import type { ClusterMonitor } from '../monitor/cluster-monitor.ts';
+import type { AdminPool } from '../sql/admin-pool.ts';
+import type { DbConnection } from '../sql/connection.ts';
+import type { Flavor } from '../sql/flavor.ts';
+import { text } from '../sql/row-values.ts';
+import type { Logger } from '../util/log.ts';
+
+/** What recoveries talk to besides the servers: routers that must stop or start sending writes. */
+export interface Publisher {
+  /** The writer endpoint stops sending to this instance and holds new writers (called first). */
+  fence(cluster: string, oldPrimary: string): void | Promise<void>;
+  /** The writer endpoint now sends to this primary (a new one, or the old one after a rollback). */
+  primaryChanged(cluster: string, newPrimary: string): void | Promise<void>;
+}
+
+export type StepEvent = { planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string };
+
+export interface RecoveryContext {
+  cluster: ClusterConfig;
+  monitor: ClusterMonitor;
+  admin: AdminPool;
+  coordinator: Coordinator;
+  log: Logger;
+  publisher?: Publisher;
+  knownErrant: Map<string, string>;
+  /** Progress for live displays (dashboard, SSE): called when a step starts and ends. */
+  onStep?: (e: StepEvent) => void;
+  /** Test-only: stop after this step and wait forever (a manager killed mid-recovery). */
+  pauseAfterStep?: string;
+  /** Test-only: wait this long before a step (to inject a fault at a known point). */
+  delayBeforeStep?: { step: string; ms: number };
+}
+
+export interface StepRecord {
+  name: string;
+  ok: boolean;
+  durationMs: number;
+  detail: string;
+}
+
+export class StepFailed extends Error {}
+
+/**
+ * Runs the named steps of one plan: each is journaled before and after (with its duration and
+ * what it did), logged, and reported to live displays. A failing step throws StepFailed.
+ */
+export class StepRunner {
+  readonly steps: StepRecord[] = [];
+
+  constructor(
+    private readonly ctx: RecoveryContext,
+    readonly planId: string,
+    readonly kind: string,
+    private readonly log: Logger,
+  ) {}
+
+  async run<T>(name: string, fn: () => Promise<{ detail: string; value: T }>): Promise<T> {
+    const { ctx, planId, kind } = this;
+    const cluster = ctx.cluster.name;
+    if (ctx.delayBeforeStep?.step === name) await new Promise((r) => setTimeout(r, ctx.delayBeforeStep!.ms));
+    const t0 = Date.now();
+    await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: t0, step: name, phase: 'start' });
+    ctx.onStep?.({ planId, kind, step: name, phase: 'start' });
+    try {
+      const { detail, value } = await fn();
+      const durationMs = Date.now() - t0;
+      this.steps.push({ name, ok: true, durationMs, detail });
+      await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: Date.now(), step: name, phase: 'end', ok: true, detail, durationMs });
+      this.log.info({ event: `${kind}_step`, step: name, durationMs, detail }, `${name}: ${detail}`);
+      ctx.onStep?.({ planId, kind, step: name, phase: 'end', ok: true, durationMs, detail });
+      if (ctx.pauseAfterStep === name) {
+        this.log.warn({ event: 'test_pause', step: name }, `paused after ${name} (test pause point)`);
+        await new Promise(() => {});
+      }
+      return value;
+    } catch (e) {
+      const detail = e instanceof Error ? e.message : String(e);
+      const durationMs = Date.now() - t0;
+      this.steps.push({ name, ok: false, durationMs, detail });
+      await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: Date.now(), step: name, phase: 'end', ok: false, detail, durationMs });
+      this.log.error({ event: `${kind}_step_failed`, step: name, durationMs, detail }, `${name} failed: ${detail}`);
+      ctx.onStep?.({ planId, kind, step: name, phase: 'end', ok: false, durationMs, detail });
+      throw new StepFailed(`${name}: ${detail}`);
+    }
+  }
+}
+
+export function flavorOf(monitor: ClusterMonitor, id: string): Flavor {
+  const f = monitor.probers.get(id)?.flavor ?? [...monitor.probers.values()].find((p) => p.flavor)?.flavor;
+  if (!f) throw new Error(`server family of ${id} unknown (never reached)`);
+  return f;
+}
+
+/** Stops replication, points the server at `source` by GTID, sets its semi-sync replica role, starts. */
+export async function replicateFrom(conn: DbConnection, flavor: Flavor, cluster: ClusterConfig, source: InstanceConfig, mode: 'slave_pos' | 'current_pos'): Promise<void> {
+  await conn.query(flavor.stopReplica());
+  const change = flavor.changeSource({
+    host: source.host,
+    port: source.port,
+    user: cluster.accounts.replication.user,
+    password: cluster.accounts.replication.password,
+    heartbeatPeriodSeconds: cluster.replication.heartbeatPeriodSeconds,
+    gtidMode: mode,
+  });
+  await conn.query(change.sql, change.params);
+  if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('replica', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);
+  await conn.query(flavor.startReplica());
+}
+
+/** Makes a server the primary: no replication of its own, semi-sync primary side, writable. */
+export async function promote(conn: DbConnection, flavor: Flavor, cluster: ClusterConfig): Promise<void> {
+  await conn.query(flavor.stopReplica());
+  await conn.query(flavor.resetReplica());
+  if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('primary', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);
+  for (const sql of flavor.setReadOnly(false)) await conn.query(sql);
+}
+
+/** MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET: true when reached within the timeout. */
+export async function waitForGtid(conn: DbConnection, flavor: Flavor, gtid: ReturnType<Flavor['parseGtid']>, timeoutSeconds: number): Promise<boolean> {
+  const w = flavor.waitForGtid(gtid, timeoutSeconds);
+  const row = await conn.queryOne(w.sql, w.params, (timeoutSeconds + 5) * 1000);
+  return Number(text(row?.['result'])) === 0;
+}
