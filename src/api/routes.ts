@@ -154,6 +154,21 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
 
   api.add({
     method: 'POST',
+    path: '/api/v1/clusters/:cluster/switchover',
+    mutating: true,
+    handler: async ({ params, body }) => {
+      const s = sup(params['cluster']!);
+      if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader; send actions to the leader (GET /api/v1/managers)');
+      const target = (body as { target?: string } | undefined)?.target;
+      if (target !== undefined && typeof target !== 'string') throw new ApiError(400, 'target must be "host:port"');
+      const result = await s.runSwitchover(target ? instanceOf(s, target).id : undefined, 'manual (API)');
+      if ('refusal' in result) throw new ApiError(409, result.refusal);
+      return { status: result.ok ? 200 : 500, json: result };
+    },
+  });
+
+  api.add({
+    method: 'POST',
     path: '/api/v1/clusters/:cluster/ack',
     mutating: true,
     handler: async ({ params }) => {

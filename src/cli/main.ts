@@ -8,6 +8,7 @@ import { runCommand } from './run.ts';
 import { demoCommand } from './demo.ts';
 import { failoverCommand, ackCommand } from './recovery.ts';
 import { haproxyConfigCommand } from './haproxy.ts';
+import { switchoverCommand } from './switchover.ts';
 
 /**
  * The `regent` command line: parses arguments and calls the modules that do the work. Exit codes:
@@ -60,6 +61,13 @@ export function buildProgram(): Command {
     .option('--force', 'fail over even if the primary is reachable (it is fenced first)')
     .action(async (cluster: string | undefined, o: { config: string; dryRun?: boolean; force?: boolean }) => {
       process.exitCode = await failoverCommand(loadConfigFile(o.config), cluster, o);
+    });
+
+  configOption(program.command('switchover').description('planned change of primary with pre-checks, a sub-second write pause and rollback on failure'))
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--to <host:port>', 'the replica to promote (default: the best candidate)')
+    .action(async (o: { config: string; cluster?: string; to?: string }) => {
+      process.exitCode = await switchoverCommand(loadConfigFile(o.config), o);
     });
 
   configOption(program.command('ack').description('acknowledge a recovery so the cluster may be failed over automatically again').argument('[cluster]', 'cluster name'))

@@ -4,6 +4,8 @@ import { LocalCoordinator } from '../coordination/local.ts';
 import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { planFailover, renderPlan } from '../recovery/plan.ts';
 import { createLogger } from '../util/log.ts';
+import type { FailoverResult } from '../recovery/failover.ts';
+import { callManager } from './api-client.ts';
 import { UsageError } from './errors.ts';
 
 export function pickCluster(config: Config, name: string | undefined): ClusterConfig {
@@ -22,6 +24,11 @@ export function pickCluster(config: Config, name: string | undefined): ClusterCo
  */
 export async function failoverCommand(config: Config, clusterName: string | undefined, opts: { dryRun?: boolean; force?: boolean }): Promise<number> {
   const cluster = pickCluster(config, clusterName);
+  if (!opts.dryRun) {
+    // A running manager does it (its router is the fence); otherwise this process acts alone.
+    const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/failover`, { force: Boolean(opts.force) });
+    if (viaManager) return printFailover(viaManager.status < 400 ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']) });
+  }
   const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn');
   const coordinator = new LocalCoordinator(config.stateDir);
   const supervisor = new ClusterSupervisor(cluster, coordinator, log);
@@ -38,28 +45,33 @@ export async function failoverCommand(config: Config, clusterName: string | unde
     }
     if (primary && view.observations.get(primary)?.reachable && !opts.force)
       throw new UsageError(`primary ${primary} of ${cluster.name} is alive; use \`regent switchover\` for a planned change, or --force to fence it and fail over anyway`);
-    const result = await supervisor.runFailover(analysis, 'manual');
-    if ('refusal' in result) {
-      process.stderr.write(`regent: no failover: ${result.refusal}\n`);
-      return 1;
-    }
-    for (const s of result.steps) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
-    if (!result.ok) {
-      process.stderr.write(`regent: failover failed: ${result.error}\n`);
-      return 1;
-    }
-    process.stdout.write(`failover of ${cluster.name} done in ${result.durationMs} ms: ${result.oldPrimary} -> ${result.newPrimary}\n`);
-    return 0;
+    return printFailover(await supervisor.runFailover(analysis, 'manual'), cluster.name);
   } finally {
     await supervisor.stop();
   }
 }
 
+function printFailover(result: FailoverResult | { refusal: string }, cluster = ''): number {
+  if ('refusal' in result) {
+    process.stderr.write(`regent: no failover: ${result.refusal}\n`);
+    return 1;
+  }
+  for (const s of result.steps) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
+  if (!result.ok) {
+    process.stderr.write(`regent: failover failed: ${result.error}\n`);
+    return 1;
+  }
+  process.stdout.write(`failover${cluster ? ` of ${cluster}` : ''} done in ${result.durationMs} ms: ${result.oldPrimary} -> ${result.newPrimary}\n`);
+  return 0;
+}
+
 /** `regent ack`: a person saw the last recovery; automatic failover of the cluster is allowed again. */
 export async function ackCommand(config: Config, clusterName: string | undefined): Promise<number> {
   const cluster = pickCluster(config, clusterName);
+  const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/ack`);
+  if (viaManager && viaManager.status >= 400) throw new UsageError(`the manager refused: ${String(viaManager.json['error'])}`);
   const coordinator = new LocalCoordinator(config.stateDir);
-  const state = await coordinator.updateClusterState(cluster.name, (s) => ({ ...s, acknowledgedAt: Date.now() }));
+  const state = viaManager ? await coordinator.getClusterState(cluster.name) : await coordinator.updateClusterState(cluster.name, (s) => ({ ...s, acknowledgedAt: Date.now() }));
   const last = state.lastRecovery;
   process.stdout.write(
     last

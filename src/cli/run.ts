@@ -1,6 +1,5 @@
 import type { Config } from '../config/load.ts';
 import { Manager } from '../manager/manager.ts';
-import type { StepName } from '../recovery/plan.ts';
 import { createLogger } from '../util/log.ts';
 
 /**
@@ -10,8 +9,10 @@ import { createLogger } from '../util/log.ts';
 export async function runCommand(config: Config, opts: { observeOnly?: boolean } = {}): Promise<number> {
   const log = createLogger(process.env.REGENT_LOG_LEVEL ?? config.logLevel);
   // Test-only pause point: the chaos and HA tests kill a manager in the middle of a failover.
-  const pauseAfterStep = process.env.REGENT_TEST_PAUSE_AFTER_STEP as StepName | undefined;
-  const manager = new Manager(config, log, { pauseAfterStep, observeOnly: opts.observeOnly });
+  const pauseAfterStep = process.env.REGENT_TEST_PAUSE_AFTER_STEP;
+  const [delayStep, delayMs] = (process.env.REGENT_TEST_DELAY_BEFORE_STEP ?? '').split(':');
+  const delayBeforeStep = delayStep ? { step: delayStep, ms: Number(delayMs) } : undefined;
+  const manager = new Manager(config, log, { pauseAfterStep, delayBeforeStep, observeOnly: opts.observeOnly });
   if (opts.observeOnly && manager.routers.size === 0) {
     log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader or health endpoints configured: nothing to serve');
     return 2;

@@ -11,6 +11,9 @@ import {
   type RawInstance,
   type ReplicationSettings,
   type RouterSettings,
+  type SwitchoverSettings,
+  type RejoinSettings,
+  type RepairSettings,
   type SecretRef,
 } from './schema.ts';
 
@@ -40,6 +43,9 @@ export interface ClusterConfig {
   replication: ReplicationSettings;
   hooks: HookSettings;
   router: RouterSettings;
+  switchover: SwitchoverSettings;
+  rejoin: RejoinSettings;
+  repair: RepairSettings;
 }
 
 export interface Config {
@@ -130,6 +136,9 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
       replication: c.replication,
       hooks: c.hooks,
       router: c.router,
+      switchover: c.switchover,
+      rejoin: c.rejoin,
+      repair: c.repair,
     };
   });
 

@@ -85,6 +85,33 @@ const replicationSchema = z
   })
   .describe('Replication settings Regent applies when it (re)points replicas.');
 
+const switchoverSchema = z
+  .strictObject({
+    maxLagSeconds: z.number().min(0).default(5).describe('Refuse a switchover to a replica further behind than this.'),
+    maxTransactionSeconds: z.number().min(0).default(10).describe('Refuse a switchover while a write transaction older than this runs on the primary.'),
+    graceMs: z.number().int().min(0).default(200).describe('After read_only is set, client sessions get this long to finish before they are killed.'),
+    catchUpTimeoutSeconds: z.number().min(0.1).default(10).describe('How long the target may take to apply everything the old primary wrote; past it the switchover rolls back.'),
+  })
+  .describe('Planned switchover policy.');
+
+const rejoinSchema = z
+  .strictObject({
+    automatic: z.boolean().default(true).describe('Rejoin a former primary as a replica as soon as it is back (otherwise only on `regent rejoin`).'),
+    errant: z
+      .enum(['manual', 'flashback'])
+      .default('manual')
+      .describe('A former primary with errant transactions: manual keeps it fenced and reports them; flashback saves them to a file, reverses them and rejoins.'),
+  })
+  .describe('What happens when a former primary comes back.');
+
+const repairSchema = z
+  .strictObject({
+    restartStoppedReplication: z.boolean().default(true).describe('Restart replication on a replica whose threads stopped without an error (never one stopped on an error).'),
+    repointStrayReplicas: z.boolean().default(true).describe('Re-point a replica that still replicates from a former primary to the current one.'),
+    afterSeconds: z.number().min(0).default(10).describe('How long a replica stays stopped or stray before it is repaired (time for a DBA who did it on purpose).'),
+  })
+  .describe('Automatic repair of replicas.');
+
 const hooksSchema = z
   .strictObject({
     preFailover: z.array(z.string()).default([]).describe('Commands run before a failover; a non-zero exit aborts it.'),
@@ -130,6 +157,9 @@ const clusterSchema = z
     replication: replicationSchema.prefault({}).describe('Replication settings of this cluster.'),
     hooks: hooksSchema.prefault({}).describe('Hooks of this cluster.'),
     router: routerSchema.prefault({}).describe('Routing for this cluster.'),
+    switchover: switchoverSchema.prefault({}).describe('Switchover policy of this cluster.'),
+    rejoin: rejoinSchema.prefault({}).describe('Rejoin policy of this cluster.'),
+    repair: repairSchema.prefault({}).describe('Replica repair policy of this cluster.'),
   })
   .describe('A primary with its replicas.');
 
@@ -164,3 +194,6 @@ export type FailoverSettings = z.infer<typeof failoverSchema>;
 export type ReplicationSettings = z.infer<typeof replicationSchema>;
 export type HookSettings = z.infer<typeof hooksSchema>;
 export type RouterSettings = z.infer<typeof routerSchema>;
+export type SwitchoverSettings = z.infer<typeof switchoverSchema>;
+export type RejoinSettings = z.infer<typeof rejoinSchema>;
+export type RepairSettings = z.infer<typeof repairSchema>;

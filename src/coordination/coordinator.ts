@@ -13,6 +13,7 @@ export interface ClusterState {
   /** The primary Regent last decided on or saw; survives manager restarts. */
   primary?: string;
   lastRecovery?: { planId: string; at: number; kind: string; oldPrimary: string; newPrimary?: string; outcome: string };
+  lastSwitchover?: { planId: string; at: number; oldPrimary: string; newPrimary: string; writePauseMs: number };
   /** When a person acknowledged the last recovery (clears the anti-flapping block). */
   acknowledgedAt?: number;
   /** Former primaries fenced by Regent, waiting for a rejoin. */

@@ -9,7 +9,10 @@ import type { Logger } from '../util/log.ts';
 import { executeFailover, type FailoverResult, type Publisher } from '../recovery/failover.ts';
 import { fenceServer } from '../recovery/fence.ts';
 import { planFailover, type FailoverPlan } from '../recovery/plan.ts';
-import type { StepName } from '../recovery/plan.ts';
+import type { RecoveryContext } from '../recovery/steps.ts';
+import { executeSwitchover, type SwitchoverResult } from '../recovery/switchover.ts';
+import { checkSwitchover, type LongTransaction, type SwitchoverCheck } from '../recovery/switchover-checks.ts';
+import { listWriteTransactions } from '../sql/queries.ts';
 
 type Recovery = (s: ClusterSupervisor, problem: Problem, analysis: Analysis) => Promise<void>;
 
@@ -27,6 +30,7 @@ export interface SupervisorEvents {
   analysis: [Analysis];
   problem: [{ kind: 'started' | 'resolved'; problem: Problem }];
   failover: [FailoverResult];
+  switchover: [SwitchoverResult];
   step: [{ planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string }];
 }
 
@@ -53,7 +57,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     readonly coordinator: Coordinator,
     readonly log: Logger,
     readonly publisher?: Publisher,
-    readonly options: { pauseAfterStep?: StepName; observeOnly?: boolean } = {},
+    readonly options: { pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; observeOnly?: boolean } = {},
   ) {
     super();
     this.monitor = new ClusterMonitor(cluster, log);
@@ -201,34 +205,72 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     await this.runFailover(analysis, `automatic: ${problem.code}`);
   }
 
-  /** Plans and executes a failover under the cluster lock. Used by automatic and manual failover. */
-  async runFailover(analysis: Analysis, trigger: string): Promise<FailoverResult | { refusal: string }> {
+  /** The context every recovery runs with. */
+  recoveryContext(): RecoveryContext {
+    return {
+      cluster: this.cluster,
+      monitor: this.monitor,
+      admin: this.admin,
+      coordinator: this.coordinator,
+      log: this.log,
+      publisher: this.publisher,
+      knownErrant: this.knownErrant,
+      pauseAfterStep: this.options.pauseAfterStep,
+      delayBeforeStep: this.options.delayBeforeStep,
+      onStep: (e) => this.emit('step', e),
+    };
+  }
+
+  /**
+   * Runs one action on this cluster at a time: the in-process flag stops a second analysis from
+   * starting one, the coordinator's lock stops another process (a CLI, another manager).
+   */
+  async #exclusively<T>(what: string, fn: () => Promise<T>): Promise<T | { refusal: string }> {
     if (this.#acting) return { refusal: 'another action is under way on this cluster' };
     this.#acting = true;
     let release: (() => Promise<void>) | undefined;
     try {
-      release = await this.coordinator.lockCluster(this.cluster.name, `failover (${trigger})`);
-      const plan = planFailover(this.monitor.view(), analysis, this.knownErrant, trigger);
-      if ('refusal' in plan || !plan.choice.candidate) {
-        const refusal = 'refusal' in plan ? plan.refusal : (plan.choice.refusal ?? 'no candidate');
-        this.#logBlocked(`no failover of ${this.cluster.name}: ${refusal}`);
-        return { refusal };
-      }
-      const result = await executeFailover(
-        { cluster: this.cluster, monitor: this.monitor, admin: this.admin, coordinator: this.coordinator, log: this.log, publisher: this.publisher, knownErrant: this.knownErrant, pauseAfterStep: this.options.pauseAfterStep, onStep: (e) => this.emit('step', e) },
-        plan as FailoverPlan,
-      );
-      this.emit('failover', result);
-      return result;
+      release = await this.coordinator.lockCluster(this.cluster.name, what);
+      return await fn();
     } catch (e) {
-      const refusal = (e as Error).message;
-      this.#logBlocked(`no failover of ${this.cluster.name}: ${refusal}`);
-      return { refusal };
+      return { refusal: (e as Error).message };
     } finally {
       await release?.();
       this.#acting = false;
       this.#schedule();
     }
+  }
+
+  /** Plans and executes a failover under the cluster lock. Used by automatic and manual failover. */
+  async runFailover(analysis: Analysis, trigger: string): Promise<FailoverResult | { refusal: string }> {
+    const result = await this.#exclusively(`failover (${trigger})`, async (): Promise<FailoverResult | { refusal: string }> => {
+      const plan = planFailover(this.monitor.view(), analysis, this.knownErrant, trigger);
+      if ('refusal' in plan || !plan.choice.candidate) return { refusal: 'refusal' in plan ? plan.refusal : (plan.choice.refusal ?? 'no candidate') };
+      const r = await executeFailover(this.recoveryContext(), plan as FailoverPlan);
+      this.emit('failover', r);
+      return r;
+    });
+    if ('refusal' in result) this.#logBlocked(`no failover of ${this.cluster.name}: ${result.refusal}`);
+    return result;
+  }
+
+  /** A planned switchover: fresh probes, pre-checks (refusals change nothing), then the plan. */
+  async runSwitchover(target: string | undefined, trigger: string): Promise<SwitchoverResult | { refusal: string; checks?: SwitchoverCheck }> {
+    return this.#exclusively(`switchover (${trigger})`, async () => {
+      const view = await this.monitor.refresh();
+      const analysis = analyzeCluster(view);
+      const primary = analysis.topology.primary;
+      let longTransactions: LongTransaction[] = [];
+      if (primary && view.observations.get(primary)?.reachable) longTransactions = await listWriteTransactions(await this.admin.get(primary));
+      const checks = checkSwitchover(view, analysis, { target, knownErrant: this.knownErrant, settings: this.cluster.switchover, longTransactions });
+      if (checks.refusals.length > 0 || !checks.oldPrimary || !checks.target) {
+        this.log.warn({ event: 'switchover_refused', cluster: this.cluster.name, refusals: checks.refusals }, `switchover of ${this.cluster.name} refused: ${checks.refusals.join('; ')}`);
+        return { refusal: checks.refusals.join('; '), checks };
+      }
+      const r = await executeSwitchover(this.recoveryContext(), checks.oldPrimary, checks.target, trigger);
+      this.emit('switchover', r);
+      return r;
+    });
   }
 
   /**

@@ -8,7 +8,6 @@ import type { Config } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
 import type { Publisher } from '../recovery/failover.ts';
-import type { StepName } from '../recovery/plan.ts';
 import { ClusterRouter } from '../router/cluster-router.ts';
 import { createRouterMetrics } from '../router/metrics.ts';
 import type { Logger } from '../util/log.ts';
@@ -33,7 +32,7 @@ export class Manager {
   constructor(
     readonly config: Config,
     readonly log: Logger,
-    opts: { coordinator?: Coordinator; pauseAfterStep?: StepName; withRouter?: boolean; observeOnly?: boolean } = {},
+    opts: { coordinator?: Coordinator; pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; withRouter?: boolean; observeOnly?: boolean } = {},
   ) {
     this.coordinator = opts.coordinator ?? new LocalCoordinator(config.stateDir);
     this.observeOnly = opts.observeOnly ?? false;
@@ -43,9 +42,10 @@ export class Manager {
     const publisher: Publisher = {
       fence: (cluster, old) => this.routers.get(cluster)?.fence(old),
       primaryChanged: (cluster, next) => this.routers.get(cluster)?.primaryChanged(next),
+      holdWrites: (cluster) => this.routers.get(cluster)?.holdWrites(),
     };
     for (const c of config.clusters) {
-      const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, { pauseAfterStep: opts.pauseAfterStep, observeOnly: opts.observeOnly });
+      const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, { pauseAfterStep: opts.pauseAfterStep, delayBeforeStep: opts.delayBeforeStep, observeOnly: opts.observeOnly });
       this.supervisors.set(c.name, supervisor);
       const r = c.router;
       if (opts.withRouter !== false && (r.writer || r.reader || r.healthCheckBasePort || r.haproxySocket)) {
@@ -80,6 +80,11 @@ export class Manager {
       this.metrics.failovers.inc({ cluster, outcome: r.ok ? 'success' : 'failed' });
       this.metrics.failoverSeconds.observe({ cluster }, r.durationMs / 1000);
       this.emitEvent({ type: 'failover', cluster, ok: r.ok, oldPrimary: r.oldPrimary, newPrimary: r.newPrimary, durationMs: r.durationMs, error: r.error });
+    });
+    s.on('switchover', (r) => {
+      this.metrics.switchovers.inc({ cluster, outcome: r.ok ? 'success' : r.rolledBack ? 'rolled_back' : 'failed' });
+      this.metrics.switchoverSeconds.observe({ cluster }, r.durationMs / 1000);
+      this.emitEvent({ type: 'switchover', cluster, ok: r.ok, oldPrimary: r.oldPrimary, newPrimary: r.newPrimary, writePauseMs: r.writePauseMs, rolledBack: r.rolledBack, error: r.error });
     });
     s.on('analysis', (a) => {
       // One event per visible change (roles, reachability, threads), not per probe.

@@ -13,6 +13,8 @@ export interface Publisher {
   fence(cluster: string, oldPrimary: string): void | Promise<void>;
   /** The writer endpoint now sends to this primary (a new one, or the old one after a rollback). */
   primaryChanged(cluster: string, newPrimary: string): void | Promise<void>;
+  /** The writer endpoint holds new connections; open ones stay (a switchover ends them on the server). */
+  holdWrites?(cluster: string): void | Promise<void>;
 }
 
 export type StepEvent = { planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string };

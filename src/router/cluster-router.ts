@@ -92,6 +92,12 @@ export class ClusterRouter {
     this.log.warn({ event: 'router_fenced', cluster: this.cluster.name, instance: oldPrimary, closed }, `router: writes to ${oldPrimary} stopped, ${closed} connection(s) closed`);
   }
 
+  /** A switchover starts: new writer connections wait; open ones end when their sessions are killed. */
+  holdWrites(): void {
+    this.#fencing = true;
+    this.#apply();
+  }
+
   primaryChanged(newPrimary: string): void {
     this.#fencing = false;
     this.#input = { ...this.#input, decidedPrimary: newPrimary, decidedAt: Date.now() };

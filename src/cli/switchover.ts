@@ -1,0 +1,44 @@
+import type { Config } from '../config/load.ts';
+import { LocalCoordinator } from '../coordination/local.ts';
+import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
+import type { SwitchoverResult } from '../recovery/switchover.ts';
+import { createLogger } from '../util/log.ts';
+import { callManager } from './api-client.ts';
+import { pickCluster } from './recovery.ts';
+
+function print(result: SwitchoverResult): number {
+  for (const s of result.steps) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
+  if (!result.ok) {
+    process.stderr.write(`regent: switchover failed: ${result.error}\n`);
+    return 1;
+  }
+  process.stdout.write(`switchover done in ${result.durationMs} ms: ${result.oldPrimary} -> ${result.newPrimary}, writes paused ${result.writePauseMs} ms\n`);
+  return 0;
+}
+
+/**
+ * `regent switchover`: through the running manager when there is one (its router holds the
+ * writes), otherwise by itself with the same checks and steps.
+ */
+export async function switchoverCommand(config: Config, opts: { cluster?: string; to?: string }): Promise<number> {
+  const cluster = pickCluster(config, opts.cluster);
+  const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/switchover`, { target: opts.to });
+  if (viaManager) {
+    if (viaManager.status === 409 || viaManager.status >= 400) {
+      process.stderr.write(`regent: switchover refused: ${String(viaManager.json['error'] ?? JSON.stringify(viaManager.json))}\n`);
+      return 1;
+    }
+    return print(viaManager.json as unknown as SwitchoverResult);
+  }
+  const supervisor = new ClusterSupervisor(cluster, new LocalCoordinator(config.stateDir), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'));
+  try {
+    const r = await supervisor.runSwitchover(opts.to, 'manual (CLI)');
+    if ('refusal' in r) {
+      process.stderr.write(`regent: switchover refused, nothing changed: ${r.refusal}\n`);
+      return 1;
+    }
+    return print(r);
+  } finally {
+    await supervisor.stop();
+  }
+}

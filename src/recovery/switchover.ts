@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { listWriteTransactions } from '../sql/queries.ts';
+import { foldVariables } from '../sql/row-values.ts';
+import { killClientSessions } from './fence.ts';
+import { flavorOf, promote, replicateFrom, StepRunner, waitForGtid, type RecoveryContext, type StepRecord } from './steps.ts';
+
+export interface SwitchoverResult {
+  ok: boolean;
+  planId: string;
+  oldPrimary: string;
+  newPrimary?: string;
+  /** Writes were held (router) / refused (read_only) for this long. */
+  writePauseMs?: number;
+  rolledBack: boolean;
+  steps: StepRecord[];
+  error?: string;
+  durationMs: number;
+}
+
+/**
+ * A planned change of primary, checks passed: hold new writes at the router, make the old primary
+ * read_only, give sessions a short grace then kill them, wait until the target has exactly what the
+ * old primary wrote, promote it, re-point everyone (the old primary by current_pos), release writes.
+ * Any failure before the promotion rolls back: the old primary writable again, writes released to
+ * it, the target untouched, the reason reported.
+ */
+export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string, target: string, trigger: string): Promise<SwitchoverResult> {
+  const { cluster, coordinator, log, monitor } = ctx;
+  const planId = randomUUID();
+  const started = Date.now();
+  const slog = log.child({ cluster: cluster.name, planId });
+  const runner = new StepRunner(ctx, planId, 'switchover', slog);
+  const replicas = cluster.instances.map((i) => i.id).filter((id) => id !== oldPrimary && id !== target && monitor.probers.get(id)?.latest.reachable && !monitor.maintenance.has(id));
+  await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'switchover', plan: { oldPrimary, target, replicas, trigger } });
+  slog.warn({ event: 'switchover_started', oldPrimary, target, trigger }, `switchover of ${cluster.name}: ${oldPrimary} -> ${target}`);
+
+  let pauseStarted: number | undefined;
+  let promoted = false;
+  let readOnlySet = false;
+  const targetInst = cluster.instances.find((i) => i.id === target)!;
+  try {
+    const oldConn = await ctx.admin.get(oldPrimary);
+    const targetConn = await ctx.admin.get(target);
+    const oldFlavor = flavorOf(monitor, oldPrimary);
+    const targetFlavor = flavorOf(monitor, target);
+
+    await runner.run('hold-writes', async () => {
+      pauseStarted = Date.now();
+      await ctx.publisher?.holdWrites?.(cluster.name);
+      return { detail: 'writer endpoint holds new connections', value: undefined };
+    });
+
+    await runner.run('set-read-only', async () => {
+      for (const sql of oldFlavor.setReadOnly(true)) await oldConn.query(sql, [], cluster.switchover.catchUpTimeoutSeconds * 1000);
+      readOnlySet = true;
+      return { detail: `${oldPrimary}: read_only=ON`, value: undefined };
+    });
+
+    await runner.run('kill-sessions', async () => {
+      // Transactions already committing finish; the wait ends as soon as no write transaction is open.
+      const graceEnd = Date.now() + cluster.switchover.graceMs;
+      while (Date.now() < graceEnd && (await listWriteTransactions(oldConn)).length > 0) await new Promise((r) => setTimeout(r, 10));
+      const killed = await killClientSessions(oldConn, cluster);
+      await ctx.publisher?.fence(cluster.name, oldPrimary);
+      return { detail: `${killed} client session(s) killed (grace up to ${cluster.switchover.graceMs} ms)`, value: undefined };
+    });
+
+    const position = await runner.run('wait-for-target', async () => {
+      const pos = oldFlavor.parseGtids(foldVariables(await oldConn.query(oldFlavor.variablesQuery))).executed;
+      if (!(await waitForGtid(targetConn, targetFlavor, pos, cluster.switchover.catchUpTimeoutSeconds)))
+        throw new Error(`${target} did not reach ${pos.toString()} within ${cluster.switchover.catchUpTimeoutSeconds} s`);
+      return { detail: `${target} reached ${pos.toString() || '(empty)'}`, value: pos };
+    });
+
+    await runner.run('promote', async () => {
+      await promote(targetConn, targetFlavor, cluster);
+      promoted = true;
+      return { detail: `${target} is primary at ${position.toString() || '(empty)'}`, value: undefined };
+    });
+
+    await runner.run('repoint-replicas', async () => {
+      const failures: string[] = [];
+      await Promise.all(
+        [...replicas.map((id) => [id, 'slave_pos'] as const), [oldPrimary, 'current_pos'] as const].map(async ([id, mode]) => {
+          try {
+            await replicateFrom(await ctx.admin.get(id), flavorOf(monitor, id), cluster, targetInst, mode);
+          } catch (e) {
+            failures.push(`${id}: ${(e as Error).message}`);
+          }
+        }),
+      );
+      return { detail: `replicating from ${target}: ${[...replicas, oldPrimary].join(', ')}${failures.length ? `; FAILED: ${failures.join('; ')}` : ''}`, value: undefined };
+    });
+
+    const writePauseMs = await runner.run('publish', async () => {
+      monitor.lastKnownPrimary = target;
+      await ctx.publisher?.primaryChanged(cluster.name, target);
+      const pause = Date.now() - (pauseStarted ?? Date.now());
+      void monitor.probers.get(target)?.probeNow();
+      await coordinator.updateClusterState(cluster.name, (s) => ({
+        ...s,
+        primary: target,
+        lastSwitchover: { planId, at: Date.now(), oldPrimary, newPrimary: target, writePauseMs: pause },
+        fenced: (s.fenced ?? []).filter((f) => f !== target && f !== oldPrimary),
+      }));
+      return { detail: `primary of ${cluster.name} is ${target}; writes were paused ${pause} ms`, value: pause };
+    });
+
+    await runner.run('verify', async () => {
+      const deadline = Date.now() + 5000;
+      const pending = new Set([...replicas, oldPrimary]);
+      while (pending.size > 0 && Date.now() < deadline) {
+        await Promise.all(
+          [...pending].map(async (id) => {
+            const r = (await monitor.probers.get(id)?.probeNow())?.replica;
+            if (r && r.ioThread === 'yes' && r.sqlThread && `${r.sourceHost}:${r.sourcePort}` === target) pending.delete(id);
+          }),
+        );
+        if (pending.size > 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      return { detail: pending.size === 0 ? `all replicate from ${target}` : `not replicating yet: ${[...pending].join(', ')}`, value: undefined };
+    });
+
+    const durationMs = Date.now() - started;
+    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: `switched to ${target}, write pause ${writePauseMs} ms`, newPrimary: target, durationMs });
+    slog.warn({ event: 'switchover_succeeded', oldPrimary, newPrimary: target, writePauseMs, durationMs }, `switchover of ${cluster.name}: ${oldPrimary} -> ${target}, writes paused ${writePauseMs} ms`);
+    return { ok: true, planId, oldPrimary, newPrimary: target, writePauseMs, rolledBack: false, steps: runner.steps, durationMs };
+  } catch (e) {
+    const reason = (e as Error).message;
+    let state: string;
+    let rolledBack = false;
+    if (!promoted) {
+      // Roll back: the old primary takes writes again; nothing else was changed.
+      try {
+        const conn = await ctx.admin.get(oldPrimary);
+        if (readOnlySet) for (const sql of flavorOf(monitor, oldPrimary).setReadOnly(false)) await conn.query(sql);
+        monitor.lastKnownPrimary = oldPrimary;
+        await ctx.publisher?.primaryChanged(cluster.name, oldPrimary);
+        rolledBack = true;
+        state = `rolled back: ${oldPrimary} is writable again and still the primary; nothing was lost`;
+      } catch (re) {
+        state = `ROLLBACK FAILED (${(re as Error).message}): ${oldPrimary} may be read_only; check \`regent status\` and set it writable or fail over`;
+      }
+    } else {
+      monitor.lastKnownPrimary = target;
+      await ctx.publisher?.primaryChanged(cluster.name, target);
+      state = `${target} WAS promoted and takes writes; a later step failed: re-point the remaining replicas (regent status shows which)`;
+    }
+    const durationMs = Date.now() - started;
+    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: rolledBack ? 'aborted' : 'failed', detail: `${reason}. ${state}`, newPrimary: promoted ? target : undefined, durationMs });
+    slog.error({ event: 'switchover_failed', oldPrimary, target, reason, state, durationMs }, `switchover of ${cluster.name} failed: ${reason}; ${state}`);
+    return { ok: false, planId, oldPrimary, newPrimary: promoted ? target : undefined, rolledBack, steps: runner.steps, error: `${reason}. ${state}`, durationMs };
+  }
+}
