@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { PORT } from '../src/sandbox/sandbox.ts';
 import { freePorts, runCli, startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
 
@@ -39,7 +40,7 @@ export async function benchProxy(args: string[]): Promise<void> {
     manager.current = new ManagerProcess(sb.configFile, { env: { REGENT_LOG_LEVEL: 'warn' } });
     await sleep(2500);
     const app = sb.appAccount();
-    const writerPort = sb.node(1).port + sb.nodes.length;
+    const writerPort = sb.node(1).port + PORT.writer;
     const common = [`--mysql-host=127.0.0.1`, `--mysql-user=${app.user}`, `--mysql-password=${app.password}`, `--mysql-db=${app.database}`, '--tables=1', '--table-size=10000'];
     const prep = spawnSync('sysbench', ['oltp_point_select', ...common, `--mysql-port=${sb.node(1).port}`, 'prepare'], { encoding: 'utf8' });
     if (prep.status !== 0) throw new Error(`sysbench prepare failed: ${prep.stderr}`);

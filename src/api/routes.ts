@@ -169,6 +169,50 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
 
   api.add({
     method: 'POST',
+    path: '/api/v1/clusters/:cluster/instances/:instance/rejoin',
+    mutating: true,
+    handler: async ({ params }) => {
+      const s = sup(params['cluster']!);
+      if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader');
+      const r = await s.runRejoin(instanceOf(s, params['instance']!).id, 'manual (API)');
+      if ('refusal' in r) throw new ApiError(409, r.refusal);
+      return { status: r.ok ? 200 : 409, json: r };
+    },
+  });
+
+  api.add({
+    method: 'POST',
+    path: '/api/v1/clusters/:cluster/instances/:instance/repair',
+    mutating: true,
+    handler: async ({ params, body }) => {
+      const s = sup(params['cluster']!);
+      if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader');
+      const action = (body as { action?: string } | undefined)?.action;
+      if (action !== 'retry' && action !== 'reclone') throw new ApiError(400, 'action must be "retry" (start replication again) or "reclone" (rebuild the data from another instance)');
+      const r = await s.runRepair(instanceOf(s, params['instance']!).id, action);
+      if ('refusal' in r) throw new ApiError(409, r.refusal);
+      return { status: r.ok ? 200 : 409, json: r };
+    },
+  });
+
+  api.add({
+    method: 'PUT',
+    path: '/api/v1/clusters/:cluster/instances/:instance/promotion',
+    mutating: true,
+    handler: async ({ params, body }) => {
+      const s = sup(params['cluster']!);
+      const inst = instanceOf(s, params['instance']!);
+      const rule = (body as { rule?: string } | undefined)?.rule;
+      if (rule !== 'prefer' && rule !== 'neutral' && rule !== 'never') throw new ApiError(400, 'rule must be prefer, neutral or never');
+      // The rule is changed for this manager's lifetime; the config file stays the source of truth.
+      inst.promotion = rule;
+      manager.emitEvent({ type: 'promotion_rule', cluster: s.cluster.name, instance: inst.id, rule });
+      return { json: { instance: inst.id, promotion: rule, note: 'changed until the manager restarts; set it in the config file to keep it' } };
+    },
+  });
+
+  api.add({
+    method: 'POST',
     path: '/api/v1/clusters/:cluster/ack',
     mutating: true,
     handler: async ({ params }) => {

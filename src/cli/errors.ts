@@ -14,4 +14,5 @@ export const USER_FACING_ERRORS = new Set([
   'UnsupportedServerError',
   'RecoveryRefused',
   'CommanderError',
+  'CloneRefused',
 ]);

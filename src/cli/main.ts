@@ -9,6 +9,7 @@ import { demoCommand } from './demo.ts';
 import { failoverCommand, ackCommand } from './recovery.ts';
 import { haproxyConfigCommand } from './haproxy.ts';
 import { switchoverCommand } from './switchover.ts';
+import { cloneCommand, rejoinCommand, repairCommand } from './heal.ts';
 
 /**
  * The `regent` command line: parses arguments and calls the modules that do the work. Exit codes:
@@ -68,6 +69,28 @@ export function buildProgram(): Command {
     .option('--to <host:port>', 'the replica to promote (default: the best candidate)')
     .action(async (o: { config: string; cluster?: string; to?: string }) => {
       process.exitCode = await switchoverCommand(loadConfigFile(o.config), o);
+    });
+
+  configOption(program.command('rejoin').description('make a former primary (or any stray instance) a replica of the current primary; errant transactions are rewound or reported per rejoin.errant').argument('<node>', 'instance name or host:port'))
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .action(async (node: string, o: { config: string; cluster?: string }) => {
+      process.exitCode = await rejoinCommand(loadConfigFile(o.config), node, o);
+    });
+
+  configOption(program.command('repair').description('explicit repair of a replica whose replication stopped on an error').argument('<node>', 'instance name or host:port'))
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--retry', 'start replication again (the error was transient)')
+    .option('--reclone', "rebuild the replica's data from a healthy replica or the primary (its own data is discarded)")
+    .action(async (node: string, o: { config: string; cluster?: string; retry?: boolean; reclone?: boolean }) => {
+      process.exitCode = await repairCommand(loadConfigFile(o.config), node, o);
+    });
+
+  configOption(program.command('clone').description('copy a live instance onto an empty server and make it a replica (mariadb-dump, consistent GTID position)'))
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .requiredOption('--from <node>', 'source instance (a replica is best)')
+    .requiredOption('--to <host:port>', 'empty target server')
+    .action(async (o: { config: string; cluster?: string; from: string; to: string }) => {
+      process.exitCode = await cloneCommand(loadConfigFile(o.config), o);
     });
 
   configOption(program.command('ack').description('acknowledge a recovery so the cluster may be failed over automatically again').argument('[cluster]', 'cluster name'))

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { createSandbox, openSandbox, type Sandbox } from '../sandbox/sandbox.ts';
+import { addSandboxNode, createSandbox, openSandbox, type Sandbox } from '../sandbox/sandbox.ts';
 import { createProgress } from '../util/progress.ts';
 
 const DEFAULT_DIR = './regent-sandbox';
@@ -48,6 +48,16 @@ export function sandboxCommands(parsePositiveInt: (v: string) => number): Comman
       const sb = openSandbox(o.dir);
       process.stdout.write(`${describeSandbox(sb)}\n`);
       process.exitCode = sb.nodes.every((n) => sb.isRunning(n)) ? 0 : 1;
+    });
+
+  cmd
+    .command('add')
+    .description('add a node: a fresh server filled by `regent clone` from a replica while the cluster keeps serving')
+    .option('--dir <dir>', 'sandbox directory', DEFAULT_DIR)
+    .action(async (o: { dir: string }) => {
+      const sb = openSandbox(o.dir);
+      const n = await addSandboxNode(sb, createProgress());
+      process.stdout.write(`added ${n.name} on 127.0.0.1:${n.port} (server_id ${n.serverId}), replicating; mariadb -S ${n.socket}\n`);
     });
 
   const drill = (name: string, description: string, act: (sb: Sandbox, node: string) => Promise<void> | void) =>

@@ -37,7 +37,7 @@ export interface ClusterConfig {
   name: string;
   primary?: string;
   instances: InstanceConfig[];
-  accounts: { manager: Account; replication: Account };
+  accounts: { manager: Account; replication: Account; clone: Account };
   monitor: MonitorSettings;
   failover: FailoverSettings;
   replication: ReplicationSettings;
@@ -96,7 +96,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   const account = (
     cluster: (typeof raw.clusters)[number],
     index: number,
-    role: 'manager' | 'replication',
+    role: 'manager' | 'replication' | 'clone',
     defaultUser: string,
   ): Account => {
     const own = cluster.credentials?.[role];
@@ -130,7 +130,11 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
       name: c.name,
       primary: c.primary,
       instances,
-      accounts: { manager: account(c, ci, 'manager', 'regent'), replication: account(c, ci, 'replication', 'repl') },
+      accounts: (() => {
+        const manager = account(c, ci, 'manager', 'regent');
+        const hasClone = Boolean(c.credentials?.clone ?? raw.credentials.clone);
+        return { manager, replication: account(c, ci, 'replication', 'repl'), clone: hasClone ? account(c, ci, 'clone', 'admin') : manager };
+      })(),
       monitor: c.monitor,
       failover: c.failover,
       replication: c.replication,

@@ -31,6 +31,9 @@ const credentialsSchema = z
   .strictObject({
     manager: userSchema.optional().describe('The account Regent connects with to observe and act (see `regent grants`).'),
     replication: userSchema.optional().describe('The account replicas use to connect to their source (CHANGE MASTER TO MASTER_USER).'),
+    clone: userSchema
+      .optional()
+      .describe('The account `regent clone` loads data into a target with (needs to create and fill the application databases); defaults to the manager account.'),
   })
   .describe('Accounts, for all clusters unless a cluster overrides them.');
 

@@ -18,6 +18,10 @@ export interface ClusterState {
   acknowledgedAt?: number;
   /** Former primaries fenced by Regent, waiting for a rejoin. */
   fenced?: string[];
+  /** Per former primary: the GTID position its successor was promoted at (the common history). */
+  commonPoints?: Record<string, string>;
+  /** Errant transactions found on an instance (kept while it waits for a person, rejoin: manual). */
+  errant?: Record<string, string>;
   /** Instances in maintenance (observed, never acted on), with when it ends (ms since epoch). */
   maintenance?: Record<string, number>;
 }

@@ -9,7 +9,10 @@ import type { Logger } from '../util/log.ts';
 import { executeFailover, type FailoverResult, type Publisher } from '../recovery/failover.ts';
 import { fenceServer } from '../recovery/fence.ts';
 import { planFailover, type FailoverPlan } from '../recovery/plan.ts';
-import type { RecoveryContext } from '../recovery/steps.ts';
+import { flavorOf, replicateFrom, type RecoveryContext } from '../recovery/steps.ts';
+import { executeRejoin, type RejoinResult } from '../recovery/rejoin.ts';
+import { decideRejoin } from '../recovery/rejoin-plan.ts';
+import { cloneInstance } from '../setup/clone.ts';
 import { executeSwitchover, type SwitchoverResult } from '../recovery/switchover.ts';
 import { checkSwitchover, type LongTransaction, type SwitchoverCheck } from '../recovery/switchover-checks.ts';
 import { listWriteTransactions } from '../sql/queries.ts';
@@ -24,13 +27,21 @@ const RECOVERIES: Partial<Record<ProblemCode, Recovery>> = {
   DeadPrimary: (s, p, a) => s.autoFailover(p, a),
   DeadPrimaryAndSomeReplicas: (s, p, a) => s.autoFailover(p, a),
   TwoWritablePrimaries: (s) => s.fenceStrayPrimaries(),
+  OrphanInstance: (s, p) => s.autoRejoin(p),
+  ReplicationStopped: (s, p) => s.autoRestartReplication(p),
+  ReplicaPointsElsewhere: (s, p) => s.autoRepoint(p),
 };
+
+/** A repair that did not work is tried again after this long, not on every probe. */
+const REPAIR_RETRY_MS = 30000;
 
 export interface SupervisorEvents {
   analysis: [Analysis];
   problem: [{ kind: 'started' | 'resolved'; problem: Problem }];
   failover: [FailoverResult];
   switchover: [SwitchoverResult];
+  rejoin: [RejoinResult];
+  repair: [{ instance: string; action: string }];
   step: [{ planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string }];
 }
 
@@ -48,6 +59,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   #dirty = false;
   #acting = false;
   #activeProblems = new Map<string, Problem>();
+  #problemSince = new Map<string, number>();
+  #repairAttempts = new Map<string, number>();
   #lastBlockedLog = new Map<string, number>();
   #stopped = false;
   #stateReadAt = 0;
@@ -57,7 +70,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     readonly coordinator: Coordinator,
     readonly log: Logger,
     readonly publisher?: Publisher,
-    readonly options: { pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; observeOnly?: boolean } = {},
+    readonly options: { pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; observeOnly?: boolean; stateDir?: string } = {},
   ) {
     super();
     this.monitor = new ClusterMonitor(cluster, log);
@@ -170,9 +183,17 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     for (const [id, s] of errant) this.knownErrant.set(id, s.replace(/^.*lacks: /, ''));
   }
 
+  /** How long a problem has been seen without interruption (ms). */
+  problemAge(p: Problem): number {
+    const since = this.#problemSince.get(`${p.code}|${p.instance ?? ''}`);
+    return since === undefined ? 0 : Date.now() - since;
+  }
+
   #trackProblems(problems: Problem[]): void {
     const now = new Map(problems.map((p) => [`${p.code}|${p.instance ?? ''}`, p]));
+    for (const k of [...this.#problemSince.keys()]) if (!now.has(k)) this.#problemSince.delete(k);
     for (const [k, p] of now) {
+      if (!this.#problemSince.has(k)) this.#problemSince.set(k, Date.now());
       if (!this.#activeProblems.has(k)) {
         this.log[p.severity === 'critical' ? 'error' : 'warn']({ event: 'problem_started', cluster: this.cluster.name, code: p.code, instance: p.instance, evidence: p.evidence }, p.summary);
         this.emit('problem', { kind: 'started', problem: p });
@@ -270,6 +291,110 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
       const r = await executeSwitchover(this.recoveryContext(), checks.oldPrimary, checks.target, trigger);
       this.emit('switchover', r);
       return r;
+    });
+  }
+
+  /** `regent rejoin` / automatic rejoin of a former primary. */
+  async runRejoin(instance: string, trigger: string): Promise<RejoinResult | { refusal: string }> {
+    return this.#exclusively(`rejoin ${instance} (${trigger})`, async () => {
+      const r = await executeRejoin(this.recoveryContext(), instance, this.options.stateDir ?? '.regent-state', trigger);
+      this.emit('rejoin', r);
+      return r;
+    });
+  }
+
+  /**
+   * `regent repair NODE`: what a person chose for a replica Regent will not fix by itself (a SQL
+   * thread stopped on an error is never skipped silently). retry: start replication again (the
+   * error was transient); reclone: rebuild its data from a healthy replica (or the primary).
+   */
+  async runRepair(instance: string, action: 'retry' | 'reclone'): Promise<{ ok: boolean; instance: string; action: string; detail: string } | { refusal: string }> {
+    return this.#exclusively(`repair ${instance} (${action})`, async () => {
+      const primary = this.monitor.lastKnownPrimary;
+      if (!primary) return { refusal: 'no primary is known for the cluster' };
+      if (instance === primary) return { refusal: `${instance} is the primary` };
+      const conn = await this.admin.get(instance);
+      const flavor = flavorOf(this.monitor, instance);
+      if (action === 'retry') {
+        await conn.query(flavor.startReplica());
+        await new Promise((r) => setTimeout(r, 1000));
+        const r = (await this.monitor.probers.get(instance)?.probeNow())?.replica;
+        const ok = Boolean(r && r.ioThread === 'yes' && r.sqlThread);
+        const detail = ok ? 'replication running again' : `still failing: ${r?.lastSqlErrno ? `SQL error ${r.lastSqlErrno}: ${r.lastSqlError}` : r?.lastIoErrno ? `IO error ${r.lastIoErrno}: ${r.lastIoError}` : 'not running'}; consider reclone`;
+        this.emit('repair', { instance, action: `retry: ${detail}` });
+        return { ok, instance, action, detail };
+      }
+      const healthy = [...this.monitor.probers.values()].map((p) => p.latest).find((o) => o.id !== instance && o.id !== primary && o.reachable && o.replica?.ioThread === 'yes' && o.replica.sqlThread);
+      const sourceId = healthy?.id ?? primary;
+      const byId = (id: string) => this.cluster.instances.find((i) => i.id === id)!;
+      this.admin.drop(instance);
+      const result = await cloneInstance(this.cluster, { source: byId(sourceId), target: byId(instance), primary: byId(primary), discardTargetData: true });
+      const detail = `data rebuilt from ${sourceId} (${result.databases.join(', ') || 'no application databases'}, ${result.bytes} bytes, GTID ${result.gtid || '(empty)'}) in ${result.durationMs} ms`;
+      this.log.warn({ event: 'replica_recloned', cluster: this.cluster.name, instance, source: sourceId }, `${instance}: ${detail}`);
+      this.emit('repair', { instance, action: `reclone: ${detail}` });
+      return { ok: true, instance, action, detail };
+    });
+  }
+
+  /** Returns true (and notes the attempt) when a repair of this kind on this instance may run now. */
+  #mayRepair(key: string, p: Problem, afterMs: number): boolean {
+    if (this.problemAge(p) < afterMs) return false;
+    const last = this.#repairAttempts.get(key) ?? 0;
+    if (Date.now() - last < REPAIR_RETRY_MS) return false;
+    this.#repairAttempts.set(key, Date.now());
+    return true;
+  }
+
+  /** OrphanInstance: a former primary (or a server that lost its replication) came back. */
+  async autoRejoin(p: Problem): Promise<void> {
+    if (!p.instance || !this.cluster.rejoin.automatic || !this.monitor.lastKnownPrimary) return;
+    if (!this.#mayRepair(`rejoin|${p.instance}`, p, 0)) return;
+    const r = await this.runRejoin(p.instance, 'automatic: former primary back');
+    if ('refusal' in r) this.#logBlocked(`rejoin of ${p.instance} postponed: ${r.refusal}`);
+  }
+
+  /** ReplicationStopped without an error, for longer than repair.afterSeconds: start it again. */
+  async autoRestartReplication(p: Problem): Promise<void> {
+    if (!p.instance || !this.cluster.repair.restartStoppedReplication) return;
+    if (!this.#mayRepair(`restart|${p.instance}`, p, this.cluster.repair.afterSeconds * 1000)) return;
+    const id = p.instance;
+    await this.#exclusively(`restart replication on ${id}`, async () => {
+      const o = await this.monitor.probers.get(id)?.probeNow();
+      const r = o?.replica;
+      // Re-check: never restart a thread that stopped on an error (that is for a person: regent repair).
+      if (!r || r.lastSqlErrno || r.lastIoErrno || (r.ioThread !== 'no' && r.sqlThread)) return;
+      await (await this.admin.get(id)).query(flavorOf(this.monitor, id).startReplica());
+      this.log.warn({ event: 'replication_restarted', cluster: this.cluster.name, instance: id }, `${id}: replication was stopped without an error for ${Math.round(this.problemAge(p) / 1000)} s; restarted`);
+      this.emit('repair', { instance: id, action: 'restart replication' });
+    });
+  }
+
+  /** ReplicaPointsElsewhere: re-point to the current primary, if it has nothing the primary lacks. */
+  async autoRepoint(p: Problem): Promise<void> {
+    const primary = this.monitor.lastKnownPrimary;
+    if (!p.instance || !primary || !this.cluster.repair.repointStrayReplicas) return;
+    if (!this.#mayRepair(`repoint|${p.instance}`, p, this.cluster.repair.afterSeconds * 1000)) return;
+    const id = p.instance;
+    await this.#exclusively(`re-point ${id}`, async () => {
+      const node = await this.monitor.probers.get(id)?.probeNow();
+      const pObs = await this.monitor.probers.get(primary)?.probeNow();
+      const src = node?.replica ? `${node.replica.sourceHost}:${node.replica.sourcePort}` : undefined;
+      if (!node?.reachable || !pObs?.reachable || !src || src === primary) return;
+      const srcObs = this.monitor.probers.get(src)?.latest;
+      const state = await this.coordinator.getClusterState(this.cluster.name);
+      // Only re-point away from a source that is gone or fenced: a live chain is a DBA's choice.
+      if (srcObs?.reachable && !(state.fenced ?? []).includes(src)) return;
+      const flavor = flavorOf(this.monitor, id);
+      const common = state.commonPoints?.[src];
+      const decision = decideRejoin({ node, primary: pObs, commonPoint: common !== undefined ? flavor.parseGtid(common) : undefined, policy: 'manual', flashbackAvailable: false });
+      if (decision.action !== 'join') {
+        this.#logBlocked(`${id} replicates from ${src} and cannot be re-pointed safely: ${decision.reason}`);
+        return;
+      }
+      const inst = this.cluster.instances.find((i) => i.id === primary)!;
+      await replicateFrom(await this.admin.get(id), flavor, this.cluster, inst, 'slave_pos');
+      this.log.warn({ event: 'replica_repointed', cluster: this.cluster.name, instance: id, from: src, to: primary }, `${id} replicated from ${src} (gone); now from ${primary}`);
+      this.emit('repair', { instance: id, action: `re-pointed from ${src} to ${primary}` });
     });
   }
 

@@ -45,7 +45,12 @@ export class Manager {
       holdWrites: (cluster) => this.routers.get(cluster)?.holdWrites(),
     };
     for (const c of config.clusters) {
-      const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, { pauseAfterStep: opts.pauseAfterStep, delayBeforeStep: opts.delayBeforeStep, observeOnly: opts.observeOnly });
+      const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, {
+        pauseAfterStep: opts.pauseAfterStep,
+        delayBeforeStep: opts.delayBeforeStep,
+        observeOnly: opts.observeOnly,
+        stateDir: config.stateDir,
+      });
       this.supervisors.set(c.name, supervisor);
       const r = c.router;
       if (opts.withRouter !== false && (r.writer || r.reader || r.healthCheckBasePort || r.haproxySocket)) {
@@ -86,6 +91,8 @@ export class Manager {
       this.metrics.switchoverSeconds.observe({ cluster }, r.durationMs / 1000);
       this.emitEvent({ type: 'switchover', cluster, ok: r.ok, oldPrimary: r.oldPrimary, newPrimary: r.newPrimary, writePauseMs: r.writePauseMs, rolledBack: r.rolledBack, error: r.error });
     });
+    s.on('rejoin', (r) => this.emitEvent({ type: 'rejoin', cluster, ok: r.ok, instance: r.instance, action: r.action, errant: r.errant, savedTo: r.savedTo, error: r.error }));
+    s.on('repair', (r) => this.emitEvent({ type: 'repair', cluster, ...r }));
     s.on('analysis', (a) => {
       // One event per visible change (roles, reachability, threads), not per probe.
       const view = s.monitor.view();

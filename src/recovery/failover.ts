@@ -133,13 +133,16 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
       });
     }
 
-    await step('promote', async () => {
+    // The candidate's position at promotion is where the old primary's history and the new one's
+    // part: whatever the old primary has beyond it is errant (rejoin rewinds or reports it).
+    const commonPoint = await step('promote', async () => {
       const conn = await ctx.admin.get(candidate);
       const flavor = flavorOf(candidate);
+      const at = flavor.parseGtids(foldVariables(await conn.query(flavor.variablesQuery))).executed;
       await promote(conn, flavor, cluster);
       promoted = true;
       newPrimary = candidate;
-      return { detail: `${candidate} is primary: replication reset, read_only=OFF`, value: undefined };
+      return { detail: `${candidate} is primary at ${at.toString() || '(empty)'}: replication reset, read_only=OFF`, value: at.toString() };
     });
 
     const newInst = cluster.instances.find((i) => i.id === candidate)!;
@@ -174,6 +177,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
         lastRecovery: { planId, at: Date.now(), kind: 'failover', oldPrimary, newPrimary: candidate, outcome: 'success' },
         acknowledgedAt: undefined,
         fenced: [...new Set([...(s.fenced ?? []).filter((f) => f !== candidate), oldPrimary])],
+        commonPoints: { ...(s.commonPoints ?? {}), [oldPrimary]: commonPoint },
       }));
       return { detail: `primary of ${cluster.name} is ${candidate}`, value: undefined };
     });

@@ -3,7 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { stringify as toYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { cloneInstance } from '../setup/clone.ts';
+import { analyzeCluster } from '../analysis/analyze.ts';
+import { inspectCluster } from '../monitor/inspect.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { DbConnection } from '../sql/connection.ts';
 import { managerPrivileges, REPLICATION_PRIVILEGES } from '../sql/grants.ts';
@@ -60,6 +63,23 @@ export class SandboxError extends Error {
 }
 
 const MANIFEST = 'sandbox.json';
+
+/**
+ * Port layout from the base port: node i at base+i-1 (up to 20 nodes, plus ones added later),
+ * the router's writer and reader at base+50 and base+51, the manager's API at base+52, and the
+ * per-instance health endpoints from base+60.
+ */
+export const PORT = { writer: 50, reader: 51, api: 52, health: 60, maxNodes: 40 } as const;
+
+function sandboxPorts(base: number, count: number): number[] {
+  const nodes = Array.from({ length: count }, (_, i) => base + i);
+  const health = Array.from({ length: count }, (_, i) => base + PORT.health + i);
+  return [...nodes, base + PORT.writer, base + PORT.reader, base + PORT.api, ...health];
+}
+
+function describePorts(base: number): string {
+  return `${base}+ for nodes, ${base + PORT.writer}-${base + PORT.api} for the router and API, ${base + PORT.health}+ for health checks`;
+}
 const ROOT = { user: 'root' };
 const ROOT_TIMEOUTS = { connectTimeoutMs: 2000, queryTimeoutMs: 30000 };
 
@@ -73,16 +93,13 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const basePort = opts.basePort ?? 23306;
   const progress = opts.progress ?? createProgress();
   if (count < 1 || count > 20) throw new SandboxError(`--nodes must be between 1 and 20, got ${count}`);
-  if (basePort < 1024 || basePort + count > 65535) throw new SandboxError(`--base-port ${basePort} leaves no room for ${count} nodes below 65535`);
+  if (basePort < 1024 || basePort + PORT.health + PORT.maxNodes > 65535) throw new SandboxError(`--base-port ${basePort} leaves no room for ${count} nodes below 65535`);
   if (sandboxExists(dir)) throw new SandboxError(`a sandbox already exists in ${dir}; stop it with \`regent sandbox down --dir ${dir}\` or choose another --dir`);
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new SandboxError(`${dir} is not empty; refusing to mix a sandbox with other files (choose an empty or new --dir)`);
   const mariadbd = requireExecutable('mariadbd', 'mariadb-server');
   const installDb = requireExecutable('mariadb-install-db', 'mariadb-server');
-  // Nodes use base..base+N-1; the router's writer and reader base+N and base+N+1; the per-instance
-  // health endpoints base+N+2..base+2N+1; the manager's HTTP API base+2N+2.
-  const portsNeeded = 2 * count + 3;
-  for (let i = 0; i < portsNeeded; i++) {
-    if (!(await portIsFree(basePort + i))) throw new SandboxError(`port ${basePort + i} on 127.0.0.1 is in use (a sandbox of ${count} nodes needs ${basePort}-${basePort + portsNeeded - 1}); choose another --base-port`);
+  for (const port of sandboxPorts(basePort, count)) {
+    if (!(await portIsFree(port))) throw new SandboxError(`port ${port} on 127.0.0.1 is in use (a sandbox uses ${describePorts(basePort)}); choose another --base-port`);
   }
 
   mkdirSync(dir, { recursive: true });
@@ -90,7 +107,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const nodes: SandboxNode[] = Array.from({ length: count }, (_, i) => nodeLayout(dir, i, basePort + i));
   const secretsDir = join(dir, 'secrets');
   mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
-  const passwords = { manager: newPassword(), replication: newPassword(), app: newPassword(), 'api-token': newPassword() };
+  const passwords = { manager: newPassword(), replication: newPassword(), app: newPassword(), admin: newPassword(), 'api-token': newPassword() };
   for (const [k, v] of Object.entries(passwords)) writeFileSync(join(secretsDir, `${k}.pw`), `${v}\n`, { mode: 0o600 });
 
   const manifest: SandboxManifest = {
@@ -106,26 +123,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const sandbox = new Sandbox(manifest);
   try {
     progress.step(`initialising ${count} datadir${count > 1 ? 's' : ''}`);
-    const template = join(dir, '.template');
-    // A private tmpdir per sandbox: mariadbd deletes every #sql* file in its tmpdir at start-up,
-    // which would break another sandbox (or test) starting at the same moment in a shared /tmp.
-    const tmp = join(dir, 'tmp');
-    mkdirSync(tmp, { recursive: true });
-    const init = spawnSync(
-      installDb,
-      [
-        '--no-defaults',
-        `--datadir=${template}`,
-        '--auth-root-authentication-method=socket',
-        '--skip-test-db',
-        `--tmpdir=${tmp}`,
-        ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-        '--innodb-log-file-size=8M',
-        '--innodb-buffer-pool-size=32M',
-      ],
-      { encoding: 'utf8' },
-    );
-    if (init.status !== 0) throw new SandboxError(`mariadb-install-db failed: ${(init.stderr || init.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+    const template = initDatadir(dir, installDb);
     for (const n of nodes) {
       mkdirSync(join(n.dir, 'tmp'), { recursive: true });
       cpSync(template, n.dataDir, { recursive: true });
@@ -300,6 +298,77 @@ export class Sandbox {
   }
 }
 
+/** One fresh datadir (mariadb-install-db, root by unix socket only), to be copied per node. */
+function initDatadir(dir: string, installDb: string): string {
+  const template = join(dir, '.template');
+  rmSync(template, { recursive: true, force: true });
+  // A private tmpdir per sandbox: mariadbd deletes every #sql* file in its tmpdir at start-up,
+  // which would break another sandbox (or test) starting at the same moment in a shared /tmp.
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp, { recursive: true });
+  const init = spawnSync(
+    installDb,
+    [
+      '--no-defaults',
+      `--datadir=${template}`,
+      '--auth-root-authentication-method=socket',
+      '--skip-test-db',
+      `--tmpdir=${tmp}`,
+      ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+      '--innodb-log-file-size=8M',
+      '--innodb-buffer-pool-size=32M',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (init.status !== 0) throw new SandboxError(`mariadb-install-db failed: ${(init.stderr || init.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+  return template;
+}
+
+/**
+ * `regent sandbox add`: a new, empty server with the sandbox's users, filled by `regent clone`
+ * from a replica while the cluster keeps serving, then listed in sandbox.json and regent.yaml.
+ */
+export async function addSandboxNode(sandbox: Sandbox, progress: Progress = createProgress()): Promise<SandboxNode> {
+  const m = sandbox.manifest;
+  const index = m.nodes.length;
+  if (index >= PORT.writer) throw new SandboxError(`a sandbox holds at most ${PORT.writer} nodes`);
+  const base = m.nodes[0]!.port;
+  const n = nodeLayout(m.dir, index, base + index);
+  n.serverId = Math.max(...m.nodes.map((x) => x.serverId)) + 1;
+  if (!(await portIsFree(n.port))) throw new SandboxError(`port ${n.port} is in use`);
+  progress.step(`initialising ${n.name}`);
+  const template = initDatadir(m.dir, requireExecutable('mariadb-install-db', 'mariadb-server'));
+  mkdirSync(join(n.dir, 'tmp'), { recursive: true });
+  cpSync(template, n.dataDir, { recursive: true });
+  rmSync(template, { recursive: true, force: true });
+  writeFileSync(n.configFile, serverConfig(n, []));
+  progress.succeed();
+  progress.step(`starting ${n.name} on 127.0.0.1:${n.port}`);
+  await sandbox.start(n);
+  const secret = (name: string) => readFileSync(join(m.dir, 'secrets', `${name}.pw`), 'utf8').trim();
+  await createUsers(sandbox, n, { manager: secret('manager'), replication: secret('replication'), app: secret('app'), admin: secret('admin') });
+  // The application database comes with the clone.
+  await sandbox.sql(n, ['SET SESSION sql_log_bin = 0', 'DROP DATABASE app']);
+  progress.succeed();
+
+  m.nodes.push(n);
+  writeFileSync(join(m.dir, MANIFEST), JSON.stringify(m, null, 2));
+  const doc = parseYaml(readFileSync(m.configFile, 'utf8')) as { clusters: { instances: Record<string, unknown>[] }[] };
+  doc.clusters[0]!.instances.push({ host: '127.0.0.1', port: n.port, name: n.name, socket: n.socket });
+  writeFileSync(m.configFile, `# Written by \`regent sandbox up\` (and add). Passwords are in secrets/ (mode 0600).\n${toYaml(doc)}`);
+
+  const cluster = loadConfigFile(m.configFile).clusters[0]!;
+  const inspected = await inspectCluster(cluster);
+  const observations = new Map(inspected.map((i) => [i.instance.id, i.obs]));
+  const topology = analyzeCluster({ cluster, observations, now: Date.now() }).topology;
+  const primaryId = topology.primary;
+  if (!primaryId) throw new SandboxError('the sandbox has no primary to replicate from');
+  const sourceId = [...topology.sources.entries()].find(([id, src]) => src === primaryId && id !== `127.0.0.1:${n.port}` && observations.get(id)?.replica?.sqlThread)?.[0] ?? primaryId;
+  const byId = (id: string) => cluster.instances.find((i) => i.id === id)!;
+  await cloneInstance(cluster, { source: byId(sourceId), target: byId(`127.0.0.1:${n.port}`), primary: byId(primaryId), progress });
+  return n;
+}
+
 function nodeLayout(dir: string, i: number, port: number): SandboxNode {
   const name = `node${i + 1}`;
   const nodeDir = join(dir, name);
@@ -362,7 +431,7 @@ function serverConfig(n: SandboxNode, extra: string[]): string {
   ].join('\n');
 }
 
-async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: string; replication: string; app: string }): Promise<void> {
+async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: string; replication: string; app: string; admin: string }): Promise<void> {
   const c = await sandbox.root(n);
   try {
     // Created on every node without binlogging: each server starts with an empty GTID history,
@@ -375,6 +444,9 @@ async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: stri
     await c.query('CREATE DATABASE app');
     await c.query("CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY ?", [pw.app]);
     await c.query("GRANT ALL ON app.* TO 'app'@'127.0.0.1'");
+    // For loading clones (regent clone / sandbox add); Regent itself never acts with it otherwise.
+    await c.query("CREATE USER 'admin'@'127.0.0.1' IDENTIFIED BY ?", [pw.admin]);
+    await c.query("GRANT ALL PRIVILEGES ON *.* TO 'admin'@'127.0.0.1' WITH GRANT OPTION");
   } finally {
     await c.close();
   }
@@ -383,10 +455,11 @@ async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: stri
 function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>): string {
   const base = m.nodes[0]?.port ?? 0;
   const doc = {
-    manager: { stateDir: 'state', api: { listen: `127.0.0.1:${base + 2 * m.nodes.length + 2}`, token: { file: 'secrets/api-token.pw' } } },
+    manager: { stateDir: 'state', api: { listen: `127.0.0.1:${base + PORT.api}`, token: { file: 'secrets/api-token.pw' } } },
     credentials: {
       manager: { user: 'regent', password: { file: 'secrets/manager.pw' } },
       replication: { user: 'repl', password: { file: 'secrets/replication.pw' } },
+      clone: { user: 'admin', password: { file: 'secrets/admin.pw' } },
     },
     clusters: [
       {
@@ -394,9 +467,9 @@ function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>): str
         primary: `127.0.0.1:${m.nodes[0]?.port}`,
         instances: m.nodes.map((n) => ({ host: '127.0.0.1', port: n.port, name: n.name, socket: n.socket })),
         router: {
-          writer: `127.0.0.1:${base + m.nodes.length}`,
-          reader: `127.0.0.1:${base + m.nodes.length + 1}`,
-          healthCheckBasePort: base + m.nodes.length + 2,
+          writer: `127.0.0.1:${base + PORT.writer}`,
+          reader: `127.0.0.1:${base + PORT.reader}`,
+          healthCheckBasePort: base + PORT.health,
         },
         ...overrides,
       },

@@ -22,6 +22,10 @@ const MARIADB_MANAGER: PrivilegeNeed[] = [
   { privilege: 'CONNECTION ADMIN', why: 'killing client sessions when fencing, connecting when max_connections is reached' },
   { privilege: 'REPLICATION SLAVE', why: 'reading binlogs remotely for flashback and errant-transaction capture' },
   { privilege: 'BINLOG REPLAY', why: 'applying flashback events' },
+  { privilege: 'SHOW VIEW', why: 'clone: mariadb-dump of views' },
+  { privilege: 'TRIGGER', why: 'clone: mariadb-dump of triggers' },
+  { privilege: 'EVENT', why: 'clone: mariadb-dump of events' },
+  { privilege: 'LOCK TABLES', why: 'clone: mariadb-dump of non-transactional tables' },
 ];
 
 const MYSQL_MANAGER: PrivilegeNeed[] = [

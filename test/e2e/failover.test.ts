@@ -91,12 +91,13 @@ describe('failover: kill -9 under writes, anti-flapping, ack', () => {
       assert.ok(journal.some((j) => j.type === 'step' && j.step === s && j.phase === 'end'), `journal lacks step ${s}`);
   });
 
-  test('the restarted old primary stays read_only and is not re-pointed by itself', async () => {
+  test('the restarted old primary comes back read_only and is rejoined as a replica, not as a writer', async () => {
     await sb.start(sb.node(1));
     assert.equal(await variable(sb, sb.node(1), '@@read_only'), '1');
-    await sleep(1500);
+    const rejoined = await manager.waitFor((e) => e.event === 'rejoin_succeeded', 15000, 'automatic rejoin');
+    assert.equal(rejoined['instance'], `127.0.0.1:${sb.node(1).port}`);
     assert.equal(await variable(sb, sb.node(1), '@@read_only'), '1');
-    assert.equal(await slaveStatus(sb, sb.node(1)), undefined);
+    await waitFor(async () => (await slaveStatus(sb, sb.node(1)))?.['Master_Port'] === newPrimary.port && (await slaveStatus(sb, sb.node(1)))?.['Slave_IO_Running'] === 'Yes', 5000, 'node1 replicating from the new primary');
   });
 
   test('a second crash inside the block period is not recovered; after regent ack it is', async () => {
@@ -111,9 +112,9 @@ describe('failover: kill -9 under writes, anti-flapping, ack', () => {
     assert.equal(ack.code, 0, ack.stderr);
     assert.match(ack.stdout, /acknowledged/);
     const done = await manager.waitFor(failoverDone, 10000, 'failover after ack', mark);
-    const third = sb.nodes.find((n) => n !== newPrimary && n.name !== 'node1')!;
-    assert.equal(done['newPrimary'], `127.0.0.1:${third.port}`);
-    assert.equal(await variable(sb, third, '@@read_only'), '0');
+    const promoted = sb.nodes.find((n) => `127.0.0.1:${n.port}` === done['newPrimary'])!;
+    assert.ok(promoted && promoted !== newPrimary, `unexpected new primary ${String(done['newPrimary'])}`);
+    assert.equal(await variable(sb, promoted, '@@read_only'), '0');
   });
 });
 

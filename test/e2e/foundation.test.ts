@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSandbox, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { isAlive } from '../../src/sandbox/processes.ts';
-import { freePorts, runCli, startSandbox, tempDir } from '../helpers/env.ts';
+import { freePorts, runCli, sandboxBasePort, startSandbox, tempDir } from '../helpers/env.ts';
 
 interface StatusJson {
   clusters: {
@@ -27,7 +27,7 @@ describe('sandbox and status through the CLI', () => {
   });
 
   test('sandbox up starts 3 nodes and writes a config status accepts as it is', async () => {
-    const base = await freePorts(8);
+    const base = sandboxBasePort();
     const up = await runCli(['sandbox', 'up', '--nodes', '3', '--base-port', String(base), '--dir', sbDir], { timeoutMs: 60000 });
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /mariadb -S .*node1\/mysqld\.sock/);
@@ -63,7 +63,7 @@ describe('sandbox and status through the CLI', () => {
   });
 
   test('sandbox up refuses to clobber an existing sandbox', async () => {
-    const base = await freePorts(8);
+    const base = sandboxBasePort();
     const again = await runCli(['sandbox', 'up', '--base-port', String(base), '--dir', sbDir]);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already exists/);

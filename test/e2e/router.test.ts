@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import type { Sandbox } from '../../src/sandbox/sandbox.ts';
+import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { freePorts, runCli, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';
 
@@ -13,9 +13,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const failoverDone = (e: LogEvent) => e.event === 'failover_succeeded';
 
 function routerPorts(sb: Sandbox): { writer: number; reader: number } {
-  const n = sb.nodes.length;
   const base = sb.node(1).port;
-  return { writer: base + n, reader: base + n + 1 };
+  return { writer: base + PORT.writer, reader: base + PORT.reader };
 }
 
 function editConfig(sb: Sandbox, edit: (cluster: Record<string, unknown>) => void): void {
@@ -208,7 +207,7 @@ describe('HAProxy with Regent\'s generated config, health endpoints and admin so
   });
 
   test('health endpoints answer per instance', async () => {
-    const healthBase = sb.node(1).port + sb.nodes.length + 2;
+    const healthBase = sb.node(1).port + PORT.health;
     const get = async (port: number, path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
     assert.equal(await get(healthBase, '/primary'), 200);
     assert.equal(await get(healthBase + 1, '/primary'), 503);

@@ -19,7 +19,7 @@ function portFree(port: number): Promise<boolean> {
 /** A run of `count` free ports starting at a random base, so parallel test files do not collide. */
 export async function freePorts(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 1000) * 20;
+    const base = 45000 + Math.floor(Math.random() * 750) * 20;
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
     if (ok) return base;
@@ -32,23 +32,30 @@ export function tempDir(prefix = 'regent-test-'): { path: string; remove: () => 
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/** A base port for a sandbox: a random multiple of 100, so parallel test files do not collide. */
+export function sandboxBasePort(): number {
+  return 20000 + Math.floor(Math.random() * 240) * 100;
+}
+
 /** A sandbox in a fresh temp dir; `cleanup` stops its servers by PID and removes the dir. */
-export async function startSandbox(opts: Omit<SandboxOptions, 'dir' | 'basePort'> & { ports?: number } = {}): Promise<{ sandbox: Sandbox; cleanup: () => Promise<void> }> {
-  const dir = tempDir();
-  const nodes = opts.nodes ?? 3;
-  const basePort = await freePorts(opts.ports ?? 2 * nodes + 3);
-  try {
-    const sandbox = await createSandbox({ ...opts, dir: join(dir.path, 'sb'), basePort, nodes, progress: opts.progress ?? createProgress({ quiet: true }) });
-    return {
-      sandbox,
-      cleanup: async () => {
-        await sandbox.down();
-        dir.remove();
-      },
-    };
-  } catch (e) {
-    dir.remove();
-    throw e;
+export async function startSandbox(opts: Omit<SandboxOptions, 'dir' | 'basePort'> = {}): Promise<{ sandbox: Sandbox; cleanup: () => Promise<void> }> {
+  for (let attempt = 1; ; attempt++) {
+    const dir = tempDir();
+    try {
+      const sandbox = await createSandbox({ ...opts, dir: join(dir.path, 'sb'), basePort: sandboxBasePort(), progress: opts.progress ?? createProgress({ quiet: true }) });
+      return {
+        sandbox,
+        cleanup: async () => {
+          await sandbox.down();
+          dir.remove();
+        },
+      };
+    } catch (e) {
+      dir.remove();
+      // Another test took a port between the check and the start: try another range.
+      if (attempt < 3 && /in use/.test((e as Error).message)) continue;
+      throw e;
+    }
   }
 }
 
