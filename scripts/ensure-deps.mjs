@@ -8,7 +8,18 @@ const purpose = process.argv[2] ?? 'test';
 // program -> Debian package
 const NEEDS = {
   demo: { mariadbd: 'mariadb-server', 'mariadb-install-db': 'mariadb-server', mariadb: 'mariadb-client', 'mariadb-binlog': 'mariadb-client', 'mariadb-dump': 'mariadb-client' },
-  test: { mariadbd: 'mariadb-server', 'mariadb-install-db': 'mariadb-server', mariadb: 'mariadb-client', 'mariadb-binlog': 'mariadb-client', 'mariadb-dump': 'mariadb-client', iptables: 'iptables' },
+  test: {
+    mariadbd: 'mariadb-server',
+    'mariadb-install-db': 'mariadb-server',
+    mariadb: 'mariadb-client',
+    'mariadb-binlog': 'mariadb-client',
+    'mariadb-dump': 'mariadb-client',
+    iptables: 'iptables',
+    etcd: 'etcd-server',
+    etcdctl: 'etcd-client',
+    haproxy: 'haproxy',
+  },
+  bench: { mariadbd: 'mariadb-server', 'mariadb-install-db': 'mariadb-server', mariadb: 'mariadb-client', 'mariadb-dump': 'mariadb-client', haproxy: 'haproxy', sysbench: 'sysbench' },
 };
 
 function found(name) {

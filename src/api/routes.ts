@@ -131,7 +131,7 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
   api.add({
     method: 'GET',
     path: '/api/v1/managers',
-    handler: () => ({ json: { managers: manager.managersInfo() } }),
+    handler: async () => ({ json: { managers: await manager.managersInfo() } }),
   });
 
   api.add({

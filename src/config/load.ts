@@ -52,6 +52,7 @@ export interface Config {
   /** Absolute path of the file it came from ('' when built in memory). */
   file: string;
   api?: { listen: string; token?: Secret };
+  coordination: { backend: 'local' } | { backend: 'etcd'; endpoints: string[]; prefix: string; leaseTtlSeconds: number };
   stateDir: string;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   clusters: ClusterConfig[];
@@ -147,7 +148,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   });
 
   const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token') };
-  return { file, api, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, clusters };
+  return { file, api, coordination: raw.manager.coordination, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, clusters };
 }
 
 function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: string, env: NodeJS.ProcessEnv, file: string): Secret | undefined {

@@ -151,7 +151,7 @@ const routerSchema = z
 
 const clusterSchema = z
   .strictObject({
-    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').describe('Cluster name, unique in the file.'),
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, _ . - only, starting with a letter or digit').describe('Cluster name, unique in the file.'),
     primary: hostPort.optional().describe('The intended primary as host:port: used by bootstrap; at run time the topology decides.'),
     instances: z.array(instanceSchema).min(1).describe('The servers of this cluster.'),
     credentials: credentialsSchema.optional().describe('Accounts for this cluster (override the top-level credentials).'),
@@ -170,6 +170,18 @@ const managerSchema = z
   .strictObject({
     stateDir: z.string().min(1).default('.regent-state').describe('Directory for the journal and local state; relative to the config file.'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the structured log (JSON lines on stderr).'),
+    coordination: z
+      .discriminatedUnion('backend', [
+        z.strictObject({ backend: z.literal('local').describe('One manager; journal and state in stateDir.') }),
+        z.strictObject({
+          backend: z.literal('etcd').describe('Several managers, one leader elected through an etcd lease.'),
+          endpoints: z.array(z.string().regex(/^https?:\/\/[^\s]+$/, 'expected http://host:port')).min(1).describe('etcd client URLs, e.g. http://127.0.0.1:2379.'),
+          prefix: z.string().regex(/^\/[^\s]*$/, 'expected a key prefix starting with /').default('/regent').describe('Key prefix of everything Regent stores in etcd (discovery keys are <prefix>/<cluster>/primary and /replicas).'),
+          leaseTtlSeconds: z.number().int().min(2).max(60).default(5).describe('Leader lease TTL: a leader cut off from etcd stops acting within this, and another takes over after it.'),
+        }),
+      ])
+      .default({ backend: 'local' })
+      .describe('How managers coordinate: local (one manager) or etcd (several, one leader).'),
     api: z
       .strictObject({
         listen: hostPort.describe('Address of the HTTP API, dashboard and /metrics. Keep it on loopback or a management network.'),

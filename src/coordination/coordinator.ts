@@ -6,7 +6,7 @@
 
 export type JournalEntry =
   | { type: 'plan'; planId: string; cluster: string; at: number; kind: string; plan: unknown }
-  | { type: 'step'; planId: string; cluster: string; at: number; step: string; phase: 'start' | 'end'; ok?: boolean; detail?: string; durationMs?: number }
+  | { type: 'step'; planId: string; cluster: string; at: number; step: string; phase: 'start' | 'end'; ok?: boolean; detail?: string; durationMs?: number; data?: unknown }
   | { type: 'end'; planId: string; cluster: string; at: number; outcome: 'success' | 'failed' | 'aborted'; detail: string; newPrimary?: string; durationMs: number };
 
 export interface ClusterState {
@@ -26,10 +26,31 @@ export interface ClusterState {
   maintenance?: Record<string, number>;
 }
 
+export interface ManagerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  api?: string;
+  startedAt: number;
+  leader: boolean;
+  /** Since when the leader holds its leadership (ms since epoch). */
+  leaderSince?: number;
+  /** When the leader last renewed its lease. */
+  leaseRenewedAt?: number;
+}
+
 export interface Coordinator {
   readonly backend: 'local' | 'etcd';
+  /** Joins the coordination (elections, registration). */
+  start(self: Omit<ManagerInfo, 'leader'>): Promise<void>;
   /** Only the leader executes plans. */
   isLeader(): boolean;
+  /** Called when this manager becomes leader (true) or stops being leader (false). */
+  onLeadership(listener: (leader: boolean) => void): void;
+  /** Every manager known, with the leader marked. */
+  managers(): Promise<ManagerInfo[]>;
+  /** Publishes a cluster's topology for clients (service discovery); no-op for local. */
+  publishTopology(cluster: string, topology: { primary?: string; replicas: string[] }): Promise<void>;
   appendJournal(entry: JournalEntry): Promise<void>;
   readJournal(cluster?: string): Promise<JournalEntry[]>;
   getClusterState(cluster: string): Promise<ClusterState>;

@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../sandbox/processes.ts';
-import type { ClusterState, Coordinator, JournalEntry } from './coordinator.ts';
+import type { ClusterState, Coordinator, JournalEntry, ManagerInfo } from './coordinator.ts';
 
 export class ClusterLockedError extends Error {
   override name = 'ClusterLockedError';
@@ -20,8 +20,29 @@ export class LocalCoordinator implements Coordinator {
     mkdirSync(join(dir, 'locks'), { recursive: true });
   }
 
+  #self?: ManagerInfo;
+
+  async start(self: Omit<ManagerInfo, 'leader'>): Promise<void> {
+    this.#self = { ...self, leader: true, leaderSince: self.startedAt };
+  }
+
   isLeader(): boolean {
     return true;
+  }
+
+  onLeadership(): void {
+    // a single manager is always the leader
+  }
+
+  async managers(): Promise<ManagerInfo[]> {
+    return this.#self ? [this.#self] : [];
+  }
+
+  async publishTopology(cluster: string, topology: { primary?: string; replicas: string[] }): Promise<void> {
+    // Readable by scripts on the same host; there is no remote discovery without etcd.
+    const path = join(this.dir, 'clusters', `${cluster}.topology.json`);
+    writeFileSync(`${path}.tmp`, JSON.stringify({ ...topology, at: Date.now() }));
+    renameSync(`${path}.tmp`, path);
   }
 
   async appendJournal(entry: JournalEntry): Promise<void> {

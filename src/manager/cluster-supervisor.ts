@@ -64,6 +64,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   #lastBlockedLog = new Map<string, number>();
   #stopped = false;
   #stateReadAt = 0;
+  /** Recoveries may start (leader, and any unfinished plan was dealt with). */
+  #active = false;
 
   constructor(
     readonly cluster: ClusterConfig,
@@ -79,11 +81,40 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   async start(): Promise<void> {
-    const state = await this.coordinator.getClusterState(this.cluster.name);
-    if (state.primary) this.monitor.lastKnownPrimary = state.primary;
-    this.#applyMaintenance(state.maintenance);
+    await this.#loadState();
     this.monitor.start();
     this.admin.warm(this.cluster.instances.map((i) => i.id));
+    if (this.coordinator.isLeader()) await this.becomeActive();
+  }
+
+  async #loadState(): Promise<void> {
+    try {
+      const state = await this.coordinator.getClusterState(this.cluster.name);
+      if (state.primary) this.monitor.lastKnownPrimary = state.primary;
+      this.#applyMaintenance(state.maintenance);
+    } catch (e) {
+      this.log.warn({ event: 'state_unavailable', cluster: this.cluster.name, err: (e as Error).message }, 'shared state unavailable; observing only');
+    }
+  }
+
+  /**
+   * This manager may act now (it is the leader, or the only manager): first finish whatever a
+   * previous leader left unfinished, then let analyses trigger recoveries.
+   */
+  async becomeActive(): Promise<void> {
+    if (this.options.observeOnly) return;
+    await this.#loadState();
+    try {
+      await this.resumeUnfinished();
+    } catch (e) {
+      this.log.error({ event: 'resume_failed', cluster: this.cluster.name, err: (e as Error).message }, 'could not read or finish the journal');
+    }
+    this.#active = true;
+    this.#schedule();
+  }
+
+  becomePassive(): void {
+    this.#active = false;
   }
 
   async stop(): Promise<void> {
@@ -120,7 +151,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   async evaluate(): Promise<Analysis | undefined> {
-    await this.#followState();
+    // Shared state may be unreachable (etcd down): monitoring and routing go on regardless.
+    await this.#followState().catch(() => undefined);
     const view = this.monitor.view();
     // Until every instance was probed once, the picture is incomplete: judge nothing yet.
     if ([...view.observations.values()].some((o) => o.at === 0)) return undefined;
@@ -138,7 +170,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     }
     this.emit('analysis', analysis);
 
-    if (!this.#acting && this.coordinator.isLeader() && !this.options.observeOnly) {
+    if (!this.#acting && this.#active && this.coordinator.isLeader() && !this.options.observeOnly) {
       for (const p of analysis.problems) {
         const recovery = RECOVERIES[p.code];
         if (recovery && (!p.instance || !view.maintenance?.has(p.instance))) {
@@ -273,6 +305,53 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     });
     if ('refusal' in result) this.#logBlocked(`no failover of ${this.cluster.name}: ${result.refusal}`);
     return result;
+  }
+
+  /**
+   * After a manager died mid-recovery, its successor (a restarted local manager, or the new etcd
+   * leader) finishes the same plan instead of starting another: if the journal shows the promotion
+   * happened, only re-pointing and publishing are left; if not, the failover runs again under the
+   * same plan id (or ends as aborted when the old primary turned out to be alive).
+   */
+  async resumeUnfinished(): Promise<void> {
+    const entries = await this.coordinator.readJournal(this.cluster.name);
+    const ended = new Set(entries.filter((e) => e.type === 'end').map((e) => e.planId));
+    const open = entries.filter((e): e is Extract<typeof e, { type: 'plan' }> => e.type === 'plan' && !ended.has(e.planId) && e.kind === 'failover');
+    const last = open[open.length - 1];
+    if (!last) return;
+    const promoteEnd = entries.find((e) => e.type === 'step' && e.planId === last.planId && e.step === 'promote' && e.phase === 'end' && e.ok);
+    const promoted = promoteEnd && promoteEnd.type === 'step' ? (promoteEnd.data as { candidate: string; commonPoint: string } | undefined) : undefined;
+    const plan = last.plan as FailoverPlan;
+    this.log.warn({ event: 'unfinished_plan_found', cluster: this.cluster.name, planId: last.planId, promoted: promoted?.candidate }, `unfinished failover ${last.planId} found in the journal; finishing it`);
+    await this.monitor.refresh();
+    const view = this.monitor.view();
+    if (!promoted && view.observations.get(plan.oldPrimary)?.reachable) {
+      // Nothing was promoted and the old primary is back: give the replicas back to it.
+      await this.#exclusively('abort unfinished failover', async () => {
+        for (const id of plan.replicas) {
+          try {
+            await (await this.admin.get(id)).query(flavorOf(this.monitor, id).startReplica());
+          } catch {
+            // unreachable replica: the analysis reports it
+          }
+        }
+        await this.coordinator.appendJournal({ type: 'end', planId: last.planId, cluster: this.cluster.name, at: Date.now(), outcome: 'aborted', detail: `resumed by a new manager: ${plan.oldPrimary} is alive again and nothing was promoted; replication restarted`, durationMs: Date.now() - last.at });
+        return undefined;
+      });
+      return;
+    }
+    const result = await this.#exclusively(`resume failover ${last.planId}`, async () => {
+      const analysis = analyzeCluster(view);
+      const fresh = promoted ? plan : planFailover(view, { ...analysis, topology: { ...analysis.topology, primary: plan.oldPrimary } }, this.knownErrant, `resumed: ${plan.trigger}`);
+      if ('refusal' in fresh) {
+        await this.coordinator.appendJournal({ type: 'end', planId: last.planId, cluster: this.cluster.name, at: Date.now(), outcome: 'aborted', detail: `resumed by a new manager and refused: ${fresh.refusal}`, durationMs: Date.now() - last.at });
+        return { refusal: fresh.refusal };
+      }
+      const r = await executeFailover(this.recoveryContext(), fresh, { planId: last.planId, promoted });
+      this.emit('failover', r);
+      return r;
+    });
+    if ('refusal' in result) this.#logBlocked(`unfinished failover ${last.planId} not resumed: ${result.refusal}`);
   }
 
   /** A planned switchover: fresh probes, pre-checks (refusals change nothing), then the plan. */

@@ -7,11 +7,18 @@ import { ApiServer } from '../api/server.ts';
 import type { Config } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
+import { EtcdCoordinator } from '../coordination/etcd.ts';
+import type { ManagerInfo } from '../coordination/coordinator.ts';
 import type { Publisher } from '../recovery/failover.ts';
 import { ClusterRouter } from '../router/cluster-router.ts';
 import { createRouterMetrics } from '../router/metrics.ts';
 import type { Logger } from '../util/log.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
+
+export function createCoordinator(config: Config, log: Logger): Coordinator {
+  const c = config.coordination;
+  return c.backend === 'etcd' ? new EtcdCoordinator({ endpoints: c.endpoints, prefix: c.prefix, leaseTtlSeconds: c.leaseTtlSeconds }, log) : new LocalCoordinator(config.stateDir);
+}
 
 /**
  * `regent run`: one supervisor per cluster sharing a coordinator, and the router of each cluster
@@ -34,7 +41,7 @@ export class Manager {
     readonly log: Logger,
     opts: { coordinator?: Coordinator; pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; withRouter?: boolean; observeOnly?: boolean } = {},
   ) {
-    this.coordinator = opts.coordinator ?? new LocalCoordinator(config.stateDir);
+    this.coordinator = opts.coordinator ?? createCoordinator(config, log);
     this.observeOnly = opts.observeOnly ?? false;
     this.events.setMaxListeners(100);
     const routerMetrics = createRouterMetrics(this.registry);
@@ -93,22 +100,56 @@ export class Manager {
     });
     s.on('rejoin', (r) => this.emitEvent({ type: 'rejoin', cluster, ok: r.ok, instance: r.instance, action: r.action, errant: r.errant, savedTo: r.savedTo, error: r.error }));
     s.on('repair', (r) => this.emitEvent({ type: 'repair', cluster, ...r }));
+    let lastPublished = '';
     s.on('analysis', (a) => {
       // One event per visible change (roles, reachability, threads), not per probe.
       const view = s.monitor.view();
       const key = JSON.stringify([a.topology.primary, [...a.topology.sources], [...view.observations.values()].map((o) => [o.id, o.reachable, o.settings?.readOnly, o.replica?.ioThread, o.replica?.sqlThread])]);
-      if (key === lastTopology) return;
-      lastTopology = key;
-      this.emitEvent({ type: 'topology', cluster, primary: a.topology.primary });
+      if (key !== lastTopology) {
+        lastTopology = key;
+        this.emitEvent({ type: 'topology', cluster, primary: a.topology.primary });
+      }
+      // Service discovery: the primary Regent decided on and the replicas fit for reads.
+      if (!this.coordinator.isLeader() || this.observeOnly) return;
+      const router = this.routers.get(cluster);
+      const primary = s.monitor.lastKnownPrimary;
+      const replicas = router
+        ? router.table.readers
+        : [...view.observations.values()].filter((o) => o.id !== primary && o.reachable && o.replica?.ioThread === 'yes' && o.replica.sqlThread).map((o) => o.id);
+      const published = JSON.stringify([primary, replicas]);
+      if (published === lastPublished) return;
+      lastPublished = published;
+      void this.coordinator.publishTopology(cluster, { primary, replicas }).catch((e: Error) => {
+        lastPublished = '';
+        this.log.warn({ event: 'discovery_publish_failed', cluster, err: e.message }, 'could not publish the topology');
+      });
     });
   }
 
-  managersInfo(): { id: string; host: string; pid: number; leader: boolean; backend: string; startedAt: number; api?: string }[] {
-    return [{ id: `${hostname()}:${process.pid}`, host: hostname(), pid: process.pid, leader: this.coordinator.isLeader(), backend: this.coordinator.backend, startedAt: this.startedAt, api: this.api?.address }];
+  get managerId(): string {
+    return `${hostname()}:${process.pid}${this.api ? `:${this.api.listen.port}` : ''}`;
+  }
+
+  async managersInfo(): Promise<(ManagerInfo & { self: boolean; backend: string })[]> {
+    try {
+      return (await this.coordinator.managers()).map((m) => ({ ...m, self: m.id === this.managerId, backend: this.coordinator.backend }));
+    } catch {
+      // coordination unreachable: at least say who we are
+      return [{ id: this.managerId, host: hostname(), pid: process.pid, startedAt: this.startedAt, leader: false, self: true, backend: this.coordinator.backend, api: this.api?.address }];
+    }
   }
 
   async start(): Promise<void> {
     await this.api?.start();
+    const host = hostname();
+    this.coordinator.onLeadership((leader) => {
+      this.emitEvent({ type: 'leadership', leader, manager: this.managerId });
+      for (const s of this.supervisors.values()) {
+        if (leader) void s.becomeActive();
+        else s.becomePassive();
+      }
+    });
+    await this.coordinator.start({ id: this.managerId, host, pid: process.pid, api: this.api?.address, startedAt: this.startedAt });
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(

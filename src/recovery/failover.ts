@@ -27,9 +27,16 @@ export interface FailoverResult {
  * replication where it was stopped and leaves the cluster as it was; a failure after it leaves a
  * report of exactly which instance is in which state.
  */
-export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan): Promise<FailoverResult> {
+/** A failover found unfinished in the journal (its manager died): continue it under the same id. */
+export interface ResumeFailover {
+  planId: string;
+  /** Set when the journal shows the promotion happened: only re-pointing and publishing are left. */
+  promoted?: { candidate: string; commonPoint: string };
+}
+
+export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, resume?: ResumeFailover): Promise<FailoverResult> {
   const { cluster, coordinator, log } = ctx;
-  const planId = randomUUID();
+  const planId = resume?.planId ?? randomUUID();
   const started = Date.now();
   const oldPrimary = plan.oldPrimary;
   let newPrimary: string | undefined;
@@ -37,113 +44,134 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan):
   const ioStopped: string[] = [];
   const flog = log.child({ cluster: cluster.name, planId });
 
-  await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'failover', plan });
-  flog.warn({ event: 'failover_started', oldPrimary, trigger: plan.trigger, candidate: plan.choice.candidate }, `failover of ${cluster.name} started`);
+  if (!resume) await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'failover', plan });
+  flog.warn({ event: resume ? 'failover_resumed' : 'failover_started', oldPrimary, trigger: plan.trigger, candidate: resume?.promoted?.candidate ?? plan.choice.candidate }, `failover of ${cluster.name} ${resume ? `resumed (plan ${planId}${resume.promoted ? ', already promoted' : ''})` : 'started'}`);
 
   const runner = new StepRunner(ctx, planId, 'failover', flog);
-  const step = <T>(name: StepName, fn: () => Promise<{ detail: string; value: T }>) => runner.run(name, fn);
+  const step = <T>(name: StepName, fn: () => Promise<{ detail: string; value: T; data?: unknown }>) => runner.run(name, fn);
   const steps = runner.steps;
 
   const flavorOf = (id: string): Flavor => flavorOfInstance(ctx.monitor, id);
   const hookEnv = () => ({ REGENT_CLUSTER: cluster.name, REGENT_OLD_PRIMARY: oldPrimary, REGENT_NEW_PRIMARY: newPrimary ?? '', REGENT_PLAN_ID: planId });
 
   try {
-    if (cluster.hooks.preFailover.length > 0) {
-      const results = await runHooks(cluster.hooks.preFailover, { ...hookEnv(), REGENT_NEW_PRIMARY: plan.choice.candidate ?? '' }, cluster.hooks.timeoutSeconds);
-      const bad = results.find((r) => r.exitCode !== 0);
-      if (bad) throw new StepFailed(`pre-failover hook "${bad.command}" ${bad.timedOut ? 'timed out' : `exited with ${bad.exitCode}`}: ${bad.output.slice(0, 300)}; failover aborted`);
-    }
+    // Everything up to the promotion, skipped when a resumed plan had already promoted.
+    const prepareAndPromote = async (): Promise<{ candidate: string; commonPoint: string; replicas: string[] }> => {
+      if (cluster.hooks.preFailover.length > 0) {
+        const results = await runHooks(cluster.hooks.preFailover, { ...hookEnv(), REGENT_NEW_PRIMARY: plan.choice.candidate ?? '' }, cluster.hooks.timeoutSeconds);
+        const bad = results.find((r) => r.exitCode !== 0);
+        if (bad) throw new StepFailed(`pre-failover hook "${bad.command}" ${bad.timedOut ? 'timed out' : `exited with ${bad.exitCode}`}: ${bad.output.slice(0, 300)}; failover aborted`);
+      }
 
-    await step('fence-old-primary', async () => {
-      await ctx.publisher?.fence(cluster.name, oldPrimary);
-      const view = ctx.monitor.view();
-      if (!view.observations.get(oldPrimary)?.reachable) return { detail: `${oldPrimary} unreachable: writer endpoint fenced; read_only is enforced when it answers again`, value: undefined };
-      const killed = await fenceServer(await ctx.admin.get(oldPrimary), flavorOf(oldPrimary), cluster);
-      return { detail: `${oldPrimary}: read_only=ON, ${killed} client session(s) killed`, value: undefined };
-    });
+      await step('fence-old-primary', async () => {
+        await ctx.publisher?.fence(cluster.name, oldPrimary);
+        const view = ctx.monitor.view();
+        if (!view.observations.get(oldPrimary)?.reachable) return { detail: `${oldPrimary} unreachable: writer endpoint fenced; read_only is enforced when it answers again`, value: undefined };
+        const killed = await fenceServer(await ctx.admin.get(oldPrimary), flavorOf(oldPrimary), cluster);
+        return { detail: `${oldPrimary}: read_only=ON, ${killed} client session(s) killed`, value: undefined };
+      });
 
-    const replicas = await step('stop-io-threads', async () => {
-      const view = ctx.monitor.view();
-      const reachable = plan.replicas.filter((id) => view.observations.get(id)?.reachable && !view.maintenance?.has(id));
-      const done: string[] = [];
-      const failed: string[] = [];
-      await Promise.all(
-        reachable.map(async (id) => {
-          try {
+      const replicas = await step('stop-io-threads', async () => {
+        const view = ctx.monitor.view();
+        const reachable = plan.replicas.filter((id) => view.observations.get(id)?.reachable && !view.maintenance?.has(id));
+        const done: string[] = [];
+        const failed: string[] = [];
+        await Promise.all(
+          reachable.map(async (id) => {
+            try {
+              const conn = await ctx.admin.get(id);
+              const flavor = flavorOf(id);
+              // The source is gone: end the IO thread at once rather than wait for STOP to get through.
+              for (const row of await conn.query(flavor.ioThreadIdQuery)) await conn.query(`KILL CONNECTION ${Number(text(row['id']))}`).catch(() => undefined);
+              await conn.query(flavor.stopReplicaIoThread());
+              done.push(id);
+              ioStopped.push(id);
+            } catch (e) {
+              failed.push(`${id} (${(e as Error).message})`);
+            }
+          }),
+        );
+        if (done.length === 0) throw new Error(`no replica could be reached${failed.length ? `: ${failed.join('; ')}` : ''}`);
+        return { detail: `IO threads stopped on ${done.join(', ')}${failed.length ? `; unreachable: ${failed.join('; ')}` : ''}`, value: done };
+      });
+
+      await step('drain-relay-logs', async () => {
+        const notes: string[] = [];
+        await Promise.all(
+          replicas.map(async (id) => {
             const conn = await ctx.admin.get(id);
             const flavor = flavorOf(id);
-            // The source is gone: end the IO thread at once rather than wait for STOP to get through.
-            for (const row of await conn.query(flavor.ioThreadIdQuery)) await conn.query(`KILL CONNECTION ${Number(text(row['id']))}`).catch(() => undefined);
-            await conn.query(flavor.stopReplicaIoThread());
-            done.push(id);
-            ioStopped.push(id);
-          } catch (e) {
-            failed.push(`${id} (${(e as Error).message})`);
-          }
-        }),
-      );
-      if (done.length === 0) throw new Error(`no replica could be reached${failed.length ? `: ${failed.join('; ')}` : ''}`);
-      return { detail: `IO threads stopped on ${done.join(', ')}${failed.length ? `; unreachable: ${failed.join('; ')}` : ''}`, value: done };
-    });
+            const status = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
+            if (!status) return;
+            if (!status.sqlThread) {
+              notes.push(`${id}: SQL thread not running${status.lastSqlErrno ? ` (error ${status.lastSqlErrno})` : ''}, cannot drain`);
+              return;
+            }
+            const reached = await waitForGtid(conn, flavor, status.receivedGtid, cluster.failover.drainTimeoutSeconds);
+            notes.push(reached ? `${id}: applied up to ${status.receivedGtid.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
+          }),
+        );
+        return { detail: notes.join('; '), value: undefined };
+      });
 
-    await step('drain-relay-logs', async () => {
-      const notes: string[] = [];
-      await Promise.all(
-        replicas.map(async (id) => {
-          const conn = await ctx.admin.get(id);
-          const flavor = flavorOf(id);
-          const status = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
-          if (!status) return;
-          if (!status.sqlThread) {
-            notes.push(`${id}: SQL thread not running${status.lastSqlErrno ? ` (error ${status.lastSqlErrno})` : ''}, cannot drain`);
-            return;
-          }
-          const reached = await waitForGtid(conn, flavor, status.receivedGtid, cluster.failover.drainTimeoutSeconds);
-          notes.push(reached ? `${id}: applied up to ${status.receivedGtid.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
-        }),
-      );
-      return { detail: notes.join('; '), value: undefined };
-    });
+      const choice = await step('choose-candidate', async () => {
+        await Promise.all(replicas.map((id) => ctx.monitor.probers.get(id)?.probeNow()));
+        const view = ctx.monitor.view();
+        const oldCfg = cluster.instances.find((i) => i.id === oldPrimary);
+        const facts = replicaFactsFromView(view, replicas, ctx.knownErrant, true);
+        const c = chooseCandidate(facts, { oldPrimaryDataCenter: oldCfg?.dataCenter, oldPrimaryOrigin: view.observations.get(oldPrimary)?.settings?.gtidOrigin ?? originSeenByReplicas(view, oldPrimary) });
+        if (!c.candidate) throw new Error(c.refusal ?? 'no candidate');
+        return { detail: `${c.candidate}: ${c.reasons.join('; ')}${c.rejected.length ? `; rejected ${c.rejected.map((r) => `${r.id} (${r.why})`).join(', ')}` : ''}`, value: c };
+      });
+      const candidate = choice.candidate!;
 
-    const choice = await step('choose-candidate', async () => {
-      await Promise.all(replicas.map((id) => ctx.monitor.probers.get(id)?.probeNow()));
-      const view = ctx.monitor.view();
-      const oldCfg = cluster.instances.find((i) => i.id === oldPrimary);
-      const facts = replicaFactsFromView(view, replicas, ctx.knownErrant, true);
-      const c = chooseCandidate(facts, { oldPrimaryDataCenter: oldCfg?.dataCenter, oldPrimaryOrigin: view.observations.get(oldPrimary)?.settings?.gtidOrigin ?? originSeenByReplicas(view, oldPrimary) });
-      if (!c.candidate) throw new Error(c.refusal ?? 'no candidate');
-      return { detail: `${c.candidate}: ${c.reasons.join('; ')}${c.rejected.length ? `; rejected ${c.rejected.map((r) => `${r.id} (${r.why})`).join(', ')}` : ''}`, value: c };
-    });
-    const candidate = choice.candidate!;
+      if (choice.catchUpFrom) {
+        const holder = choice.catchUpFrom;
+        await step('catch-up', async () => {
+          const conn = await ctx.admin.get(candidate);
+          const flavor = flavorOf(candidate);
+          const holderInst = cluster.instances.find((i) => i.id === holder)!;
+          const holderFlavor = flavorOf(holder);
+          const holderConn = await ctx.admin.get(holder);
+          const target = holderFlavor.parseGtids(foldVariables(await holderConn.query(holderFlavor.variablesQuery))).executed;
+          await replicateFrom(conn, flavor, cluster, holderInst, 'slave_pos');
+          const reached = await waitForGtid(conn, flavor, target, cluster.failover.drainTimeoutSeconds);
+          await conn.query(flavor.stopReplica());
+          if (!reached) throw new Error(`${candidate} did not catch up with ${holder} (${target.toString()}) within ${cluster.failover.drainTimeoutSeconds} s`);
+          return { detail: `${candidate} caught up with ${holder} at ${target.toString()}`, value: undefined };
+        });
+      }
 
-    if (choice.catchUpFrom) {
-      const holder = choice.catchUpFrom;
-      await step('catch-up', async () => {
+      // The candidate's position at promotion is where the old primary's history and the new one's
+      // part: whatever the old primary has beyond it is errant (rejoin rewinds or reports it).
+      const commonPoint = await step('promote', async () => {
         const conn = await ctx.admin.get(candidate);
         const flavor = flavorOf(candidate);
-        const holderInst = cluster.instances.find((i) => i.id === holder)!;
-        const holderFlavor = flavorOf(holder);
-        const holderConn = await ctx.admin.get(holder);
-        const target = holderFlavor.parseGtids(foldVariables(await holderConn.query(holderFlavor.variablesQuery))).executed;
-        await replicateFrom(conn, flavor, cluster, holderInst, 'slave_pos');
-        const reached = await waitForGtid(conn, flavor, target, cluster.failover.drainTimeoutSeconds);
-        await conn.query(flavor.stopReplica());
-        if (!reached) throw new Error(`${candidate} did not catch up with ${holder} (${target.toString()}) within ${cluster.failover.drainTimeoutSeconds} s`);
-        return { detail: `${candidate} caught up with ${holder} at ${target.toString()}`, value: undefined };
+        const at = flavor.parseGtids(foldVariables(await conn.query(flavor.variablesQuery))).executed;
+        await promote(conn, flavor, cluster);
+        promoted = true;
+        newPrimary = candidate;
+        return { detail: `${candidate} is primary at ${at.toString() || '(empty)'}: replication reset, read_only=OFF`, value: at.toString(), data: { candidate, commonPoint: at.toString() } };
       });
-    }
 
-    // The candidate's position at promotion is where the old primary's history and the new one's
-    // part: whatever the old primary has beyond it is errant (rejoin rewinds or reports it).
-    const commonPoint = await step('promote', async () => {
-      const conn = await ctx.admin.get(candidate);
-      const flavor = flavorOf(candidate);
-      const at = flavor.parseGtids(foldVariables(await conn.query(flavor.variablesQuery))).executed;
-      await promote(conn, flavor, cluster);
+      return { candidate, commonPoint, replicas };
+    };
+    let candidate: string;
+    let commonPoint: string;
+    let replicas: string[];
+    if (resume?.promoted) {
+      ({ candidate, commonPoint } = resume.promoted);
       promoted = true;
       newPrimary = candidate;
-      return { detail: `${candidate} is primary at ${at.toString() || '(empty)'}: replication reset, read_only=OFF`, value: at.toString() };
-    });
+      const view = await ctx.monitor.refresh();
+      replicas = cluster.instances
+        .map((i) => i.id)
+        .filter((id) => id !== candidate && id !== oldPrimary && view.observations.get(id)?.reachable && !view.maintenance?.has(id))
+        .filter((id) => {
+          const r = view.observations.get(id)?.replica;
+          return !r || `${r.sourceHost}:${r.sourcePort}` !== candidate || r.ioThread === 'no';
+        });
+    } else ({ candidate, commonPoint, replicas } = await prepareAndPromote());
 
     const newInst = cluster.instances.find((i) => i.id === candidate)!;
     const others = replicas.filter((id) => id !== candidate);

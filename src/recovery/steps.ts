@@ -58,7 +58,8 @@ export class StepRunner {
     private readonly log: Logger,
   ) {}
 
-  async run<T>(name: string, fn: () => Promise<{ detail: string; value: T }>): Promise<T> {
+  /** Runs a step; `data` (optional) is journaled with its end, for a successor resuming the plan. */
+  async run<T>(name: string, fn: () => Promise<{ detail: string; value: T; data?: unknown }>): Promise<T> {
     const { ctx, planId, kind } = this;
     const cluster = ctx.cluster.name;
     if (ctx.delayBeforeStep?.step === name) await new Promise((r) => setTimeout(r, ctx.delayBeforeStep!.ms));
@@ -66,10 +67,10 @@ export class StepRunner {
     await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: t0, step: name, phase: 'start' });
     ctx.onStep?.({ planId, kind, step: name, phase: 'start' });
     try {
-      const { detail, value } = await fn();
+      const { detail, value, data } = await fn();
       const durationMs = Date.now() - t0;
       this.steps.push({ name, ok: true, durationMs, detail });
-      await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: Date.now(), step: name, phase: 'end', ok: true, detail, durationMs });
+      await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: Date.now(), step: name, phase: 'end', ok: true, detail, durationMs, data });
       this.log.info({ event: `${kind}_step`, step: name, durationMs, detail }, `${name}: ${detail}`);
       ctx.onStep?.({ planId, kind, step: name, phase: 'end', ok: true, durationMs, detail });
       if (ctx.pauseAfterStep === name) {

@@ -54,6 +54,10 @@ export class ManagerProcess {
     this.#exited = new Promise((r) => this.#child.on('exit', (code) => r(code)));
   }
 
+  get alive(): boolean {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
   get pid(): number | undefined {
     return this.#child.pid;
   }
