@@ -1,4 +1,6 @@
 import type { Config } from '../config/load.ts';
+import { LocalCoordinator } from '../coordination/local.ts';
+import { UsageError } from './errors.ts';
 
 export interface ManagerAnswer {
   status: number;
@@ -29,4 +31,14 @@ export async function callManager(config: Config, method: 'GET' | 'POST' | 'DELE
     if (code === 'ECONNREFUSED') return undefined;
     throw e;
   }
+}
+
+/**
+ * The coordinator a CLI command may act with when no manager answers: only the local backend.
+ * With etcd, acting outside the leader would break the one-actor rule, so the command refuses.
+ */
+export function localCoordinatorFor(config: Config, what: string): LocalCoordinator {
+  if (config.coordination.backend === 'etcd')
+    throw new UsageError(`${what}: no manager answers at ${config.api?.listen ?? '(no manager.api configured)'}; with etcd coordination, actions go through the leading manager's API`);
+  return new LocalCoordinator(config.stateDir);
 }

@@ -1,13 +1,12 @@
 import type { Config, InstanceConfig } from '../config/load.ts';
 import { instanceId } from '../config/load.ts';
-import { LocalCoordinator } from '../coordination/local.ts';
 import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { analyzeCluster } from '../analysis/analyze.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import { cloneInstance } from '../setup/clone.ts';
 import { createLogger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
-import { callManager } from './api-client.ts';
+import { callManager, localCoordinatorFor } from './api-client.ts';
 import { UsageError } from './errors.ts';
 import { pickCluster } from './recovery.ts';
 
@@ -28,7 +27,7 @@ async function viaManagerOrLocal<T extends { ok?: boolean }>(
 ): Promise<{ result?: T; refusal?: string }> {
   const answer = await callManager(config, 'POST', path, body);
   if (answer) return answer.status >= 400 && answer.json['error'] ? { refusal: String(answer.json['error']) } : { result: answer.json as unknown as T };
-  const supervisor = new ClusterSupervisor(cluster, new LocalCoordinator(config.stateDir), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'), undefined, { stateDir: config.stateDir });
+  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'this action'), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'), undefined, { stateDir: config.stateDir });
   try {
     const state = await supervisor.coordinator.getClusterState(cluster.name);
     await supervisor.monitor.refresh();

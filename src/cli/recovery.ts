@@ -1,11 +1,11 @@
 import { analyzeCluster } from '../analysis/analyze.ts';
 import type { ClusterConfig, Config } from '../config/load.ts';
-import { LocalCoordinator } from '../coordination/local.ts';
+import type { ClusterState } from '../coordination/coordinator.ts';
 import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { planFailover, renderPlan } from '../recovery/plan.ts';
 import { createLogger } from '../util/log.ts';
 import type { FailoverResult } from '../recovery/failover.ts';
-import { callManager } from './api-client.ts';
+import { callManager, localCoordinatorFor } from './api-client.ts';
 import { UsageError } from './errors.ts';
 
 export function pickCluster(config: Config, name: string | undefined): ClusterConfig {
@@ -30,7 +30,7 @@ export async function failoverCommand(config: Config, clusterName: string | unde
     if (viaManager) return printFailover(viaManager.status < 400 ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']) });
   }
   const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn');
-  const coordinator = new LocalCoordinator(config.stateDir);
+  const coordinator = localCoordinatorFor(config, 'failover');
   const supervisor = new ClusterSupervisor(cluster, coordinator, log);
   const state = await coordinator.getClusterState(cluster.name);
   if (state.primary) supervisor.monitor.lastKnownPrimary = state.primary;
@@ -70,8 +70,8 @@ export async function ackCommand(config: Config, clusterName: string | undefined
   const cluster = pickCluster(config, clusterName);
   const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/ack`);
   if (viaManager && viaManager.status >= 400) throw new UsageError(`the manager refused: ${String(viaManager.json['error'])}`);
-  const coordinator = new LocalCoordinator(config.stateDir);
-  const state = viaManager ? await coordinator.getClusterState(cluster.name) : await coordinator.updateClusterState(cluster.name, (s) => ({ ...s, acknowledgedAt: Date.now() }));
+  const coordinator = viaManager ? undefined : localCoordinatorFor(config, 'ack');
+  const state = viaManager ? (viaManager.json as { lastRecovery?: ClusterState['lastRecovery'] }) : await coordinator!.updateClusterState(cluster.name, (s) => ({ ...s, acknowledgedAt: Date.now() }));
   const last = state.lastRecovery;
   process.stdout.write(
     last

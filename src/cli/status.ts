@@ -4,6 +4,39 @@ import type { Config } from '../config/load.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import { UsageError } from './errors.ts';
+import { callManager } from './api-client.ts';
+import type { ManagerInfo } from '../coordination/coordinator.ts';
+import { EtcdCoordinator } from '../coordination/etcd.ts';
+import { silentLogger } from '../util/log.ts';
+
+/** The managers, from etcd (every manager registers there) or from the local manager's API. */
+async function managersOf(config: Config): Promise<ManagerInfo[] | undefined> {
+  try {
+    if (config.coordination.backend === 'etcd') {
+      const c = new EtcdCoordinator({ endpoints: config.coordination.endpoints, prefix: config.coordination.prefix, leaseTtlSeconds: config.coordination.leaseTtlSeconds }, silentLogger);
+      try {
+        return await c.managers();
+      } finally {
+        await c.close();
+      }
+    }
+    const answer = await callManager(config, 'GET', '/api/v1/managers', undefined, 3000);
+    return answer ? (answer.json['managers'] as ManagerInfo[]) : [];
+  } catch {
+    return undefined;
+  }
+}
+
+function renderManagers(config: Config, managers: ManagerInfo[] | undefined): string {
+  if (managers === undefined) return `managers (${config.coordination.backend}): unknown (coordination unreachable)`;
+  if (managers.length === 0) return `managers (${config.coordination.backend}): none running`;
+  const lines = [`managers (${config.coordination.backend}):`];
+  for (const m of managers) {
+    const lease = m.leader && m.leaseRemainingSeconds !== undefined ? `, lease ${m.leaseRemainingSeconds}/${m.leaseTtlSeconds} s left` : '';
+    lines.push(`  ${m.leader ? '★ leader  ' : '  follower'} ${m.id}${m.api ? `  api ${m.api}` : ''}  up ${Math.round((Date.now() - m.startedAt) / 1000)} s${lease}`);
+  }
+  return lines.join('\n');
+}
 
 /**
  * `regent status` without a running manager: probe every instance once, analyse, print.
@@ -23,7 +56,11 @@ export async function statusCommand(config: Config, opts: { json?: boolean; clus
     const analysis = analyzeCluster({ cluster, observations, now: Date.now() });
     reports.push(clusterReport(cluster, observations, analysis));
   }
-  if (opts.json) process.stdout.write(`${JSON.stringify({ clusters: reports }, null, 2)}\n`);
-  else process.stdout.write(`${reports.map(renderClusterText).join('\n\n')}\n`);
+  const managers = await managersOf(config);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ clusters: reports, managers }, null, 2)}\n`);
+  else {
+    process.stdout.write(`${reports.map(renderClusterText).join('\n\n')}\n`);
+    process.stdout.write(`${renderManagers(config, managers)}\n`);
+  }
   return reports.every((r) => r.health === 'healthy') ? 0 : 1;
 }

@@ -1,9 +1,8 @@
 import type { Config } from '../config/load.ts';
-import { LocalCoordinator } from '../coordination/local.ts';
 import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import type { SwitchoverResult } from '../recovery/switchover.ts';
 import { createLogger } from '../util/log.ts';
-import { callManager } from './api-client.ts';
+import { callManager, localCoordinatorFor } from './api-client.ts';
 import { pickCluster } from './recovery.ts';
 
 function print(result: SwitchoverResult): number {
@@ -30,7 +29,7 @@ export async function switchoverCommand(config: Config, opts: { cluster?: string
     }
     return print(viaManager.json as unknown as SwitchoverResult);
   }
-  const supervisor = new ClusterSupervisor(cluster, new LocalCoordinator(config.stateDir), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'));
+  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'switchover'), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'));
   try {
     const r = await supervisor.runSwitchover(opts.to, 'manual (CLI)');
     if ('refusal' in r) {

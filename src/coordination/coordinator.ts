@@ -37,6 +37,9 @@ export interface ManagerInfo {
   leaderSince?: number;
   /** When the leader last renewed its lease. */
   leaseRenewedAt?: number;
+  /** Seconds left on the leader's lease as etcd sees it, and its TTL. */
+  leaseRemainingSeconds?: number;
+  leaseTtlSeconds?: number;
 }
 
 export interface Coordinator {

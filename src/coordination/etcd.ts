@@ -153,11 +153,25 @@ export class EtcdCoordinator implements Coordinator {
 
   async managers(): Promise<ManagerInfo[]> {
     const all = await this.#client.getAll().prefix(this.#key('_managers', '')).strings();
-    const leaderId = await this.#client.get(this.#key('_leader')).string();
+    const leaderKv = (await this.#client.get(this.#key('_leader')).exec()).kvs[0];
+    const leaderId = leaderKv?.value.toString();
+    let remaining: number | undefined;
+    if (leaderKv && String(leaderKv.lease) !== '0') {
+      const ttl = await this.#client.leaseClient.leaseTimeToLive({ ID: leaderKv.lease });
+      remaining = Number(ttl.TTL);
+    }
     return Object.values(all).map((v) => {
       const m = JSON.parse(v) as ManagerInfo;
       const isSelf = m.id === this.#self?.id;
-      return { ...m, leader: m.id === leaderId, leaderSince: isSelf ? this.#leaderSince : undefined, leaseRenewedAt: isSelf ? this.#renewedAt : undefined };
+      const leader = m.id === leaderId;
+      return {
+        ...m,
+        leader,
+        leaderSince: isSelf ? this.#leaderSince : undefined,
+        leaseRenewedAt: isSelf ? this.#renewedAt : undefined,
+        leaseRemainingSeconds: leader ? remaining : undefined,
+        leaseTtlSeconds: leader ? this.settings.leaseTtlSeconds : undefined,
+      };
     });
   }
 

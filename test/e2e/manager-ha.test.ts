@@ -7,7 +7,7 @@ import { Etcd3 } from 'etcd3';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
-import { startSandbox } from '../helpers/env.ts';
+import { runCli, startSandbox } from '../helpers/env.ts';
 import { EtcdCluster } from '../helpers/etcd.ts';
 import { ManagerProcess, type LogEvent } from '../helpers/manager.ts';
 
@@ -98,6 +98,11 @@ describe('several managers with etcd', () => {
 
   test('kill -9 of the leader gives a new leader within the TTL; then one failover of a dead primary', async () => {
     const leader = await startManagers();
+    const st = await runCli(['status', '--config', configs[0]!]);
+    assert.match(st.stdout, /managers \(etcd\):/);
+    assert.equal((st.stdout.match(/★ leader/g) ?? []).length, 1, st.stdout);
+    assert.equal((st.stdout.match(/follower/g) ?? []).length, 2, st.stdout);
+    assert.match(st.stdout, /lease \d+\/3 s left/);
     const killedAt = Date.now();
     await leader.kill9();
     const next = await waitForLeader(managers, (TTL + 3) * 1000, leader);
