@@ -12,7 +12,9 @@ export async function runCommand(config: Config, opts: { observeOnly?: boolean }
   const pauseAfterStep = process.env.REGENT_TEST_PAUSE_AFTER_STEP;
   const [delayStep, delayMs] = (process.env.REGENT_TEST_DELAY_BEFORE_STEP ?? '').split(':');
   const delayBeforeStep = delayStep ? { step: delayStep, ms: Number(delayMs) } : undefined;
-  const manager = new Manager(config, log, { pauseAfterStep, delayBeforeStep, observeOnly: opts.observeOnly });
+  const skipDrain = process.env.REGENT_TEST_SKIP_DRAIN === '1';
+  if (skipDrain) log.warn({ event: 'test_mode' }, 'REGENT_TEST_SKIP_DRAIN is set: failovers skip the relay-log drain (test-only, loses data)');
+  const manager = new Manager(config, log, { pauseAfterStep, delayBeforeStep, skipDrain, observeOnly: opts.observeOnly });
   if (opts.observeOnly && manager.routers.size === 0) {
     log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader or health endpoints configured: nothing to serve');
     return 2;

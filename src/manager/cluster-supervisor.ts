@@ -72,7 +72,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     readonly coordinator: Coordinator,
     readonly log: Logger,
     readonly publisher?: Publisher,
-    readonly options: { pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; observeOnly?: boolean; stateDir?: string } = {},
+    readonly options: { pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; skipDrain?: boolean; observeOnly?: boolean; stateDir?: string } = {},
   ) {
     super();
     this.monitor = new ClusterMonitor(cluster, log);
@@ -270,6 +270,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
       knownErrant: this.knownErrant,
       pauseAfterStep: this.options.pauseAfterStep,
       delayBeforeStep: this.options.delayBeforeStep,
+      skipDrain: this.options.skipDrain,
       onStep: (e) => this.emit('step', e),
     };
   }

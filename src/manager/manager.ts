@@ -39,7 +39,7 @@ export class Manager {
   constructor(
     readonly config: Config,
     readonly log: Logger,
-    opts: { coordinator?: Coordinator; pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; withRouter?: boolean; observeOnly?: boolean } = {},
+    opts: { coordinator?: Coordinator; pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; skipDrain?: boolean; withRouter?: boolean; observeOnly?: boolean } = {},
   ) {
     this.coordinator = opts.coordinator ?? createCoordinator(config, log);
     this.observeOnly = opts.observeOnly ?? false;
@@ -55,6 +55,7 @@ export class Manager {
       const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, {
         pauseAfterStep: opts.pauseAfterStep,
         delayBeforeStep: opts.delayBeforeStep,
+        skipDrain: opts.skipDrain,
         observeOnly: opts.observeOnly,
         stateDir: config.stateDir,
       });

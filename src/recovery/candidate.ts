@@ -7,6 +7,8 @@ export interface ReplicaFacts {
   reachable: boolean;
   /** Transactions it has (after draining), or will have once its relay log is applied. */
   executed?: GtidState;
+  /** Transactions its IO thread received (its relay log); beyond `executed` only when it could not drain. */
+  received?: GtidState;
   logBin: boolean;
   logReplicaUpdates: boolean;
   sqlDelay: number;
@@ -48,6 +50,17 @@ export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryData
   // Everything any reachable replica has: nothing of this may be lost.
   let everything = reachable[0]!.executed!;
   for (const r of reachable.slice(1)) everything = everything.union(r.executed!);
+  // Acknowledged transactions may sit only in a relay log that could not be applied (SQL thread
+  // stopped on an error): no promotion can carry them, so none may happen.
+  for (const r of reachable) {
+    const stuck = r.received?.subtract(everything);
+    if (stuck && !stuck.isEmpty())
+      return {
+        reasons: [],
+        rejected,
+        refusal: `${r.instance.id} received ${stuck.toString()} that no replica has applied (its SQL thread could not drain${r.sqlError ? `: ${r.sqlError}` : ''}); promoting would lose them. Fix its SQL thread, then fail over`,
+      };
+  }
 
   // A replica holding transactions that no other replica has and that did not come from the old
   // primary wrote them itself: errant, whatever the monitor saw earlier.

@@ -96,6 +96,9 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
       });
 
       await step('drain-relay-logs', async () => {
+        // Test-only switch for the chaos suite's "broken build" check: without this step, events a
+        // replica received but had not applied are discarded with its relay log at promotion.
+        if (ctx.skipDrain) return { detail: 'SKIPPED (test-only REGENT_TEST_SKIP_DRAIN)', value: undefined };
         const notes: string[] = [];
         await Promise.all(
           replicas.map(async (id) => {
@@ -104,8 +107,12 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
             const status = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
             if (!status) return;
             if (!status.sqlThread) {
-              notes.push(`${id}: SQL thread not running${status.lastSqlErrno ? ` (error ${status.lastSqlErrno})` : ''}, cannot drain`);
-              return;
+              if (status.lastSqlErrno) {
+                notes.push(`${id}: SQL thread stopped on error ${status.lastSqlErrno}, cannot drain`);
+                return;
+              }
+              // Stopped without an error (a DBA paused it): its relay log still has to be applied.
+              await conn.query(flavor.startSqlThread());
             }
             const reached = await waitForGtid(conn, flavor, status.receivedGtid, cluster.failover.drainTimeoutSeconds);
             notes.push(reached ? `${id}: applied up to ${status.receivedGtid.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);

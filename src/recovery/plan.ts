@@ -39,6 +39,7 @@ export function replicaFactsFromView(view: ClusterView, replicaIds: string[], kn
       instance: inst,
       reachable: o?.reachable ?? false,
       executed,
+      received: r?.receivedGtid,
       logBin: s?.logBin ?? false,
       logReplicaUpdates: s?.logReplicaUpdates ?? false,
       sqlDelay: r?.sqlDelay ?? 0,

@@ -31,6 +31,8 @@ export interface RecoveryContext {
   onStep?: (e: StepEvent) => void;
   /** Test-only: stop after this step and wait forever (a manager killed mid-recovery). */
   pauseAfterStep?: string;
+  /** Test-only: skip the relay-log drain (the chaos suite proves its checker catches the loss). */
+  skipDrain?: boolean;
   /** Test-only: wait this long before a step (to inject a fault at a known point). */
   delayBeforeStep?: { step: string; ms: number };
 }

@@ -111,6 +111,8 @@ export interface Flavor {
    */
   readonly ioThreadIdQuery: string;
   startReplica(): string;
+  /** Starts only the SQL thread (to apply a relay log while the IO thread stays stopped). */
+  startSqlThread(): string;
   /** Forget the replication configuration entirely (a promoted primary replicates from nobody). */
   resetReplica(): string;
   /** CHANGE MASTER / CHANGE REPLICATION SOURCE; the password goes as a `?` parameter, never in text. */

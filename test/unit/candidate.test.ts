@@ -111,3 +111,13 @@ test('property: the candidate (with its catch-up source) never misses a transact
     ),
   );
 });
+
+test('transactions only in a relay log that cannot be applied block the failover', () => {
+  const c = cluster(3);
+  const r = chooseCandidate(
+    [facts(c, 2, '0-1-10', { received: MariaGtidPosition.parse('0-1-12'), sqlError: '1062: dup' }), facts(c, 3, '0-1-10', { received: MariaGtidPosition.parse('0-1-10') })],
+    { oldPrimaryOrigin: '1' },
+  );
+  assert.equal(r.candidate, undefined);
+  assert.match(r.refusal!, /received 0-1-12 that no replica has applied/);
+});

@@ -112,6 +112,10 @@ export class MariadbFlavor implements Flavor {
     return 'START SLAVE';
   }
 
+  startSqlThread(): string {
+    return 'START SLAVE SQL_THREAD';
+  }
+
   resetReplica(): string {
     return 'RESET SLAVE ALL';
   }

@@ -158,6 +158,10 @@ export class MysqlFlavor implements Flavor {
     return 'START REPLICA';
   }
 
+  startSqlThread(): string {
+    return 'START REPLICA SQL_THREAD';
+  }
+
   resetReplica(): string {
     return 'RESET REPLICA ALL';
   }
