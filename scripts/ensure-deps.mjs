@@ -18,6 +18,7 @@ const NEEDS = {
     etcd: 'etcd-server',
     etcdctl: 'etcd-client',
     haproxy: 'haproxy',
+    chromium: 'chromium',
   },
   bench: { mariadbd: 'mariadb-server', 'mariadb-install-db': 'mariadb-server', mariadb: 'mariadb-client', 'mariadb-dump': 'mariadb-client', haproxy: 'haproxy', sysbench: 'sysbench' },
 };

@@ -1,7 +1,9 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadConfigFile } from '../config/load.ts';
 import { USER_FACING_ERRORS } from './errors.ts';
 import { statusCommand } from './status.ts';
+import { doctorCommand } from './doctor.ts';
+import { grantsCommand } from './grants.ts';
 import { sandboxCommands } from './sandbox.ts';
 import { bootstrapCommand } from './bootstrap.ts';
 import { runCommand } from './run.ts';
@@ -29,6 +31,21 @@ export function buildProgram(): Command {
     .option('--cluster <name>', 'only this cluster')
     .action(async (o: { config: string; json?: boolean; cluster?: string }) => {
       process.exitCode = await statusCommand(loadConfigFile(o.config), o);
+    });
+
+  configOption(program.command('doctor').description('check everything failover depends on, per cluster and instance, each with its fix (read-only; exit 0 ok, 1 warnings, 2 a failover would be unsafe)'))
+    .option('--json', 'machine-readable output')
+    .option('--cluster <name>', 'only this cluster')
+    .action(async (o: { config: string; json?: boolean; cluster?: string }) => {
+      process.exitCode = await doctorCommand(loadConfigFile(o.config), o);
+    });
+
+  configOption(program.command('grants').description('print the CREATE USER / GRANT statements for Regent\'s accounts, minimal and commented, passwords as placeholders'))
+    .option('--cluster <name>', 'only this cluster')
+    .option('--host <host>', "host part of the accounts ('%' when omitted)")
+    .addOption(new Option('--flavor <flavor>', 'server family, when no instance is reachable to ask').choices(['mariadb', 'mysql']))
+    .action(async (o: { config: string; cluster?: string; host?: string; flavor?: 'mariadb' | 'mysql' }) => {
+      process.exitCode = await grantsCommand(loadConfigFile(o.config), o);
     });
 
   configOption(program.command('bootstrap').description('set up replication on running servers that do not replicate yet (idempotent)'))

@@ -159,7 +159,9 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     const analysis = analyzeCluster(view);
     this.lastAnalysis = analysis;
     this.#trackErrant(analysis);
-    this.#trackProblems(analysis.problems);
+    // While an action runs, the cluster passes through states it is meant to (two writable nodes
+    // for an instant during a switchover): report problems once it has settled, not mid-way.
+    if (!this.#acting) this.#trackProblems(analysis.problems);
 
     const primary = analysis.topology.primary;
     const pObs = primary ? view.observations.get(primary) : undefined;

@@ -14,6 +14,7 @@ import { ClusterRouter } from '../router/cluster-router.ts';
 import { createRouterMetrics } from '../router/metrics.ts';
 import type { Logger } from '../util/log.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
+import { registerUi } from '../ui/serve.ts';
 
 export function createCoordinator(config: Config, log: Logger): Coordinator {
   const c = config.coordination;
@@ -77,6 +78,7 @@ export class Manager {
       const i = config.api.listen.lastIndexOf(':');
       this.api = new ApiServer({ host: config.api.listen.slice(0, i), port: Number(config.api.listen.slice(i + 1)) }, config.api.token, this.registry, log);
       registerRoutes(this.api, this);
+      registerUi(this.api);
     }
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Flavor } from '../sql/flavor.ts';
 import { foldVariables, text } from '../sql/row-values.ts';
+import type { GtidState } from '../gtid/index.ts';
 import type { Logger } from '../util/log.ts';
 import { chooseCandidate } from './candidate.ts';
 import { fenceServer } from './fence.ts';
@@ -71,19 +72,33 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
         return { detail: `${oldPrimary}: read_only=ON, ${killed} client session(s) killed`, value: undefined };
       });
 
+      // What each replica had received when its IO thread stopped. Read here, once: MariaDB resets
+      // Gtid_IO_Pos (and throws the relay log away) when a GTID replica's threads restart.
+      const receivedAtStop = new Map<string, GtidState>();
+      const sqlBroken = new Map<string, string>();
       const replicas = await step('stop-io-threads', async () => {
         const view = ctx.monitor.view();
         const reachable = plan.replicas.filter((id) => view.observations.get(id)?.reachable && !view.maintenance?.has(id));
         const done: string[] = [];
+        const timings: string[] = [];
         const failed: string[] = [];
         await Promise.all(
           reachable.map(async (id) => {
             try {
+              const t0 = Date.now();
               const conn = await ctx.admin.get(id);
               const flavor = flavorOf(id);
+              const before = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
+              // A SQL thread paused without an error must run before the IO thread stops: once both
+              // are stopped, a GTID replica discards its relay log on the next start.
+              if (before && !before.sqlThread && !before.lastSqlErrno && !ctx.skipDrain) await conn.query(flavor.startSqlThread());
               // The source is gone: end the IO thread at once rather than wait for STOP to get through.
               for (const row of await conn.query(flavor.ioThreadIdQuery)) await conn.query(`KILL CONNECTION ${Number(text(row['id']))}`).catch(() => undefined);
               await conn.query(flavor.stopReplicaIoThread());
+              const after = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
+              if (after) receivedAtStop.set(id, after.receivedGtid);
+              if (after?.lastSqlErrno && !after.sqlThread) sqlBroken.set(id, `${after.lastSqlErrno}: ${after.lastSqlError}`);
+              timings.push(`${id} ${Date.now() - t0} ms`);
               done.push(id);
               ioStopped.push(id);
             } catch (e) {
@@ -92,7 +107,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
           }),
         );
         if (done.length === 0) throw new Error(`no replica could be reached${failed.length ? `: ${failed.join('; ')}` : ''}`);
-        return { detail: `IO threads stopped on ${done.join(', ')}${failed.length ? `; unreachable: ${failed.join('; ')}` : ''}`, value: done };
+        return { detail: `IO threads stopped on ${timings.join(', ')}${failed.length ? `; unreachable: ${failed.join('; ')}` : ''}`, value: done };
       });
 
       await step('drain-relay-logs', async () => {
@@ -102,20 +117,14 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
         const notes: string[] = [];
         await Promise.all(
           replicas.map(async (id) => {
-            const conn = await ctx.admin.get(id);
-            const flavor = flavorOf(id);
-            const status = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
-            if (!status) return;
-            if (!status.sqlThread) {
-              if (status.lastSqlErrno) {
-                notes.push(`${id}: SQL thread stopped on error ${status.lastSqlErrno}, cannot drain`);
-                return;
-              }
-              // Stopped without an error (a DBA paused it): its relay log still has to be applied.
-              await conn.query(flavor.startSqlThread());
+            const received = receivedAtStop.get(id);
+            if (!received) return;
+            if (sqlBroken.has(id)) {
+              notes.push(`${id}: SQL thread stopped on error ${sqlBroken.get(id)}, cannot drain`);
+              return;
             }
-            const reached = await waitForGtid(conn, flavor, status.receivedGtid, cluster.failover.drainTimeoutSeconds);
-            notes.push(reached ? `${id}: applied up to ${status.receivedGtid.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
+            const reached = await waitForGtid(await ctx.admin.get(id), flavorOf(id), received, cluster.failover.drainTimeoutSeconds);
+            notes.push(reached ? `${id}: applied up to ${received.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
           }),
         );
         return { detail: notes.join('; '), value: undefined };
@@ -125,7 +134,10 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
         await Promise.all(replicas.map((id) => ctx.monitor.probers.get(id)?.probeNow()));
         const view = ctx.monitor.view();
         const oldCfg = cluster.instances.find((i) => i.id === oldPrimary);
-        const facts = replicaFactsFromView(view, replicas, ctx.knownErrant, true);
+        const facts = replicaFactsFromView(view, replicas, ctx.knownErrant, true)
+          // What was received counts as recorded at the stop, not as the server shows it now; the
+          // test-only broken build knows nothing of relay logs at all.
+          .map((f) => ({ ...f, received: ctx.skipDrain ? undefined : receivedAtStop.get(f.instance.id) }));
         const c = chooseCandidate(facts, { oldPrimaryDataCenter: oldCfg?.dataCenter, oldPrimaryOrigin: view.observations.get(oldPrimary)?.settings?.gtidOrigin ?? originSeenByReplicas(view, oldPrimary) });
         if (!c.candidate) throw new Error(c.refusal ?? 'no candidate');
         return { detail: `${c.candidate}: ${c.reasons.join('; ')}${c.rejected.length ? `; rejected ${c.rejected.map((r) => `${r.id} (${r.why})`).join(', ')}` : ''}`, value: c };

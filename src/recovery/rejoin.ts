@@ -29,6 +29,7 @@ export interface RejoinResult {
 export async function executeRejoin(ctx: RecoveryContext, instance: string, stateDir: string, trigger: string): Promise<RejoinResult> {
   const { cluster, coordinator, monitor, log } = ctx;
   const planId = randomUUID();
+  const started = Date.now();
   const rlog = log.child({ cluster: cluster.name, planId });
   const runner = new StepRunner(ctx, planId, 'rejoin', rlog);
   const primary = monitor.lastKnownPrimary;
@@ -57,7 +58,7 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
     });
     if (decision.action === 'refuse') {
       await coordinator.updateClusterState(cluster.name, (s) => ({ ...s, errant: decision.errant ? { ...(s.errant ?? {}), [instance]: decision.errant } : s.errant }));
-      await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'aborted', detail: decision.reason, durationMs: 0 });
+      await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'aborted', detail: decision.reason, durationMs: Date.now() - started });
       rlog.error({ event: 'rejoin_refused', instance, errant: decision.errant, reason: decision.reason }, `rejoin of ${instance} refused: ${decision.reason}`);
       return { ...base, ok: false, action: 'refuse', errant: decision.errant, error: decision.reason };
     }
@@ -110,12 +111,12 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
       delete errant[instance];
       return { ...s, fenced: (s.fenced ?? []).filter((f) => f !== instance), commonPoints, errant };
     });
-    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: decision.reason, durationMs: 0 });
+    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: decision.reason, durationMs: Date.now() - started });
     rlog.warn({ event: 'rejoin_succeeded', instance, primary, action: decision.action, savedTo }, `${instance} rejoined as a replica of ${primary} (${decision.action})`);
     return { ...base, ok: true, action: decision.action, errant: decision.action === 'rewind' ? decision.errant.toString() : undefined, savedTo };
   } catch (e) {
     const reason = (e as Error).message;
-    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'failed', detail: `${reason}; ${instance} stays read_only`, durationMs: 0 });
+    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'failed', detail: `${reason}; ${instance} stays read_only`, durationMs: Date.now() - started });
     rlog.error({ event: 'rejoin_failed', instance, reason }, `rejoin of ${instance} failed: ${reason}`);
     return { ...base, ok: false, action: decision.action, error: `${reason}; ${instance} stays read_only` };
   }

@@ -63,3 +63,109 @@ export function missingPrivileges(have: Set<string>, needed: PrivilegeNeed[]): P
   if (have.has('ALL PRIVILEGES') || have.has('ALL')) return [];
   return needed.filter((n) => !have.has(n.privilege));
 }
+
+/**
+ * Manager privileges a failover cannot do without: observing replicas, fencing (read_only, killing
+ * sessions), stopping IO threads, promoting and re-pointing. The others serve clone, rejoin and
+ * flashback, which a failover does not need.
+ */
+const FAILOVER_PRIVILEGES: Record<GtidFlavor, ReadonlySet<string>> = {
+  mariadb: new Set(['PROCESS', 'SLAVE MONITOR', 'REPLICATION SLAVE ADMIN', 'REPLICATION MASTER ADMIN', 'READ_ONLY ADMIN', 'CONNECTION ADMIN']),
+  mysql: new Set(['PROCESS', 'REPLICATION CLIENT', 'REPLICATION_SLAVE_ADMIN', 'SYSTEM_VARIABLES_ADMIN', 'CONNECTION_ADMIN']),
+};
+
+export function neededForFailover(flavor: GtidFlavor, privilege: string): boolean {
+  return FAILOVER_PRIVILEGES[flavor].has(privilege);
+}
+
+/** The replication account's privileges, with what needs them. */
+export function replicationPrivileges(_flavor: GtidFlavor): PrivilegeNeed[] {
+  return REPLICATION_PRIVILEGES.map((privilege) => ({ privilege, why: 'replicas connect with it to read the binary log of their source (any instance may become that source)' }));
+}
+
+/**
+ * What the clone account (credentials.clone) needs: `regent clone` and `repair --reclone` load a
+ * mariadb-dump into the target with sql_log_bin=0. MariaDB only (clone refuses MySQL targets).
+ */
+const MARIADB_CLONE: PrivilegeNeed[] = [
+  { privilege: 'SELECT', why: 'clone: reading back what was loaded' },
+  { privilege: 'INSERT', why: 'clone: loading the rows' },
+  { privilege: 'CREATE', why: 'clone: CREATE DATABASE and CREATE TABLE' },
+  { privilege: 'DROP', why: 'clone: DROP TABLE IF EXISTS before each table' },
+  { privilege: 'ALTER', why: 'clone: ALTER TABLE ... DISABLE/ENABLE KEYS' },
+  { privilege: 'INDEX', why: 'clone: indexes of the loaded tables' },
+  { privilege: 'REFERENCES', why: 'clone: foreign keys' },
+  { privilege: 'LOCK TABLES', why: 'clone: LOCK TABLES around each table load' },
+  { privilege: 'CREATE VIEW', why: 'clone: views' },
+  { privilege: 'SHOW VIEW', why: 'clone: views' },
+  { privilege: 'CREATE ROUTINE', why: 'clone: stored procedures and functions' },
+  { privilege: 'ALTER ROUTINE', why: 'clone: stored procedures and functions' },
+  { privilege: 'EVENT', why: 'clone: events' },
+  { privilege: 'TRIGGER', why: 'clone: triggers' },
+  { privilege: 'SET USER', why: 'clone: views, routines and triggers keep their DEFINER' },
+  { privilege: 'BINLOG ADMIN', why: 'clone: SET SESSION sql_log_bin=0, so the loaded data keeps the source\'s GTIDs' },
+];
+
+export function clonePrivileges(flavor: GtidFlavor): PrivilegeNeed[] {
+  return flavor === 'mariadb' ? MARIADB_CLONE : [];
+}
+
+/** 'name'@'host' with both parts quoted as SQL string literals. */
+export function sqlAccount(user: string, host: string): string {
+  const q = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  return `${q(user)}@${q(host)}`;
+}
+
+/** GRANT a, b ON *.* TO account; one privilege per line with a comment saying what needs it. */
+export function grantStatement(needs: PrivilegeNeed[], account: string, failoverFlavor?: GtidFlavor): string {
+  if (needs.length === 0) return '';
+  const width = Math.max(...needs.map((n) => n.privilege.length)) + 1;
+  const lines = needs.map((n, i) => {
+    const item = `${n.privilege}${i < needs.length - 1 ? ',' : ''}`;
+    const tag = failoverFlavor && neededForFailover(failoverFlavor, n.privilege) ? 'failover: ' : '';
+    // A comment must not end the statement early for tools that split on ';'.
+    return `${i === 0 ? 'GRANT ' : '      '}${item.padEnd(width)} -- ${tag}${n.why.replace(/;/g, ',')}`;
+  });
+  return `${lines.join('\n')}\n   ON *.* TO ${account};`;
+}
+
+export interface AccountToGrant {
+  role: 'manager' | 'replication' | 'clone';
+  user: string;
+  /** Host part of the account ('%' for any). */
+  host: string;
+  /** The text standing for the password in the output (never the real one). */
+  passwordPlaceholder: string;
+  /** Where Regent reads the password from, to tell the operator (e.g. "file /etc/regent/manager.pw"). */
+  passwordSource?: string;
+}
+
+const PURPOSE: Record<AccountToGrant['role'], string> = {
+  manager: 'Regent observes and acts with this account (probes, failover, switchover, rejoin, clone reads)',
+  replication: 'replicas connect to their source with this account',
+  clone: 'regent clone / repair --reclone load data into a target with this account',
+};
+
+/**
+ * The CREATE USER / GRANT script for Regent's accounts on one server family: minimal privileges,
+ * one comment per privilege, passwords as placeholders. Meant to be run on every instance with
+ * binary logging off for the session, so each server's GTID history stays its own.
+ */
+export function renderAccountScript(flavor: GtidFlavor, accounts: AccountToGrant[], header: string[] = []): string {
+  const out: string[] = [...header.map((h) => `-- ${h}`)];
+  out.push('-- Run on every instance (any of them may become the primary). sql_log_bin=0 keeps these', '-- statements out of the binary log, so no server gets GTIDs the others lack.', 'SET SESSION sql_log_bin = 0;');
+  for (const a of accounts) {
+    const needs = a.role === 'manager' ? managerPrivileges(flavor) : a.role === 'replication' ? replicationPrivileges(flavor) : clonePrivileges(flavor);
+    const account = sqlAccount(a.user, a.host);
+    out.push('', `-- ${a.role} account: ${PURPOSE[a.role]}.`);
+    out.push(`-- Replace ${a.passwordPlaceholder} with its password${a.passwordSource ? ` (Regent reads it from ${a.passwordSource})` : ''}.`);
+    if (a.role === 'clone' && needs.length === 0) {
+      out.push(`-- regent clone supports MariaDB only: no clone account is needed on ${flavor}.`);
+      continue;
+    }
+    if (a.role === 'manager') out.push('-- Privileges marked "failover:" are needed for a failover: `regent doctor` reports missing ones as critical.');
+    out.push(`CREATE USER ${account} IDENTIFIED BY '${a.passwordPlaceholder}';`);
+    out.push(grantStatement(needs, account, a.role === 'manager' ? flavor : undefined));
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -16,10 +16,10 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A run of `count` free ports starting at a random base, so parallel test files do not collide. */
+/** A run of `count` free ports (12000-19999: below the ephemeral range, apart from sandboxes). */
 export async function freePorts(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 45000 + Math.floor(Math.random() * 750) * 20;
+    const base = 12000 + Math.floor(Math.random() * 390) * 20;
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
     if (ok) return base;
@@ -32,9 +32,13 @@ export function tempDir(prefix = 'regent-test-'): { path: string; remove: () => 
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** A base port for a sandbox: a random multiple of 100, so parallel test files do not collide. */
+/**
+ * A base port for a sandbox: a random multiple of 100 in 20000-31999, so parallel test files do
+ * not collide, and below Linux's ephemeral range (32768+), where busy clients would otherwise
+ * already hold a port a server wants to listen on.
+ */
 export function sandboxBasePort(): number {
-  return 20000 + Math.floor(Math.random() * 240) * 100;
+  return 20000 + Math.floor(Math.random() * 120) * 100;
 }
 
 /** A sandbox in a fresh temp dir; `cleanup` stops its servers by PID and removes the dir. */

@@ -1,0 +1,149 @@
+import type { Account, ClusterConfig, InstanceConfig } from '../config/load.ts';
+import { detectFlavor, probeInstance } from '../monitor/probe.ts';
+import { unreachable } from '../monitor/observation.ts';
+import { classifyError, DbConnection, DbError } from '../sql/connection.ts';
+import type { Flavor, Row } from '../sql/flavor.ts';
+import { parseGlobalGrants } from '../sql/grants.ts';
+import { foldVariables, nullableNumber, text } from '../sql/row-values.ts';
+import type { ClusterFacts, InstanceFacts, LoginFacts } from './facts.ts';
+
+/**
+ * The I/O half of `regent doctor`: reads what the checks need, with read-only statements only
+ * (SELECT, SHOW), and logs in with the replication and clone accounts to prove their passwords.
+ * Nothing here changes a server; every failure becomes a fact.
+ */
+
+/** Variables the checks read besides the probe's; SHOW simply omits names a server does not have. */
+const DOCTOR_VARIABLES = [
+  'relay_log_recovery',
+  'binlog_expire_logs_seconds',
+  'expire_logs_days',
+  'slave_net_timeout',
+  'replica_net_timeout',
+  'log_slave_updates',
+  'log_replica_updates',
+  'gtid_mode',
+  'enforce_gtid_consistency',
+  'rpl_semi_sync_master_enabled',
+  'rpl_semi_sync_slave_enabled',
+  'rpl_semi_sync_master_timeout',
+  'rpl_semi_sync_source_enabled',
+  'rpl_semi_sync_replica_enabled',
+  'rpl_semi_sync_source_timeout',
+];
+const VARIABLES_QUERY = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${DOCTOR_VARIABLES.map((n) => `'${n}'`).join(',')})`;
+
+/** MySQL keeps the heartbeat period out of SHOW REPLICA STATUS. */
+const MYSQL_HEARTBEAT_QUERY = "SELECT HEARTBEAT_INTERVAL AS period FROM performance_schema.replication_connection_configuration WHERE CHANNEL_NAME = ''";
+
+const nowMs = (): number => performance.timeOrigin + performance.now();
+
+export async function gatherClusterFacts(cluster: ClusterConfig, opts: { configFile?: string } = {}): Promise<ClusterFacts> {
+  const cloneSeparate = cluster.accounts.clone !== cluster.accounts.manager;
+  const instances = await Promise.all(cluster.instances.map((inst) => gatherInstance(cluster, inst, cloneSeparate)));
+  return { cluster, instances, now: Date.now(), configFile: opts.configFile };
+}
+
+async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, cloneSeparate: boolean): Promise<InstanceFacts> {
+  const timeouts = { connectTimeoutMs: cluster.monitor.connectTimeoutMs, queryTimeoutMs: cluster.monitor.queryTimeoutMs };
+  const manager = cluster.accounts.manager;
+  const facts: InstanceFacts = { id: inst.id, obs: unreachable(inst.id, 'unreachable', 'not inspected'), connected: false, vars: {}, errors: [] };
+  let conn: DbConnection;
+  try {
+    conn = await DbConnection.open(inst.host, inst.port, manager, timeouts);
+  } catch (e) {
+    const err = classifyError(e, inst.id, manager.user);
+    facts.obs = unreachable(inst.id, err.kind, err.message);
+    return facts;
+  }
+  facts.connected = true;
+  // Each read is on its own: one that fails (a missing privilege) leaves the others' facts.
+  const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (e) {
+      facts.errors.push(`${what}: ${stripEndpoint(e instanceof Error ? e.message : String(e), inst.id)}`);
+      return undefined;
+    }
+  };
+  try {
+    let flavor: Flavor | undefined;
+    try {
+      flavor = await detectFlavor(conn);
+      facts.obs = await probeInstance(conn, flavor, inst.id);
+    } catch (e) {
+      const err = e instanceof DbError ? e : e instanceof Error && e.name === 'UnsupportedServerError' ? new DbError('sql', inst.id, e.message) : classifyError(e, inst.id, manager.user);
+      facts.obs = unreachable(inst.id, err.kind, err.message);
+    }
+    if (conn.closed) return facts;
+    const who = await attempt('CURRENT_USER()', () => conn.queryOne('SELECT CURRENT_USER() AS u, @@version AS version'));
+    if (who) {
+      facts.version = text(who['version']);
+      const [user = manager.user, host = '%'] = splitAccount(text(who['u']));
+      facts.managerAccount = { user, host };
+    }
+    const grants = await attempt('SHOW GRANTS', () => conn.query('SHOW GRANTS FOR CURRENT_USER()'));
+    if (grants) facts.managerPrivileges = [...parseGlobalGrants(grants.map(firstColumn))];
+    const vars = await attempt('variables', () => conn.query(VARIABLES_QUERY));
+    if (vars) facts.vars = foldVariables(vars);
+
+    // The server's clock against ours, taken at the middle of the round trip.
+    const t0 = nowMs();
+    const clock = await attempt('clock', () => conn.queryOne('SELECT UNIX_TIMESTAMP(NOW(6)) AS t'));
+    const t1 = nowMs();
+    const serverSeconds = clock ? Number(text(clock['t'])) : NaN;
+    if (Number.isFinite(serverSeconds)) facts.clock = { offsetMs: serverSeconds * 1000 - (t0 + t1) / 2, roundTripMs: t1 - t0 };
+
+    if (facts.obs.replica && flavor) {
+      const rows = await attempt('replica status', () => conn.query(flavor.replicaStatusQuery));
+      const row = rows && defaultChannel(rows);
+      if (row) facts.replicaUser = text(row['Master_User'] ?? row['Source_User']) || undefined;
+      if (facts.obs.replica.heartbeatPeriod === null && flavor.name === 'mysql') {
+        const hb = await attempt('heartbeat period', () => conn.queryOne(MYSQL_HEARTBEAT_QUERY));
+        if (hb) facts.heartbeatPeriodSeconds = nullableNumber(hb['period']);
+      }
+    }
+
+    const repl = cluster.accounts.replication;
+    const hosts = await attempt('replication account hosts', () => conn.query('SELECT Host AS h FROM mysql.user WHERE User = ?', [repl.user]));
+    if (hosts) facts.replicationAccountHosts = hosts.map((h) => text(h['h']));
+  } finally {
+    await conn.close();
+  }
+  // Logging in is the only proof a password is right; it changes nothing on the server.
+  facts.replicationLogin = await tryLogin(inst, cluster.accounts.replication, timeouts);
+  if (cloneSeparate) facts.cloneLogin = await tryLogin(inst, cluster.accounts.clone, timeouts);
+  return facts;
+}
+
+async function tryLogin(inst: InstanceConfig, account: Account, timeouts: { connectTimeoutMs: number; queryTimeoutMs: number }): Promise<LoginFacts> {
+  let conn: DbConnection | undefined;
+  try {
+    conn = await DbConnection.open(inst.host, inst.port, account, timeouts);
+    const grants = await conn.query('SHOW GRANTS FOR CURRENT_USER()').catch(() => undefined);
+    return { ok: true, privileges: grants ? [...parseGlobalGrants(grants.map(firstColumn))] : undefined };
+  } catch (e) {
+    const err = classifyError(e, inst.id, account.user);
+    return { ok: false, errorKind: err.kind, error: err.message };
+  } finally {
+    await conn?.close();
+  }
+}
+
+function firstColumn(row: Row): string {
+  return text(Object.values(row)[0]);
+}
+
+function defaultChannel(rows: Row[]): Row | undefined {
+  return rows.find((r) => text(r['Connection_name'] ?? r['Channel_Name']) === '') ?? (rows.length === 1 ? rows[0] : undefined);
+}
+
+/** 'regent@127.0.0.1' -> ['regent', '127.0.0.1'] (the host part has no '@'; a user name may). */
+function splitAccount(account: string): [string?, string?] {
+  const at = account.lastIndexOf('@');
+  return at < 0 ? [account || undefined] : [account.slice(0, at), account.slice(at + 1)];
+}
+
+function stripEndpoint(message: string, id: string): string {
+  return message.startsWith(`${id}: `) ? message.slice(id.length + 2) : message;
+}
