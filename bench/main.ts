@@ -2,11 +2,13 @@
 // (and a Markdown block for docs/benchmarks.md); they never assert on wall-clock time.
 import { benchFailover } from './failover.ts';
 import { benchProxy } from './proxy.ts';
+import { benchSwitchover } from './switchover.ts';
 
 const [name, ...rest] = process.argv.slice(2);
 const benches: Record<string, (args: string[]) => Promise<void>> = {
   failover: benchFailover,
   proxy: benchProxy,
+  switchover: benchSwitchover,
 };
 
 const run = name ? benches[name] : undefined;

@@ -25,17 +25,25 @@ export async function demoCommand(opts: { dir: string; basePort: number }): Prom
     await manager.start();
     const cfg = sandbox.configFile;
     const dir = sandbox.dir;
+    const cluster = config.clusters[0]!;
+    const app = sandbox.appAccount();
     process.stdout.write(
       [
         '',
         describeSandbox(sandbox),
+        '',
+        `Dashboard:        ${manager.api?.address ?? '(no API configured)'}/   (actions need the token in ${dir}/secrets/api-token.pw)`,
+        `Writer endpoint:  ${cluster.router.writer}   mariadb -h127.0.0.1 -P${cluster.router.writer?.split(':')[1]} -u${app.user} -p"$(cat ${dir}/secrets/app.pw)" ${app.database}`,
+        `Reader endpoint:  ${cluster.router.reader}`,
+        `Metrics:          ${manager.api?.address ?? ''}/metrics`,
         '',
         'Regent is watching the cluster (structured log below, on stderr).',
         'In another terminal, try:',
         `  npx regent status --config ${cfg}`,
         `  npx regent failover --dry-run --config ${cfg}      # who would be promoted now, and why`,
         `  npx regent sandbox kill node1 --dir ${dir}        # crash the primary: watch the failover in the log`,
-        `  npx regent sandbox start node1 --dir ${dir}       # the old primary comes back read_only`,
+        `  npx regent sandbox start node1 --dir ${dir}       # the old primary comes back read_only and is rejoined`,
+        `  npx regent switchover --config ${cfg}             # planned switchover through the running manager`,
         `  npx regent ack --config ${cfg}                    # allow the next automatic failover`,
         '',
         'Ctrl-C stops everything and removes the sandbox.',

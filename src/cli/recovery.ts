@@ -27,7 +27,7 @@ export async function failoverCommand(config: Config, clusterName: string | unde
   if (!opts.dryRun) {
     // A running manager does it (its router is the fence); otherwise this process acts alone.
     const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/failover`, { force: Boolean(opts.force) });
-    if (viaManager) return printFailover(viaManager.status < 400 ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']) });
+    if (viaManager) return printFailover(viaManager.status < 400 || viaManager.json['steps'] ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']) }, cluster.name);
   }
   const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn');
   const coordinator = localCoordinatorFor(config, 'failover');

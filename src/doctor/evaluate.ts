@@ -377,7 +377,15 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
       else add('ok', 'clock', `clock within ${Math.abs(off).toFixed(0)} ms of this host's`, undefined, inst);
     }
 
-    checkReplicationAccount(ctx, inst, fi.replicationLogin, fi.replicationAccountHosts, isPrimary, add);
+    if (fi.loginsSkipped)
+      add(
+        'warning',
+        'replication-account',
+        `the replication account's password was not tried here: ${fi.loginsSkipped}, and doctor must not risk that`,
+        `check it on a replica that replicates from ${inst.name} (an IO thread error 1045 means a wrong password), or log in once by hand as '${cluster.accounts.replication.user}'`,
+        inst,
+      );
+    else checkReplicationAccount(ctx, inst, fi.replicationLogin, fi.replicationAccountHosts, fi.clientHost, isPrimary, add);
   }
 
   checkCloneAccount(ctx, add);
@@ -533,7 +541,21 @@ function checkRetention(inst: InstanceConfig, v: Record<string, string>, d: Doct
   else add('ok', 'binlog-retention', `binary logs kept ${formatDuration(effective)}`, undefined, inst);
 }
 
-function checkReplicationAccount(ctx: Ctx, inst: InstanceConfig, login: LoginFacts | undefined, hosts: string[] | undefined, isPrimary: boolean, add: Add): void {
+/** MySQL/MariaDB account host matching: LIKE patterns (% and _) and IPv4 address/netmask. */
+export function hostMatches(pattern: string, host: string): boolean {
+  const mask = /^(\d+\.\d+\.\d+\.\d+)\/(\d+\.\d+\.\d+\.\d+)$/.exec(pattern);
+  if (mask) {
+    const ip = (s: string) => s.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+    if (!/^\d+\.\d+\.\d+\.\d+$/.test(host)) return false;
+    return ((ip(host) & ip(mask[2]!)) >>> 0) === ((ip(mask[1]!) & ip(mask[2]!)) >>> 0);
+  }
+  const re = pattern.replace(/\\(.)|([%_])|([^%_\\]+)/g, (_m, escaped: string | undefined, wild: string | undefined, lit: string | undefined) =>
+    escaped !== undefined ? escaped.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : wild === '%' ? '.*' : wild === '_' ? '.' : lit!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+  );
+  return new RegExp(`^${re}$`, 'i').test(host);
+}
+
+function checkReplicationAccount(ctx: Ctx, inst: InstanceConfig, login: LoginFacts | undefined, hosts: string[] | undefined, clientHost: string | undefined, isPrimary: boolean, add: Add): void {
   const repl = ctx.cluster.accounts.replication;
   const role = isPrimary ? 'its replicas cannot reconnect to it' : 'if it is promoted, no replica can replicate from it';
   if (!login) return;
@@ -550,7 +572,17 @@ function checkReplicationAccount(ctx: Ctx, inst: InstanceConfig, login: LoginFac
     return;
   }
   const source = repl.password?.source ?? 'nowhere: no password is configured';
-  if (hosts && hosts.length === 0)
+  // The login is tried from this host: an account that only admits the replicas' network says
+  // nothing about the password from here.
+  if (hosts && hosts.length > 0 && clientHost && !hosts.some((h) => hostMatches(h, clientHost)))
+    add(
+      'warning',
+      'replication-account',
+      `the replication account '${repl.user}' admits only ${hosts.map((h) => `'${h}'`).join(', ')}, not this host (${clientHost}), so its password cannot be tried from here`,
+      `run regent doctor from a host the account admits, or check on a replica that replicates from it (an IO thread error 1045 means a wrong password)`,
+      inst,
+    );
+  else if (hosts && hosts.length === 0)
     add(
       'critical',
       'replication-account',

@@ -38,10 +38,18 @@ export interface InstanceFacts {
   replicaUser?: string;
   /** Server clock minus this host's clock (ms), taken at the middle of the round trip. */
   clock?: { offsetMs: number; roundTripMs: number };
+  /** This host as the server sees it (the host part of USER() in the manager session). */
+  clientHost?: string;
   /** Host parts of the accounts named like the replication user on this server (mysql.user). */
   replicationAccountHosts?: string[];
   /** Logging in here with credentials.replication. */
   replicationLogin?: LoginFacts;
+  /**
+   * Why the logins with the other accounts were not tried here: the server blocks an account after
+   * failed logins (MariaDB max_password_errors, MySQL FAILED_LOGIN_ATTEMPTS), and a wrong password
+   * tried on every doctor run would end up blocking it for the replicas too.
+   */
+  loginsSkipped?: string;
   /** Logging in here with credentials.clone, when it is configured apart from the manager account. */
   cloneLogin?: LoginFacts;
   /** What could not be read, one line each (those checks are reported as not done). */

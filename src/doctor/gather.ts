@@ -30,7 +30,11 @@ const DOCTOR_VARIABLES = [
   'rpl_semi_sync_source_enabled',
   'rpl_semi_sync_replica_enabled',
   'rpl_semi_sync_source_timeout',
+  'max_password_errors',
 ];
+
+/** max_password_errors when it is off (the maximum of the variable). */
+const UNLIMITED_PASSWORD_ERRORS = 4294967295;
 const VARIABLES_QUERY = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${DOCTOR_VARIABLES.map((n) => `'${n}'`).join(',')})`;
 
 /** MySQL keeps the heartbeat period out of SHOW REPLICA STATUS. */
@@ -76,11 +80,12 @@ async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, clon
       facts.obs = unreachable(inst.id, err.kind, err.message);
     }
     if (conn.closed) return facts;
-    const who = await attempt('CURRENT_USER()', () => conn.queryOne('SELECT CURRENT_USER() AS u, @@version AS version'));
+    const who = await attempt('CURRENT_USER()', () => conn.queryOne('SELECT CURRENT_USER() AS u, USER() AS client, @@version AS version'));
     if (who) {
       facts.version = text(who['version']);
       const [user = manager.user, host = '%'] = splitAccount(text(who['u']));
       facts.managerAccount = { user, host };
+      facts.clientHost = splitAccount(text(who['client']))[1];
     }
     const grants = await attempt('SHOW GRANTS', () => conn.query('SHOW GRANTS FOR CURRENT_USER()'));
     if (grants) facts.managerPrivileges = [...parseGlobalGrants(grants.map(firstColumn))];
@@ -107,13 +112,34 @@ async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, clon
     const repl = cluster.accounts.replication;
     const hosts = await attempt('replication account hosts', () => conn.query('SELECT Host AS h FROM mysql.user WHERE User = ?', [repl.user]));
     if (hosts) facts.replicationAccountHosts = hosts.map((h) => text(h['h']));
+    facts.loginsSkipped = await loginLockout(conn, facts, flavor, [repl.user, ...(cloneSeparate ? [cluster.accounts.clone.user] : [])]);
   } finally {
     await conn.close();
   }
-  // Logging in is the only proof a password is right; it changes nothing on the server.
+  // Logging in is the only proof a password is right. A successful or refused login changes
+  // nothing, except where the server counts refusals towards blocking the account: not tried there.
+  if (facts.loginsSkipped) return facts;
   facts.replicationLogin = await tryLogin(inst, cluster.accounts.replication, timeouts);
   if (cloneSeparate) facts.cloneLogin = await tryLogin(inst, cluster.accounts.clone, timeouts);
   return facts;
+}
+
+/** Whether a refused login would count towards locking one of these accounts, and why. */
+async function loginLockout(conn: DbConnection, facts: InstanceFacts, flavor: Flavor | undefined, users: string[]): Promise<string | undefined> {
+  const maxErrors = Number(facts.vars['max_password_errors'] ?? UNLIMITED_PASSWORD_ERRORS);
+  if (Number.isFinite(maxErrors) && maxErrors < UNLIMITED_PASSWORD_ERRORS) return `max_password_errors is ${maxErrors}: refused logins count towards blocking the account`;
+  if (flavor?.name !== 'mysql') return undefined;
+  try {
+    // MySQL 8.0.19+: per-account FAILED_LOGIN_ATTEMPTS in User_attributes.
+    const rows = await conn.query(`SELECT User AS u, User_attributes AS a FROM mysql.user WHERE User IN (${users.map(() => '?').join(',')})`, users);
+    for (const r of rows) {
+      const attempts = Number((JSON.parse(text(r['a']) || '{}') as { Password_locking?: { failed_login_attempts?: number } }).Password_locking?.failed_login_attempts ?? 0);
+      if (attempts > 0) return `account '${text(r['u'])}' locks after ${attempts} failed logins (FAILED_LOGIN_ATTEMPTS)`;
+    }
+  } catch {
+    // older server without User_attributes: no per-account locking
+  }
+  return undefined;
 }
 
 async function tryLogin(inst: InstanceConfig, account: Account, timeouts: { connectTimeoutMs: number; queryTimeoutMs: number }): Promise<LoginFacts> {

@@ -168,7 +168,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     this.monitor.setSuspecting(Boolean(primary && pObs && !pObs.reachable));
     if (!this.options.observeOnly && primary && pObs?.reachable && pObs.settings && !pObs.settings.readOnly && primary !== this.monitor.lastKnownPrimary && !analysis.problems.some((p) => p.code === 'TwoWritablePrimaries')) {
       this.monitor.lastKnownPrimary = primary;
-      await this.coordinator.updateClusterState(this.cluster.name, (s) => ({ ...s, primary }));
+      // Only the leader writes shared state; a follower just follows what it sees.
+      if (this.coordinator.isLeader()) await this.coordinator.updateClusterState(this.cluster.name, (s) => ({ ...s, primary })).catch(() => undefined);
     }
     this.emit('analysis', analysis);
 

@@ -263,6 +263,24 @@ describe('doctor: a healthy sandbox, then one thing broken at a time', () => {
     assertNoSecrets(sb, r, [wrong]);
   });
 
+  test('where refused logins count towards blocking an account (max_password_errors), the password is not tried', async () => {
+    writeFileSync(join(sb.dir, 'secrets/wrong-repl.pw'), 'Wr0ng-repl-Passw0rd\n');
+    const f = join(sb.dir, 'wrong-repl.yaml');
+    writeFileSync(f, readFileSync(sb.configFile, 'utf8').replace('secrets/replication.pw', 'secrets/wrong-repl.pw'));
+    await sb.sql(sb.node(1), ['SET GLOBAL max_password_errors = 2']);
+    try {
+      const { r, findings } = await doctor(sb, f);
+      assert.equal(r.code, 2, describeFindings(findings));
+      const x = finding(findings, 1, 'replication-account');
+      assert.equal(x?.severity, 'warning', describeFindings(findings));
+      assert.match(x!.message, /was not tried here: max_password_errors is 2/);
+      // Elsewhere the wrong password is still caught.
+      assert.equal(finding(findings, 2, 'replication-account')?.severity, 'critical');
+    } finally {
+      await sb.sql(sb.node(1), ['SET GLOBAL max_password_errors = 4294967295']);
+    }
+  });
+
   test('a wrong manager password: critical connect findings, exit 2, no stack trace', async () => {
     writeFileSync(join(sb.dir, 'secrets/wrong-manager.pw'), 'not-the-password\n');
     const f = join(sb.dir, 'wrong-manager.yaml');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterConfig } from '../../src/config/load.ts';
-import { doctorExitCode, evaluateCluster } from '../../src/doctor/evaluate.ts';
+import { doctorExitCode, evaluateCluster, hostMatches } from '../../src/doctor/evaluate.ts';
 import type { ClusterFacts, Finding, InstanceFacts } from '../../src/doctor/facts.ts';
 import { renderDoctorText, doctorReport } from '../../src/doctor/render.ts';
 import type { InstanceObservation } from '../../src/monitor/observation.ts';
@@ -163,6 +163,42 @@ test('the replication account: wrong password, missing account, missing privileg
   assert.match(missing.fix!, /^SET SESSION sql_log_bin = 0; CREATE USER 'repl'@'%' IDENTIFIED BY '<REPLICATION_PASSWORD>'; GRANT REPLICATION SLAVE ON \*\.\* TO 'repl'@'%';/);
   const noPriv = one(evaluateCluster(change(healthy(), 2, (i) => ({ ...i, replicationLogin: { ok: true, privileges: ['USAGE'] } }))), 2, 'replication-account');
   assert.equal(noPriv.fix, "SET SESSION sql_log_bin = 0; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';");
+});
+
+test('a login refused from a host the replication account does not admit proves nothing: a warning, not critical', () => {
+  const f = one(
+    evaluateCluster(change(healthy(), 1, (i) => ({ ...i, clientHost: '10.9.0.5', replicationAccountHosts: ['10.0.1.%'], replicationLogin: { ok: false, errorKind: 'auth', error: 'denied' } }))),
+    1,
+    'replication-account',
+  );
+  assert.equal(f.severity, 'warning');
+  assert.match(f.message, /admits only '10\.0\.1\.%', not this host \(10\.9\.0\.5\)/);
+  // From an admitted host the same refusal is a wrong password.
+  const g = one(
+    evaluateCluster(change(healthy(), 1, (i) => ({ ...i, clientHost: '10.0.1.7', replicationAccountHosts: ['10.0.1.%'], replicationLogin: { ok: false, errorKind: 'auth', error: 'denied' } }))),
+    1,
+    'replication-account',
+  );
+  assert.equal(g.severity, 'critical');
+});
+
+test('where refused logins could block the account, its password is not tried: a warning says so', () => {
+  const f = one(evaluateCluster(change(healthy(), 2, (i) => ({ ...i, replicationLogin: undefined, loginsSkipped: 'max_password_errors is 3: refused logins count towards blocking the account' }))), 2, 'replication-account');
+  assert.equal(f.severity, 'warning');
+  assert.match(f.message, /was not tried here: max_password_errors is 3/);
+  assert.match(f.fix!, /IO thread error 1045 means a wrong password/);
+});
+
+test('account host patterns match as the server matches them', () => {
+  assert.ok(hostMatches('%', '10.1.2.3'));
+  assert.ok(hostMatches('10.0.1.%', '10.0.1.77'));
+  assert.ok(!hostMatches('10.0.1.%', '10.0.2.1'));
+  assert.ok(hostMatches('db_.example.com', 'db1.example.com'));
+  assert.ok(!hostMatches('db_.example.com', 'db12.example.com'));
+  assert.ok(hostMatches('10.0.0.0/255.255.0.0', '10.0.200.3'));
+  assert.ok(!hostMatches('10.0.0.0/255.255.0.0', '10.1.0.3'));
+  assert.ok(hostMatches('LOCALHOST', 'localhost'));
+  assert.ok(!hostMatches('127.0.0.1', '127.0.0.10'));
 });
 
 test('the manager account: wrong password is critical; an unreachable replica a warning, an unreachable primary critical', () => {
