@@ -23,7 +23,9 @@ export async function switchoverCommand(config: Config, opts: { cluster?: string
   const cluster = pickCluster(config, opts.cluster);
   const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/switchover`, { target: opts.to });
   if (viaManager) {
-    if (viaManager.status === 409 || viaManager.status >= 400) {
+    // A 500 carries the result of a switchover that ran and failed (with its steps); other errors
+    // are refusals, after which nothing changed.
+    if (viaManager.status >= 400 && !viaManager.json['steps']) {
       process.stderr.write(`regent: switchover refused: ${String(viaManager.json['error'] ?? JSON.stringify(viaManager.json))}\n`);
       return 1;
     }

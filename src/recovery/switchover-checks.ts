@@ -46,7 +46,10 @@ export function checkSwitchover(
   const replicas = [...analysis.topology.sources.entries()].filter(([, src]) => src === oldPrimary).map(([id]) => id);
   let target = opts.target;
   if (target) {
-    if (!view.cluster.instances.some((i) => i.id === target)) return { oldPrimary, target, refusals: [`${target} is not an instance of cluster ${view.cluster.name}`], passed };
+    // By host:port or by name, as the API and the other commands accept it.
+    const named = view.cluster.instances.find((i) => i.id === target || i.name === target);
+    if (!named) return { oldPrimary, target, refusals: [`${target} is not an instance of cluster ${view.cluster.name}`], passed };
+    target = named.id;
     if (target === oldPrimary) return { oldPrimary, target, refusals: [`${target} is already the primary`], passed };
   } else {
     const choice = chooseCandidate(replicaFactsFromView(view, replicas, opts.knownErrant, false), { oldPrimaryOrigin: p.settings?.gtidOrigin });

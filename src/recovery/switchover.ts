@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { listWriteTransactions } from '../sql/queries.ts';
-import { foldVariables } from '../sql/row-values.ts';
+import { foldVariables, text } from '../sql/row-values.ts';
 import { killClientSessions } from './fence.ts';
 import { flavorOf, promote, replicateFrom, StepRunner, waitForGtid, type RecoveryContext, type StepRecord } from './steps.ts';
 
@@ -51,8 +51,10 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     });
 
     await runner.run('set-read-only', async () => {
-      for (const sql of oldFlavor.setReadOnly(true)) await oldConn.query(sql, [], cluster.switchover.catchUpTimeoutSeconds * 1000);
+      // Before the statement: one that times out here may still take effect on the server, and the
+      // rollback must then make the old primary writable again.
       readOnlySet = true;
+      for (const sql of oldFlavor.setReadOnly(true)) await oldConn.query(sql, [], cluster.switchover.catchUpTimeoutSeconds * 1000);
       return { detail: `${oldPrimary}: read_only=ON`, value: undefined };
     });
 
@@ -133,7 +135,16 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
       // Roll back: the old primary takes writes again; nothing else was changed.
       try {
         const conn = await ctx.admin.get(oldPrimary);
-        if (readOnlySet) for (const sql of flavorOf(monitor, oldPrimary).setReadOnly(false)) await conn.query(sql);
+        if (readOnlySet) {
+          // A SET read_only that timed out is still waiting on the server (for a lock a session
+          // holds) and would take effect after this rollback: end it first.
+          const pending = await conn.query(
+            "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = ? AND INFO LIKE 'SET GLOBAL %read_only%'",
+            [cluster.accounts.manager.user],
+          );
+          for (const r of pending) await conn.query(`KILL QUERY ${Number(text(r['id']))}`).catch(() => undefined);
+          for (const sql of flavorOf(monitor, oldPrimary).setReadOnly(false)) await conn.query(sql);
+        }
         monitor.lastKnownPrimary = oldPrimary;
         await ctx.publisher?.primaryChanged(cluster.name, oldPrimary);
         rolledBack = true;
