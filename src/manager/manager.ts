@@ -53,6 +53,10 @@ export class Manager {
       holdWrites: (cluster) => this.routers.get(cluster)?.holdWrites(),
     };
     for (const c of config.clusters) {
+      for (const outcome of ['success', 'failed']) this.metrics.failovers.inc({ cluster: c.name, outcome }, 0);
+      this.metrics.switchovers.inc({ cluster: c.name, outcome: 'success' }, 0);
+      this.metrics.failoverSeconds.zero({ cluster: c.name });
+      this.metrics.switchoverSeconds.zero({ cluster: c.name });
       const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, {
         pauseAfterStep: opts.pauseAfterStep,
         delayBeforeStep: opts.delayBeforeStep,

@@ -58,6 +58,17 @@ export class ClusterRouter {
       return inst ? { host: inst.host, port: inst.port } : undefined;
     };
     const log = this.log.child({ cluster: this.cluster.name });
+    // Series exist from the start (at zero), so dashboards and alerts see them before any traffic.
+    for (const role of [r.writer ? 'writer' : undefined, r.reader ? 'reader' : undefined].filter((x): x is string => Boolean(x))) {
+      const labels = { cluster: this.cluster.name, role };
+      this.metrics.accepted.inc(labels, 0);
+      this.metrics.refused.inc(labels, 0);
+      this.metrics.backendChanges.inc(labels, 0);
+      this.metrics.active.set(labels, 0);
+      this.metrics.held.set(labels, 0);
+      this.metrics.holdSeconds.zero(labels);
+      for (const direction of ['from_client', 'to_client']) this.metrics.bytes.inc({ ...labels, direction }, 0);
+    }
     if (r.writer) {
       this.#writer = new ProxyListener(this.cluster.name, 'writer', parseHostPort(r.writer), () => this.#decideWriter(), address, r.holdTimeoutMs, this.metrics, log);
       await this.#writer.start();
