@@ -52,7 +52,7 @@ export interface Config {
   /** Absolute path of the file it came from ('' when built in memory). */
   file: string;
   api?: { listen: string; token?: Secret };
-  coordination: { backend: 'local' } | { backend: 'etcd'; endpoints: string[]; prefix: string; leaseTtlSeconds: number };
+  coordination: { backend: 'local' } | { backend: 'etcd'; endpoints: string[]; prefix: string; leaseTtlSeconds: number; primaryLease: boolean };
   stateDir: string;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   clusters: ClusterConfig[];

@@ -178,6 +178,12 @@ const managerSchema = z
           endpoints: z.array(z.string().regex(/^https?:\/\/[^\s]+$/, 'expected http://host:port')).min(1).describe('etcd client URLs, e.g. http://127.0.0.1:2379.'),
           prefix: z.string().regex(/^\/[^\s]*$/, 'expected a key prefix starting with /').default('/regent').describe('Key prefix of everything Regent stores in etcd (discovery keys are <prefix>/<cluster>/primary and /replicas).'),
           leaseTtlSeconds: z.number().int().min(2).max(60).default(5).describe('Leader lease TTL: a leader cut off from etcd stops acting within this, and another takes over after it.'),
+          primaryLease: z
+            .boolean()
+            .default(false)
+            .describe(
+              'Split-brain guard (MoHA style): a manager that cannot reach etcd for longer than the TTL sets the primary read_only, unless it is the only live node; the leader makes it writable again. Trades availability during an etcd outage for safety against a partitioned primary.',
+            ),
         }),
       ])
       .default({ backend: 'local' })

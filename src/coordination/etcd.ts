@@ -141,6 +141,11 @@ export class EtcdCoordinator implements Coordinator {
     for (const l of this.#listeners) l(leader);
   }
 
+  /** How long since etcd last confirmed this manager's lease (ms); 0 before the first grant (nothing known). */
+  contactAgeMs(): number {
+    return this.#renewedAt === 0 ? 0 : Date.now() - this.#renewedAt;
+  }
+
   isLeader(): boolean {
     // A margin below the TTL: stop acting before etcd could hand leadership to someone else.
     const fresh = Date.now() - this.#renewedAt < this.settings.leaseTtlSeconds * 1000 * 0.8;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { analyzeCluster, type Analysis } from '../analysis/analyze.ts';
 import type { Problem, ProblemCode } from '../analysis/problems.ts';
-import type { ClusterConfig } from '../config/load.ts';
+import type { ClusterConfig, Config } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
 import { ClusterMonitor } from '../monitor/cluster-monitor.ts';
 import { AdminPool } from '../sql/admin-pool.ts';
@@ -28,6 +28,7 @@ const RECOVERIES: Partial<Record<ProblemCode, Recovery>> = {
   DeadPrimaryAndSomeReplicas: (s, p, a) => s.autoFailover(p, a),
   TwoWritablePrimaries: (s) => s.fenceStrayPrimaries(),
   OrphanInstance: (s, p) => s.autoRejoin(p),
+  NoWritablePrimary: (s, p) => s.restoreAfterLease(p),
   ReplicationStopped: (s, p) => s.autoRestartReplication(p),
   ReplicaPointsElsewhere: (s, p) => s.autoRepoint(p),
 };
@@ -72,7 +73,14 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     readonly coordinator: Coordinator,
     readonly log: Logger,
     readonly publisher?: Publisher,
-    readonly options: { pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; skipDrain?: boolean; observeOnly?: boolean; stateDir?: string } = {},
+    readonly options: {
+      pauseAfterStep?: string;
+      delayBeforeStep?: { step: string; ms: number };
+      skipDrain?: boolean;
+      observeOnly?: boolean;
+      stateDir?: string;
+      coordination?: Config['coordination'];
+    } = {},
   ) {
     super();
     this.monitor = new ClusterMonitor(cluster, log);
@@ -502,6 +510,46 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
         this.log.error({ event: 'fence_failed', cluster: this.cluster.name, instance: id, err: (e as Error).message }, `could not fence ${id}`);
       }
     }
+  }
+
+  /**
+   * Primary-side lease (coordination.primaryLease): this manager lost etcd for longer than the
+   * TTL, so another manager may be leading, or the primary may be cut off with us: stop writes on
+   * it unless it is the only live node (then availability wins: nothing could replace it anyway).
+   */
+  async fenceForLostLease(): Promise<void> {
+    const primary = this.monitor.lastKnownPrimary;
+    const p = primary ? this.monitor.probers.get(primary)?.latest : undefined;
+    if (!primary || !p?.reachable || !p.settings || p.settings.readOnly) return;
+    const others = [...this.monitor.probers.values()].filter((x) => x.instance.id !== primary && x.latest.reachable);
+    if (others.length === 0) {
+      this.#logBlocked(`primary lease of ${this.cluster.name} expired but ${primary} is the only live node: it keeps serving`);
+      return;
+    }
+    try {
+      const killed = await fenceServer(await this.admin.get(primary), flavorOf(this.monitor, primary), this.cluster);
+      this.log.error({ event: 'primary_lease_expired', cluster: this.cluster.name, instance: primary, killed }, `no contact with etcd for longer than the lease TTL: ${primary} set read_only (${killed} session(s) killed)`);
+      this.emit('repair', { instance: primary, action: 'fenced: primary lease expired' });
+    } catch (e) {
+      this.log.error({ event: 'fence_failed', cluster: this.cluster.name, instance: primary, err: (e as Error).message }, `could not fence ${primary}`);
+    }
+  }
+
+  /**
+   * NoWritablePrimary with the primary lease on: Regent owns the primary's read_only flag, so the
+   * leader makes the primary it decided on writable again once etcd answers (a person who wants it
+   * read_only puts it in maintenance). Without the primary lease this is only reported.
+   */
+  async restoreAfterLease(p: Problem): Promise<void> {
+    const c = this.options.coordination;
+    if (c?.backend !== 'etcd' || !c.primaryLease || !p.instance || p.instance !== this.monitor.lastKnownPrimary) return;
+    const id = p.instance;
+    await this.#exclusively(`restore ${id} after the primary lease`, async () => {
+      const conn = await this.admin.get(id);
+      for (const sql of flavorOf(this.monitor, id).setReadOnly(false)) await conn.query(sql);
+      this.log.warn({ event: 'primary_lease_restored', cluster: this.cluster.name, instance: id }, `leader in contact with etcd: ${id} writable again`);
+      void this.monitor.probers.get(id)?.probeNow();
+    });
   }
 
   #logBlocked(message: string): void {

@@ -36,6 +36,7 @@ export class Manager {
   readonly metrics: ManagerMetrics;
   readonly startedAt = Date.now();
   api?: ApiServer;
+  #leaseTimer?: NodeJS.Timeout;
 
   constructor(
     readonly config: Config,
@@ -61,6 +62,7 @@ export class Manager {
         pauseAfterStep: opts.pauseAfterStep,
         delayBeforeStep: opts.delayBeforeStep,
         skipDrain: opts.skipDrain,
+        coordination: config.coordination,
         observeOnly: opts.observeOnly,
         stateDir: config.stateDir,
       });
@@ -157,6 +159,13 @@ export class Manager {
       }
     });
     await this.coordinator.start({ id: this.managerId, host, pid: process.pid, api: this.api?.address, startedAt: this.startedAt });
+    const c = this.config.coordination;
+    if (c.backend === 'etcd' && c.primaryLease && this.coordinator instanceof EtcdCoordinator && !this.observeOnly) {
+      const etcd = this.coordinator;
+      this.#leaseTimer = setInterval(() => {
+        if (etcd.contactAgeMs() > c.leaseTtlSeconds * 1000) for (const s of this.supervisors.values()) void s.fenceForLostLease();
+      }, 250);
+    }
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(
@@ -166,6 +175,7 @@ export class Manager {
   }
 
   async stop(): Promise<void> {
+    if (this.#leaseTimer) clearInterval(this.#leaseTimer);
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
     await Promise.all([...this.routers.values()].map((r) => r.stop()));
     await this.api?.stop();

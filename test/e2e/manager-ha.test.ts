@@ -277,3 +277,50 @@ describe('local backend: manager killed mid-failover', () => {
     assert.equal(journal.filter((j) => j.type === 'end').length, 1);
   });
 });
+
+describe('primary-side lease (coordination.primaryLease)', () => {
+  let sb: Sandbox;
+  let cleanup: () => Promise<void>;
+  let etcd: EtcdCluster;
+  let manager: ManagerProcess | undefined;
+  before(async () => {
+    etcd = await EtcdCluster.start(3);
+    ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 }));
+  });
+  after(async () => {
+    await manager?.stop();
+    await cleanup?.();
+    await etcd?.destroy();
+  });
+
+  test('etcd lost for the TTL: the primary goes read_only, and writable again when etcd is back; the only live node keeps serving', async () => {
+    const [config] = managerConfigs(sb, etcd, 1);
+    const doc = parseYaml(readFileSync(config!, 'utf8')) as { manager: { coordination: Record<string, unknown> } };
+    doc.manager.coordination['primaryLease'] = true;
+    writeFileSync(config!, toYaml(doc));
+    manager = new ManagerProcess(config!);
+    await manager.waitFor((e) => e.event === 'leader_elected', 15000, 'leadership');
+    await sleep(500);
+    const stoppedAt = Date.now();
+    await etcd.stopAll();
+    const fenced = await manager.waitFor((e) => e.event === 'primary_lease_expired', (TTL + 5) * 1000, 'primary lease fence');
+    // The lease runs out TTL after its last renewal, and renewals happen every TTL/3.
+    const after = Date.parse(fenced.time) - stoppedAt;
+    assert.ok(after >= (TTL * 1000 * 2) / 3 - 300 && after <= TTL * 1000 + 2000, `fenced ${after} ms after etcd went away (TTL ${TTL} s)`);
+    assert.equal(await readOnly(sb, 1), '1');
+    const mark = manager.events.length;
+    await etcd.startAll();
+    await manager.waitFor((e) => e.event === 'primary_lease_restored', 30000, 'primary writable again', mark);
+    assert.equal(await readOnly(sb, 1), '0');
+
+    // The only live node: no fence.
+    await sb.kill(sb.node(2));
+    await sb.kill(sb.node(3));
+    await sleep(1000);
+    const mark2 = manager.events.length;
+    await etcd.stopAll();
+    await sleep((TTL + 3) * 1000);
+    assert.equal(manager.events.slice(mark2).filter((e) => e.event === 'primary_lease_expired').length, 0);
+    assert.equal(await readOnly(sb, 1), '0');
+  });
+});
