@@ -7,7 +7,7 @@ import { chooseCandidate } from './candidate.ts';
 import { fenceServer } from './fence.ts';
 import { runHooks } from './hooks.ts';
 import { originSeenByReplicas, replicaFactsFromView, type FailoverPlan, type StepName } from './plan.ts';
-import { flavorOf as flavorOfInstance, promote, replicateFrom, StepFailed, StepRunner, waitForGtid, type RecoveryContext, type StepRecord } from './steps.ts';
+import { flavorOf as flavorOfInstance, promote, replicateFrom, StepFailed, StepRunner, waitForGtid, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
 
 export type { Publisher, RecoveryContext } from './steps.ts';
 
@@ -230,19 +230,8 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
     });
 
     await step('verify', async () => {
-      const deadline = Date.now() + 5000;
-      const pending = new Set(others);
-      while (pending.size > 0 && Date.now() < deadline) {
-        await Promise.all(
-          [...pending].map(async (id) => {
-            const o = await ctx.monitor.probers.get(id)?.probeNow();
-            const r = o?.replica;
-            if (r && r.ioThread === 'yes' && r.sqlThread && `${r.sourceHost}:${r.sourcePort}` === candidate) pending.delete(id);
-          }),
-        );
-        if (pending.size > 0) await new Promise((r) => setTimeout(r, 50));
-      }
-      const detail = pending.size === 0 ? `all ${others.length} replica(s) replicate from ${candidate}` : `not replicating yet: ${[...pending].join(', ')} (see regent status)`;
+      const pending = await waitUntilReplicating(ctx.monitor, others, candidate, 5000);
+      const detail = pending.length === 0 ? `all ${others.length} replica(s) replicate from ${candidate}` : `not replicating yet: ${pending.join(', ')} (see regent status)`;
       return { detail, value: undefined };
     });
 

@@ -128,3 +128,19 @@ export async function waitForGtid(conn: DbConnection, flavor: Flavor, gtid: Retu
   const row = await conn.queryOne(w.sql, w.params, (timeoutSeconds + 5) * 1000);
   return Number(text(row?.['result'])) === 0;
 }
+
+/** Probes the given instances until each replicates from `source` with both threads running; returns those that never did. */
+export async function waitUntilReplicating(monitor: ClusterMonitor, ids: string[], source: string, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(ids);
+  while (pending.size > 0 && Date.now() < deadline) {
+    await Promise.all(
+      [...pending].map(async (id) => {
+        const r = (await monitor.probers.get(id)?.probeNow())?.replica;
+        if (r && r.ioThread === 'yes' && r.sqlThread && `${r.sourceHost}:${r.sourcePort}` === source) pending.delete(id);
+      }),
+    );
+    if (pending.size > 0) await new Promise((res) => setTimeout(res, 50));
+  }
+  return [...pending];
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { listWriteTransactions } from '../sql/queries.ts';
 import { foldVariables, text } from '../sql/row-values.ts';
 import { killClientSessions } from './fence.ts';
-import { flavorOf, promote, replicateFrom, StepRunner, waitForGtid, type RecoveryContext, type StepRecord } from './steps.ts';
+import { flavorOf, promote, replicateFrom, StepRunner, waitForGtid, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
 
 export interface SwitchoverResult {
   ok: boolean;
@@ -109,18 +109,8 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     });
 
     await runner.run('verify', async () => {
-      const deadline = Date.now() + 5000;
-      const pending = new Set([...replicas, oldPrimary]);
-      while (pending.size > 0 && Date.now() < deadline) {
-        await Promise.all(
-          [...pending].map(async (id) => {
-            const r = (await monitor.probers.get(id)?.probeNow())?.replica;
-            if (r && r.ioThread === 'yes' && r.sqlThread && `${r.sourceHost}:${r.sourcePort}` === target) pending.delete(id);
-          }),
-        );
-        if (pending.size > 0) await new Promise((r) => setTimeout(r, 50));
-      }
-      return { detail: pending.size === 0 ? `all replicate from ${target}` : `not replicating yet: ${[...pending].join(', ')}`, value: undefined };
+      const pending = await waitUntilReplicating(monitor, [...replicas, oldPrimary], target, 5000);
+      return { detail: pending.length === 0 ? `all replicate from ${target}` : `not replicating yet: ${pending.join(', ')}`, value: undefined };
     });
 
     const durationMs = Date.now() - started;
