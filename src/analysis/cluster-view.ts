@@ -10,6 +10,8 @@ export interface ClusterView {
   lastKnownPrimary?: string;
   /** Instances a person put in maintenance: observed, never acted on. */
   maintenance?: Set<string>;
+  /** Former primaries Regent fenced: replicas still pointing at one do not make it the primary. */
+  fenced?: Set<string>;
 }
 
 export interface Topology {
@@ -69,7 +71,8 @@ export function inferTopology(view: ClusterView): Topology {
   const lastKnown = view.lastKnownPrimary ? view.observations.get(view.lastKnownPrimary) : undefined;
   const lastKnownIsLiveWriter = Boolean(lastKnown?.reachable && lastKnown.settings && !lastKnown.settings.readOnly && !sources.has(lastKnown.id));
   const pointerTop = ranked[0];
-  if (pointerTop && (view.observations.get(pointerTop[0])?.reachable || !lastKnownIsLiveWriter)) {
+  const pointerTopUsable = pointerTop && (view.observations.get(pointerTop[0])?.reachable || !lastKnownIsLiveWriter) && !(lastKnownIsLiveWriter && view.fenced?.has(pointerTop[0]));
+  if (pointerTop && pointerTopUsable) {
     const [candidate, n] = pointerTop;
     const lastKnownAmongTops = view.lastKnownPrimary && tops.has(view.lastKnownPrimary) ? view.lastKnownPrimary : undefined;
     primary = ranked.length > 1 && lastKnownAmongTops ? lastKnownAmongTops : candidate;

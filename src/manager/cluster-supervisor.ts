@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { analyzeCluster, type Analysis } from '../analysis/analyze.ts';
+import type { ClusterView } from '../analysis/cluster-view.ts';
 import type { Problem, ProblemCode } from '../analysis/problems.ts';
 import type { ClusterConfig, Config } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
@@ -61,6 +62,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   #acting = false;
   #activeProblems = new Map<string, Problem>();
   #problemSince = new Map<string, number>();
+  /** Former primaries Regent fenced (from shared state): never adopted as primary by observation. */
+  #fenced = new Set<string>();
   #repairAttempts = new Map<string, number>();
   #lastBlockedLog = new Map<string, number>();
   #stopped = false;
@@ -174,7 +177,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     const primary = analysis.topology.primary;
     const pObs = primary ? view.observations.get(primary) : undefined;
     this.monitor.setSuspecting(Boolean(primary && pObs && !pObs.reachable));
-    if (!this.options.observeOnly && primary && pObs?.reachable && pObs.settings && !pObs.settings.readOnly && primary !== this.monitor.lastKnownPrimary && !analysis.problems.some((p) => p.code === 'TwoWritablePrimaries')) {
+    if (!this.options.observeOnly && !this.#acting && primary && primary !== this.monitor.lastKnownPrimary && this.#mayAdopt(primary, analysis, view)) {
+      this.log.warn({ event: 'primary_adopted', cluster: this.cluster.name, primary, previous: this.monitor.lastKnownPrimary, evidence: analysis.topology.primaryEvidence }, `primary of ${this.cluster.name} is now ${primary} (${analysis.topology.primaryEvidence})`);
       this.monitor.lastKnownPrimary = primary;
       // Only the leader writes shared state; a follower just follows what it sees.
       if (this.coordinator.isLeader()) await this.coordinator.updateClusterState(this.cluster.name, (s) => ({ ...s, primary })).catch(() => undefined);
@@ -203,6 +207,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     const state = await this.coordinator.getClusterState(this.cluster.name);
     if (this.options.observeOnly && state.primary) this.monitor.lastKnownPrimary = state.primary;
     this.#applyMaintenance(state.maintenance);
+    this.#fenced = new Set(state.fenced ?? []);
+    this.monitor.fenced = this.#fenced;
   }
 
   async refreshMaintenance(): Promise<void> {
@@ -224,6 +230,22 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     const errant = new Map(analysis.problems.filter((p) => p.code === 'ErrantGtid' && p.instance).map((p) => [p.instance!, p.summary]));
     for (const id of [...this.knownErrant.keys()]) if (!errant.has(id)) this.knownErrant.delete(id);
     for (const [id, s] of errant) this.knownErrant.set(id, s.replace(/^.*lacks: /, ''));
+  }
+
+  /**
+   * Whether the primary seen in the topology may replace the one Regent decided on (a person changed
+   * it by hand, or Regent starts without a record). Never on stale facts: right after a failover the
+   * replicas' last probes still point at the old primary, which may be writable again after a freeze.
+   */
+  #mayAdopt(primary: string, analysis: Analysis, view: ClusterView): boolean {
+    const p = view.observations.get(primary);
+    if (!p?.reachable || !p.settings || p.settings.readOnly) return false;
+    if (analysis.problems.some((x) => x.code === 'TwoWritablePrimaries')) return false;
+    if (this.#fenced.has(primary)) return false;
+    if (!this.monitor.lastKnownPrimary) return true;
+    const fresh = [...view.observations.values()].every((o) => !o.reachable || o.at > this.monitor.decidedAt + 100);
+    const followed = [...analysis.topology.sources.values()].some((src) => src === primary);
+    return fresh && followed;
   }
 
   /** How long a problem has been seen without interruption (ms). */
@@ -312,6 +334,11 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
       const plan = planFailover(this.monitor.view(), analysis, this.knownErrant, trigger);
       if ('refusal' in plan || !plan.choice.candidate) return { refusal: 'refusal' in plan ? plan.refusal : (plan.choice.refusal ?? 'no candidate') };
       const r = await executeFailover(this.recoveryContext(), plan as FailoverPlan);
+      if (r.newPrimary) {
+        this.#fenced.add(r.oldPrimary);
+        this.#fenced.delete(r.newPrimary);
+      }
+      this.#stateReadAt = 0;
       this.emit('failover', r);
       return r;
     });

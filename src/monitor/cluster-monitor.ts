@@ -14,8 +14,11 @@ export const SUSPECT_PROBE_INTERVAL_MS = 20;
  */
 export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObservation]; lost: [string] }> {
   readonly probers = new Map<string, InstanceProber>();
-  lastKnownPrimary?: string;
+  #lastKnownPrimary?: string;
+  /** When the primary last changed by Regent's decision (ms since epoch). */
+  decidedAt = 0;
   maintenance = new Set<string>();
+  fenced = new Set<string>();
   #suspecting = false;
 
   constructor(
@@ -31,6 +34,16 @@ export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObserva
     }
   }
 
+  /** The primary Regent decided on (its own recoveries, or a topology it adopted). */
+  get lastKnownPrimary(): string | undefined {
+    return this.#lastKnownPrimary;
+  }
+
+  set lastKnownPrimary(id: string | undefined) {
+    if (id !== this.#lastKnownPrimary) this.decidedAt = Date.now();
+    this.#lastKnownPrimary = id;
+  }
+
   start(): void {
     for (const p of this.probers.values()) p.start();
   }
@@ -42,7 +55,7 @@ export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObserva
   view(now = Date.now()): ClusterView {
     const observations = new Map<string, InstanceObservation>();
     for (const [id, p] of this.probers) observations.set(id, p.latest);
-    return { cluster: this.cluster, observations, now, lastKnownPrimary: this.lastKnownPrimary, maintenance: this.maintenance };
+    return { cluster: this.cluster, observations, now, lastKnownPrimary: this.lastKnownPrimary, maintenance: this.maintenance, fenced: this.fenced };
   }
 
   /** Fast probing of every instance while the primary is in doubt; back to normal when it is settled. */

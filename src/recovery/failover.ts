@@ -7,7 +7,7 @@ import { chooseCandidate } from './candidate.ts';
 import { fenceServer } from './fence.ts';
 import { runHooks } from './hooks.ts';
 import { originSeenByReplicas, replicaFactsFromView, type FailoverPlan, type StepName } from './plan.ts';
-import { flavorOf as flavorOfInstance, promote, replicateFrom, StepFailed, StepRunner, waitForGtid, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
+import { flavorOf as flavorOfInstance, promote, replicateFrom, StepFailed, StepRunner, waitForGtid, waitRelayLogApplied, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
 
 export type { Publisher, RecoveryContext } from './steps.ts';
 
@@ -123,7 +123,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
               notes.push(`${id}: SQL thread stopped on error ${sqlBroken.get(id)}, cannot drain`);
               return;
             }
-            const reached = await waitForGtid(await ctx.admin.get(id), flavorOf(id), received, cluster.failover.drainTimeoutSeconds);
+            const reached = await waitRelayLogApplied(await ctx.admin.get(id), flavorOf(id), received, cluster.failover.drainTimeoutSeconds);
             notes.push(reached ? `${id}: applied up to ${received.toString() || '(empty)'}` : `${id}: not drained within ${cluster.failover.drainTimeoutSeconds} s`);
           }),
         );

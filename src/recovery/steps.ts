@@ -4,6 +4,7 @@ import type { ClusterMonitor } from '../monitor/cluster-monitor.ts';
 import type { AdminPool } from '../sql/admin-pool.ts';
 import type { DbConnection } from '../sql/connection.ts';
 import type { Flavor } from '../sql/flavor.ts';
+import type { GtidState } from '../gtid/index.ts';
 import { text } from '../sql/row-values.ts';
 import type { Logger } from '../util/log.ts';
 
@@ -143,4 +144,27 @@ export async function waitUntilReplicating(monitor: ClusterMonitor, ids: string[
     if (pending.size > 0) await new Promise((res) => setTimeout(res, 50));
   }
   return [...pending];
+}
+
+/**
+ * Waits until a replica's SQL thread applied everything its IO thread received, judged by source
+ * binlog coordinates (executed == read). This holds whatever the GTID mode: MASTER_GTID_WAIT on the
+ * received GTID position can wait forever on a former primary replicating by current_pos, whose own
+ * GTIDs never enter gtid_slave_pos.
+ */
+export async function waitRelayLogApplied(conn: DbConnection, flavor: Flavor, received: GtidState, timeoutSeconds: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    const r = flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
+    if (!r) return true;
+    if (r.execSourceLogFile === r.readSourceLogFile && r.execSourceLogPos === r.readSourceLogPos) return true;
+    // The GTID view, when it is conclusive, answers sooner than the next poll.
+    if (!received.isEmpty()) {
+      const w = flavor.waitForGtid(received, 0.05);
+      const row = await conn.queryOne(w.sql, w.params, 5000);
+      if (Number(text(row?.['result'])) === 0) return true;
+    }
+    if (!r.sqlThread || Date.now() > deadline) return false;
+    await new Promise((res) => setTimeout(res, 20));
+  }
 }

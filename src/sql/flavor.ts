@@ -24,6 +24,9 @@ export interface ReplicaStatus {
   /** Source binlog coordinates the IO thread has read up to; changes whenever events arrive. */
   readSourceLogFile: string;
   readSourceLogPos: bigint;
+  /** Source binlog coordinates the SQL thread has applied up to; equal to the read ones when drained. */
+  execSourceLogFile: string;
+  execSourceLogPos: bigint;
   /** Heartbeats received from the source since replication started (null when the server does not say). */
   receivedHeartbeats: bigint | null;
   heartbeatPeriod: number | null;

@@ -66,6 +66,8 @@ export function serverObs(n: number, gtid: string, opts: { readOnly?: boolean; r
           receivedGtid: pos,
           readSourceLogFile: 'mariadb-bin.000001',
           readSourceLogPos: 1000n,
+          execSourceLogFile: 'mariadb-bin.000001',
+          execSourceLogPos: 1000n,
           receivedHeartbeats: 10n,
           heartbeatPeriod: 0.5,
           sourceServerId: r.source ?? 1,

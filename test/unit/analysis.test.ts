@@ -131,3 +131,11 @@ test('dead primary evidence names each replica and why it lost the primary', () 
   assert.match(p.evidence.join('\n'), new RegExp(`${id(2)}: IO thread reconnecting`));
   assert.match(p.evidence.join('\n'), new RegExp(`${id(3)}: IO thread connected but nothing received for 6000 ms`));
 });
+
+test('right after a failover, replicas whose last probe still names the old primary do not make it primary again', () => {
+  // The old primary (n1) woke up writable; n2 was promoted; n3's last probe predates its re-pointing.
+  const v = view(c3, [primaryObs(1, '0-1-10'), primaryObs(2, '0-1-10'), replicaObs(3, '0-1-10', { source: 1 })], { lastKnownPrimary: id(2), fenced: new Set([id(1)]) });
+  const a = analyzeCluster(v);
+  assert.equal(a.topology.primary, id(2));
+  assert.ok(a.problems.some((p) => p.code === 'TwoWritablePrimaries'));
+});

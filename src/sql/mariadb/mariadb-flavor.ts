@@ -90,6 +90,8 @@ export class MariadbFlavor implements Flavor {
       receivedGtid: MariaGtidPosition.parse(text(row['Gtid_IO_Pos'])),
       readSourceLogFile: text(row['Master_Log_File']),
       readSourceLogPos: big(row['Read_Master_Log_Pos']),
+      execSourceLogFile: text(row['Relay_Master_Log_File']),
+      execSourceLogPos: big(row['Exec_Master_Log_Pos']),
       receivedHeartbeats: row['Slave_received_heartbeats'] === undefined ? null : big(row['Slave_received_heartbeats']),
       heartbeatPeriod: nullableNumber(row['Slave_heartbeat_period']),
       sourceServerId: int(row['Master_Server_Id']),

@@ -133,6 +133,8 @@ export class MysqlFlavor implements Flavor {
       receivedGtid: retrieved.union(executed),
       readSourceLogFile: text(row['Source_Log_File']),
       readSourceLogPos: big(row['Read_Source_Log_Pos']),
+      execSourceLogFile: text(row['Relay_Source_Log_File']),
+      execSourceLogPos: big(row['Exec_Source_Log_Pos']),
       // MySQL counts heartbeats in performance_schema.replication_connection_status, not here.
       receivedHeartbeats: null,
       heartbeatPeriod: null,
