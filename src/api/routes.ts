@@ -46,6 +46,9 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     if (!s) throw new ApiError(404, `no cluster named "${name}" (clusters: ${[...manager.supervisors.keys()].join(', ')})`);
     return s;
   };
+  const requireLeader = () => {
+    if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader; send actions to the leader (GET /api/v1/managers)');
+  };
   const instanceOf = (s: ClusterSupervisor, id: string) => {
     const inst = s.cluster.instances.find((i) => i.id === id || i.name === id);
     if (!inst) throw new ApiError(404, `no instance "${id}" in cluster ${s.cluster.name}`);
@@ -140,7 +143,7 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     mutating: true,
     handler: async ({ params, body }) => {
       const s = sup(params['cluster']!);
-      if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader; send actions to the leader (GET /api/v1/managers)');
+      requireLeader();
       if (!s.lastAnalysis) throw new ApiError(503, 'the cluster has not been analysed yet');
       const force = Boolean((body as { force?: boolean } | undefined)?.force);
       const primary = s.lastAnalysis.topology.primary;
@@ -158,7 +161,7 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     mutating: true,
     handler: async ({ params, body }) => {
       const s = sup(params['cluster']!);
-      if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader; send actions to the leader (GET /api/v1/managers)');
+      requireLeader();
       const target = (body as { target?: string } | undefined)?.target;
       if (target !== undefined && typeof target !== 'string') throw new ApiError(400, 'target must be "host:port"');
       const result = await s.runSwitchover(target ? instanceOf(s, target).id : undefined, 'manual (API)');
@@ -173,7 +176,7 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     mutating: true,
     handler: async ({ params }) => {
       const s = sup(params['cluster']!);
-      if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader');
+      requireLeader();
       const r = await s.runRejoin(instanceOf(s, params['instance']!).id, 'manual (API)');
       if ('refusal' in r) throw new ApiError(409, r.refusal);
       return { status: r.ok ? 200 : 409, json: r };
@@ -186,7 +189,7 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     mutating: true,
     handler: async ({ params, body }) => {
       const s = sup(params['cluster']!);
-      if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader');
+      requireLeader();
       const action = (body as { action?: string } | undefined)?.action;
       if (action !== 'retry' && action !== 'reclone') throw new ApiError(400, 'action must be "retry" (start replication again) or "reclone" (rebuild the data from another instance)');
       const r = await s.runRepair(instanceOf(s, params['instance']!).id, action);

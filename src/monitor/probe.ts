@@ -29,8 +29,3 @@ export async function probeInstance(conn: DbConnection, flavor: Flavor, id: stri
     replica: flavor.parseReplicaStatus(replicaRows),
   };
 }
-
-/** Only the replica status: the cheap question asked of every replica when the primary looks dead. */
-export async function probeReplicaStatus(conn: DbConnection, flavor: Flavor): Promise<ReturnType<Flavor['parseReplicaStatus']>> {
-  return flavor.parseReplicaStatus(await conn.query(flavor.replicaStatusQuery));
-}

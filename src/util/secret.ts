@@ -32,13 +32,3 @@ export class Secret {
     return `Secret(${this.source})`;
   }
 }
-
-/** Removes every occurrence of the given secrets from a text (driver errors sometimes echo input). */
-export function scrub(text: string, secrets: Iterable<Secret | undefined>): string {
-  let out = text;
-  for (const s of secrets) {
-    const v = s?.reveal();
-    if (v && v.length >= 3) out = out.split(v).join('***');
-  }
-  return out;
-}

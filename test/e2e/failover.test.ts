@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox, SandboxNode } from '../../src/sandbox/sandbox.ts';
-import { runCli, startSandbox } from '../helpers/env.ts';
+import { eventually, runCli, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess, Writer } from '../helpers/manager.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,14 +27,6 @@ async function slaveStatus(sb: Sandbox, n: SandboxNode): Promise<Record<string, 
   return rows![0];
 }
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond().catch(() => false)) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const failoverDone = (e: { event?: string }) => e.event === 'failover_succeeded';
 
@@ -75,7 +67,7 @@ describe('failover: kill -9 under writes, anti-flapping, ack', () => {
     assert.equal(await variable(sb, newPrimary, '@@read_only'), '0');
     const st = await slaveStatus(sb, other);
     assert.equal(st?.['Master_Port'], newPrimary.port);
-    await waitFor(async () => (await slaveStatus(sb, other))?.['Slave_IO_Running'] === 'Yes', 5000, 'other replica IO thread');
+    await eventually(async () => (await slaveStatus(sb, other))?.['Slave_IO_Running'] === 'Yes', 5000, 'other replica IO thread');
 
     // Semi-sync: every write the client saw acknowledged is on the new primary.
     const [rows] = (await sb.sql(newPrimary, ['SELECT id FROM app.writes'])) as [{ id: number }[]];
@@ -97,7 +89,7 @@ describe('failover: kill -9 under writes, anti-flapping, ack', () => {
     const rejoined = await manager.waitFor((e) => e.event === 'rejoin_succeeded', 15000, 'automatic rejoin');
     assert.equal(rejoined['instance'], `127.0.0.1:${sb.node(1).port}`);
     assert.equal(await variable(sb, sb.node(1), '@@read_only'), '1');
-    await waitFor(async () => (await slaveStatus(sb, sb.node(1)))?.['Master_Port'] === newPrimary.port && (await slaveStatus(sb, sb.node(1)))?.['Slave_IO_Running'] === 'Yes', 5000, 'node1 replicating from the new primary');
+    await eventually(async () => (await slaveStatus(sb, sb.node(1)))?.['Master_Port'] === newPrimary.port && (await slaveStatus(sb, sb.node(1)))?.['Slave_IO_Running'] === 'Yes', 5000, 'node1 replicating from the new primary');
   });
 
   test('a second crash inside the block period is not recovered; after regent ack it is', async () => {
@@ -175,10 +167,10 @@ describe('failover rules on 5 nodes: never ahead, prefer wins the tie', () => {
 
   test('the never replica that is ahead is not promoted; the prefer one catches up from it', async () => {
     await sb.sql(sb.node(1), ['CREATE TABLE app.r (id INT PRIMARY KEY) ENGINE=InnoDB']);
-    await waitFor(async () => (await variable(sb, sb.node(5), "(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='app' AND table_name='r')")) === '1', 5000, 'table on node5');
+    await eventually(async () => (await variable(sb, sb.node(5), "(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='app' AND table_name='r')")) === '1', 5000, 'table on node5');
     for (const n of [3, 4, 5]) await sb.sql(sb.node(n), ['STOP SLAVE IO_THREAD']);
     for (let i = 1; i <= 20; i++) await sb.sql(sb.node(1), [`INSERT INTO app.r VALUES (${i})`]);
-    await waitFor(async () => (await variable(sb, sb.node(2), '(SELECT COUNT(*) FROM app.r)')) === '20', 5000, 'node2 has the rows');
+    await eventually(async () => (await variable(sb, sb.node(2), '(SELECT COUNT(*) FROM app.r)')) === '20', 5000, 'node2 has the rows');
     await sb.kill(sb.node(1));
     const done = await manager.waitFor(failoverDone, 15000, 'failover');
     assert.equal(done['newPrimary'], `127.0.0.1:${sb.node(4).port}`);
@@ -189,7 +181,7 @@ describe('failover rules on 5 nodes: never ahead, prefer wins the tie', () => {
     const choose = manager.events.find((e) => e.event === 'failover_step' && e['step'] === 'choose-candidate');
     assert.match(String(choose?.['detail']), /prefer/);
     // The never replica follows the new primary.
-    await waitFor(async () => (await slaveStatus(sb, sb.node(2)))?.['Master_Port'] === sb.node(4).port, 5000, 'node2 re-pointed');
+    await eventually(async () => (await slaveStatus(sb, sb.node(2)))?.['Master_Port'] === sb.node(4).port, 5000, 'node2 re-pointed');
   });
 });
 

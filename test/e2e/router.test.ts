@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
-import { freePorts, runCli, startSandbox } from '../helpers/env.ts';
+import { eventually, freePorts, runCli, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,14 +43,6 @@ async function readerSpread(port: number, sb: Sandbox, n = 12): Promise<Map<numb
   return seen;
 }
 
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Every acknowledged write exists on the new primary, and each landed on the node that was primary then. */
 async function checkWrites(sb: Sandbox, writer: Writer, newPrimaryPort: number, fenceAt: number, oldServerId: number, newServerId: number): Promise<void> {
@@ -133,9 +125,9 @@ describe('built-in router: reader endpoint follows replica health and lag', () =
 
   test('drops a replica whose replication stopped and brings it back', async () => {
     await sb.sql(sb.node(2), ['STOP SLAVE']);
-    await waitUntil(async () => !(await readerSpread(routerPorts(sb).reader, sb, 6)).has(2), 5000, 'node2 out of the pool');
+    await eventually(async () => !(await readerSpread(routerPorts(sb).reader, sb, 6)).has(2), 5000, 'node2 out of the pool');
     await sb.sql(sb.node(2), ['START SLAVE']);
-    await waitUntil(async () => (await readerSpread(routerPorts(sb).reader, sb, 6)).has(2), 5000, 'node2 back in the pool');
+    await eventually(async () => (await readerSpread(routerPorts(sb).reader, sb, 6)).has(2), 5000, 'node2 back in the pool');
   });
 
   test('drops a replica lagging past the threshold and brings it back', async () => {
@@ -143,16 +135,16 @@ describe('built-in router: reader endpoint follows replica health and lag', () =
     await sb.sql(sb.node(1), ['CREATE TABLE app.lag (id INT PRIMARY KEY)', 'INSERT INTO app.lag VALUES (1)']);
     await sleep(1200);
     await sb.sql(sb.node(1), ['INSERT INTO app.lag VALUES (2)']);
-    await waitUntil(async () => !(await readerSpread(routerPorts(sb).reader, sb, 6)).has(3), 8000, 'lagging node3 out of the pool');
+    await eventually(async () => !(await readerSpread(routerPorts(sb).reader, sb, 6)).has(3), 8000, 'lagging node3 out of the pool');
     await sb.sql(sb.node(3), ['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 0', 'START SLAVE']);
-    await waitUntil(async () => (await readerSpread(routerPorts(sb).reader, sb, 6)).has(3), 10000, 'node3 back in the pool');
+    await eventually(async () => (await readerSpread(routerPorts(sb).reader, sb, 6)).has(3), 10000, 'node3 back in the pool');
   });
 
   test('falls back to the primary when no replica qualifies', async () => {
     await sb.sql(sb.node(2), ['STOP SLAVE']);
     await sb.sql(sb.node(3), ['STOP SLAVE']);
     try {
-      await waitUntil(async () => {
+      await eventually(async () => {
         const seen = await readerSpread(routerPorts(sb).reader, sb, 4);
         return seen.size === 1 && seen.has(1);
       }, 5000, 'reads on the primary');
@@ -194,7 +186,7 @@ describe('HAProxy with Regent\'s generated config, health endpoints and admin so
     });
     manager = new ManagerProcess(sb.configFile);
     await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
-    await waitUntil(async () => (await serverIdVia(hp.writer, sb)) === 1, 10000, 'haproxy writer up');
+    await eventually(async () => (await serverIdVia(hp.writer, sb)) === 1, 10000, 'haproxy writer up');
   });
   after(async () => {
     await manager?.stop();
@@ -216,7 +208,7 @@ describe('HAProxy with Regent\'s generated config, health endpoints and admin so
   });
 
   test('reads through HAProxy go to replicas', async () => {
-    await waitUntil(async () => {
+    await eventually(async () => {
       const seen = await readerSpread(hp.reader, sb, 6);
       return !seen.has(1) && seen.size === 2;
     }, 10000, 'haproxy reader spread');

@@ -89,3 +89,13 @@ export function runCli(args: string[], opts: { timeoutMs?: number; env?: Record<
     });
   });
 }
+
+/** Polls `cond` until it holds (errors count as "not yet"), or fails naming what it waited for. */
+export async function eventually(cond: () => Promise<boolean>, timeoutMs: number, what: string, stepMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
