@@ -64,6 +64,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   #problemSince = new Map<string, number>();
   /** Former primaries Regent fenced (from shared state): never adopted as primary by observation. */
   #fenced = new Set<string>();
+  /** Instances being fenced right now (see fenceStrayPrimaries). */
+  #fencing = new Set<string>();
   #repairAttempts = new Map<string, number>();
   #lastBlockedLog = new Map<string, number>();
   #stopped = false;
@@ -526,15 +528,20 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     for (const [id, prober] of this.monitor.probers) {
       const o = prober.latest;
       if (id === keep || !o.reachable || !o.settings || o.settings.readOnly || o.replica?.sourceHost) continue;
-      if (this.monitor.maintenance.has(id)) continue;
+      if (this.monitor.maintenance.has(id) || this.#fencing.has(id)) continue;
+      // Until the fresh probe below lands, the last observation still says writable: without this
+      // guard the next analysis pass would fence again and kill the sessions opened meanwhile.
+      this.#fencing.add(id);
       try {
         const conn = await this.admin.get(id);
         const killed = await fenceServer(conn, prober.flavor!, this.cluster);
         this.log.warn({ event: 'fenced_stray_primary', cluster: this.cluster.name, instance: id, primary: keep, killed }, `${id} was writable but ${keep} is the primary: set read_only, ${killed} session(s) killed`);
         await this.coordinator.updateClusterState(this.cluster.name, (s) => ({ ...s, fenced: [...new Set([...(s.fenced ?? []), id])] }));
-        void prober.probeNow();
+        await prober.probeAfterChange();
       } catch (e) {
         this.log.error({ event: 'fence_failed', cluster: this.cluster.name, instance: id, err: (e as Error).message }, `could not fence ${id}`);
+      } finally {
+        this.#fencing.delete(id);
       }
     }
   }
@@ -575,7 +582,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
       const conn = await this.admin.get(id);
       for (const sql of flavorOf(this.monitor, id).setReadOnly(false)) await conn.query(sql);
       this.log.warn({ event: 'primary_lease_restored', cluster: this.cluster.name, instance: id }, `leader in contact with etcd: ${id} writable again`);
-      void this.monitor.probers.get(id)?.probeNow();
+      void this.monitor.probers.get(id)?.probeAfterChange();
     });
   }
 

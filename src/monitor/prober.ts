@@ -73,6 +73,12 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
     return p;
   }
 
+  /** A probe started after this call: one already under way may predate a change just made. */
+  async probeAfterChange(): Promise<InstanceObservation> {
+    await this.#inFlight?.catch(() => undefined);
+    return this.probeNow();
+  }
+
   async #loop(): Promise<void> {
     while (this.#running) {
       await this.probeNow();

@@ -217,7 +217,7 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
     await step('publish', async () => {
       ctx.monitor.lastKnownPrimary = candidate;
       await ctx.publisher?.primaryChanged(cluster.name, candidate);
-      void ctx.monitor.probers.get(candidate)?.probeNow();
+      void ctx.monitor.probers.get(candidate)?.probeAfterChange();
       await coordinator.updateClusterState(cluster.name, (s) => ({
         ...s,
         primary: candidate,

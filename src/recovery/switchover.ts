@@ -98,7 +98,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
       monitor.lastKnownPrimary = target;
       await ctx.publisher?.primaryChanged(cluster.name, target);
       const pause = Date.now() - (pauseStarted ?? Date.now());
-      void monitor.probers.get(target)?.probeNow();
+      void monitor.probers.get(target)?.probeAfterChange();
       await coordinator.updateClusterState(cluster.name, (s) => ({
         ...s,
         primary: target,
