@@ -54,6 +54,8 @@ export interface Config {
   api?: { listen: string; token?: Secret };
   coordination: { backend: 'local' } | { backend: 'etcd'; endpoints: string[]; prefix: string; leaseTtlSeconds: number; primaryLease: boolean };
   stateDir: string;
+  /** Pipe processes of the router data plane (0: the manager pipes itself). */
+  routerProcesses: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   clusters: ClusterConfig[];
 }
@@ -148,7 +150,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   });
 
   const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token') };
-  return { file, api, coordination: raw.manager.coordination, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, clusters };
+  return { file, api, coordination: raw.manager.coordination, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: raw.manager.routerProcesses, clusters };
 }
 
 function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: string, env: NodeJS.ProcessEnv, file: string): Secret | undefined {

@@ -188,6 +188,15 @@ const managerSchema = z
       ])
       .default({ backend: 'local' })
       .describe('How managers coordinate: local (one manager) or etcd (several, one leader).'),
+    routerProcesses: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(2)
+      .describe(
+        "Processes that copy the router endpoints' bytes, for every cluster. The manager itself accepts, decides and holds each connection, then hands it to the least busy of them, so piping uses more than one core. 0 pipes on the manager's own event loop (least memory, lowest throughput).",
+      ),
     api: z
       .strictObject({
         listen: hostPort.describe('Address of the HTTP API, dashboard and /metrics. Keep it on loopback or a management network.'),

@@ -12,6 +12,7 @@ import type { ManagerInfo } from '../coordination/coordinator.ts';
 import type { Publisher } from '../recovery/failover.ts';
 import { ClusterRouter } from '../router/cluster-router.ts';
 import { createRouterMetrics } from '../router/metrics.ts';
+import { DataPlane } from '../router/data-plane.ts';
 import type { Logger } from '../util/log.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
 import { registerUi } from '../ui/serve.ts';
@@ -36,6 +37,8 @@ export class Manager {
   readonly metrics: ManagerMetrics;
   readonly startedAt = Date.now();
   api?: ApiServer;
+  /** Moves the routers' bytes, for every cluster (see data-plane.ts). */
+  readonly dataPlane: DataPlane;
   #leaseTimer?: NodeJS.Timeout;
 
   constructor(
@@ -47,6 +50,7 @@ export class Manager {
     this.observeOnly = opts.observeOnly ?? false;
     this.events.setMaxListeners(100);
     const routerMetrics = createRouterMetrics(this.registry);
+    this.dataPlane = new DataPlane(config.routerProcesses, log);
     this.metrics = createManagerMetrics(this.registry, () => this.supervisors.values(), () => this.coordinator.isLeader());
     const publisher: Publisher = {
       fence: (cluster, old) => this.routers.get(cluster)?.fence(old),
@@ -69,7 +73,7 @@ export class Manager {
       this.supervisors.set(c.name, supervisor);
       const r = c.router;
       if (opts.withRouter !== false && (r.writer || r.reader || r.healthCheckBasePort || r.haproxySocket)) {
-        const router = new ClusterRouter(c, routerMetrics, log);
+        const router = new ClusterRouter(c, this.dataPlane, routerMetrics, log);
         this.routers.set(c.name, router);
         supervisor.on('analysis', () =>
           router.update({ decidedPrimary: supervisor.monitor.lastKnownPrimary, observations: supervisor.monitor.view().observations, maintenance: supervisor.monitor.maintenance }),
@@ -166,6 +170,7 @@ export class Manager {
         if (etcd.contactAgeMs() > c.leaseTtlSeconds * 1000) for (const s of this.supervisors.values()) void s.fenceForLostLease();
       }, 250);
     }
+    if (this.routers.size > 0) await this.dataPlane.start();
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(
@@ -178,6 +183,7 @@ export class Manager {
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
     await Promise.all([...this.routers.values()].map((r) => r.stop()));
+    await this.dataPlane.stop();
     await this.api?.stop();
     await this.coordinator.close();
     this.log.info({ event: 'manager_stopped' }, 'regent manager stopped');

@@ -2,8 +2,9 @@ import type { ClusterConfig } from '../config/load.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Logger } from '../util/log.ts';
 import type { RouterMetrics } from './metrics.ts';
-import { ProxyListener, type Decision } from './proxy-listener.ts';
-import { pickReader, routingTable, type RoutingTable } from './routing-table.ts';
+import type { DataPlane } from './data-plane.ts';
+import { ProxyListener } from './proxy-listener.ts';
+import { decideReader, decideWriter, routingTable, type Decision, type RoutingTable } from './routing-table.ts';
 import { HealthEndpoints } from './health-endpoints.ts';
 import { HaproxyAdmin } from './haproxy.ts';
 
@@ -37,6 +38,7 @@ export class ClusterRouter {
 
   constructor(
     readonly cluster: ClusterConfig,
+    private readonly dataPlane: DataPlane,
     private readonly metrics: RouterMetrics,
     private readonly log: Logger,
   ) {
@@ -70,22 +72,30 @@ export class ClusterRouter {
       for (const direction of ['from_client', 'to_client']) this.metrics.bytes.inc({ ...labels, direction }, 0);
     }
     if (r.writer) {
-      this.#writer = new ProxyListener(this.cluster.name, 'writer', parseHostPort(r.writer), () => this.#decideWriter(), address, r.holdTimeoutMs, this.metrics, log);
+      this.#writer = new ProxyListener(this.cluster.name, 'writer', parseHostPort(r.writer), () => this.#decideWriter(), address, this.dataPlane, r.holdTimeoutMs, this.metrics, log);
       await this.#writer.start();
     }
     if (r.reader) {
-      this.#reader = new ProxyListener(this.cluster.name, 'reader', parseHostPort(r.reader), () => this.#decideReader(), address, r.holdTimeoutMs, this.metrics, log);
+      this.#reader = new ProxyListener(this.cluster.name, 'reader', parseHostPort(r.reader), () => this.#decideReader(), address, this.dataPlane, r.holdTimeoutMs, this.metrics, log);
       await this.#reader.start();
     }
     if (r.healthCheckBasePort) {
       this.#health = new HealthEndpoints(this.cluster, r.healthCheckListen, r.healthCheckBasePort, () => this.#table);
       await this.#health.start();
     }
+    // A pipe process (re)started: connections held for want of one can go now.
+    this.dataPlane.on('ready', this.#releaseHeld);
     if (r.haproxySocket) this.#haproxy = new HaproxyAdmin(r.haproxySocket, this.cluster, log);
     log.info({ event: 'router_started', writer: r.writer, reader: r.reader, health: r.healthCheckBasePort, haproxy: r.haproxySocket }, `router of ${this.cluster.name} started`);
   }
 
+  #releaseHeld = (): void => {
+    this.#writer?.release();
+    this.#reader?.release();
+  };
+
   async stop(): Promise<void> {
+    this.dataPlane.off('ready', this.#releaseHeld);
     await Promise.all([this.#writer?.stop(), this.#reader?.stop(), this.#health?.stop()]);
   }
 
@@ -95,11 +105,15 @@ export class ClusterRouter {
     this.#apply();
   }
 
-  /** First step of a failover: no new writer connection reaches the old primary, open ones are closed. */
-  fence(oldPrimary: string): void {
+  /**
+   * First step of a failover: no new writer connection reaches the old primary (decided here, at
+   * once), and open ones are closed (by the pipe processes: resolves when they have done it).
+   */
+  async fence(oldPrimary: string): Promise<void> {
     this.#fencing = true;
     this.#apply();
-    const closed = (this.#writer?.closeConnectionsTo(oldPrimary) ?? 0) + (this.#reader?.closeConnectionsTo(oldPrimary) ?? 0);
+    const counts = await Promise.all([this.#writer?.closeConnectionsTo(oldPrimary), this.#reader?.closeConnectionsTo(oldPrimary)]);
+    const closed = counts.reduce<number>((a, b) => a + (b ?? 0), 0);
     this.log.warn({ event: 'router_fenced', cluster: this.cluster.name, instance: oldPrimary, closed }, `router: writes to ${oldPrimary} stopped, ${closed} connection(s) closed`);
   }
 
@@ -144,7 +158,7 @@ export class ClusterRouter {
       this.log.info({ event: 'router_writer_changed', cluster: this.cluster.name, writer: this.#table.writer }, `writer endpoint: ${'target' in this.#table.writer ? `-> ${this.#table.writer.target}` : `holding (${this.#table.writer.reason})`}`);
       // A writer target that changed means connections to the previous one must not live on.
       if ('target' in before.writer && (!('target' in this.#table.writer) || this.#table.writer.target !== before.writer.target)) {
-        if ('target' in this.#table.writer) this.#writer?.closeConnectionsTo(before.writer.target);
+        if ('target' in this.#table.writer) void this.#writer?.closeConnectionsTo(before.writer.target);
       }
     }
     if (JSON.stringify(before.readers) !== JSON.stringify(this.#table.readers) || before.readerFallback !== this.#table.readerFallback) {
@@ -157,15 +171,12 @@ export class ClusterRouter {
   }
 
   #decideWriter(): Decision {
-    const w = this.#table.writer;
-    return 'target' in w ? { target: w.target } : { hold: w.reason };
+    return decideWriter(this.#table);
   }
 
   #decideReader(): Decision {
-    const { target, cursor } = pickReader(this.#table, this.cluster.router.readerPolicy, this.#cursor, this.#reader?.active ?? new Map());
+    const { decision, cursor } = decideReader(this.#table, this.cluster.router.readerPolicy, this.#cursor, this.#reader?.active ?? new Map());
     this.#cursor = cursor;
-    if (target) return { target };
-    // No replica and no primary: hold like the writer does, a primary may come back.
-    return this.#table.writer.mode === 'hold' ? { hold: 'no backend for readers' } : { refuse: 'no backend for readers' };
+    return decision;
   }
 }

@@ -1,8 +1,8 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../util/log.ts';
+import type { DataPlane } from './data-plane.ts';
 import type { RouterMetrics } from './metrics.ts';
-
-export type Decision = { target: string } | { hold: string } | { refuse: string };
+import type { Decision } from './routing-table.ts';
 
 interface Held {
   client: Socket;
@@ -10,22 +10,17 @@ interface Held {
   timer: NodeJS.Timeout;
 }
 
-interface Pair {
-  client: Socket;
-  upstream: Socket;
-  backend: string;
-}
-
 /**
- * One L4 listener (writer or reader endpoint of a cluster). Bytes are piped untouched; the only
- * decision is where a new connection goes, asked of `decide` at accept time and again for held
- * connections when `release` is called. Held clients simply wait for the server greeting, so a
- * MySQL client sees a slow connect, not an error.
+ * One L4 listener (writer or reader endpoint of a cluster). The only decision is where a new
+ * connection goes, asked of `decide` at accept time and again for held connections when `release`
+ * is called; the data plane then pipes the bytes untouched. Held clients simply wait for the
+ * server greeting, so a MySQL client sees a slow connect, not an error.
  */
 export class ProxyListener {
   #server?: Server;
   #held: Held[] = [];
-  #pairs = new Set<Pair>();
+  /** Piped connections (data-plane ids) and their backends. */
+  #conns = new Map<number, string>();
   readonly active = new Map<string, number>();
 
   constructor(
@@ -34,6 +29,7 @@ export class ProxyListener {
     readonly listen: { host: string; port: number },
     private readonly decide: () => Decision,
     private readonly address: (id: string) => { host: string; port: number } | undefined,
+    private readonly dataPlane: DataPlane,
     private readonly holdTimeoutMs: number,
     private readonly metrics: RouterMetrics,
     private readonly log: Logger,
@@ -57,10 +53,7 @@ export class ProxyListener {
       clearTimeout(h.timer);
       h.client.destroy();
     }
-    for (const p of this.#pairs) {
-      p.client.destroy();
-      p.upstream.destroy();
-    }
+    await this.dataPlane.close([...this.#conns.keys()]);
     await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
   }
 
@@ -68,11 +61,11 @@ export class ProxyListener {
     return this.#held.length;
   }
 
-  /** Re-decides every held connection (the routing table changed). */
+  /** Re-decides every held connection (the routing table changed, or a pipe process came up). */
   release(): void {
     const waiting = this.#held.splice(0);
     for (const h of waiting) {
-      const d = this.decide();
+      const d = this.dataPlane.available ? this.decide() : { hold: 'no pipe process ready' };
       if ('hold' in d) {
         this.#held.push(h);
         continue;
@@ -86,16 +79,12 @@ export class ProxyListener {
     this.metrics.held.set({ cluster: this.cluster, role: this.role }, this.#held.length);
   }
 
-  /** Closes every connection going to `backend` (a fenced primary): nobody keeps writing to it. */
-  closeConnectionsTo(backend: string): number {
-    let n = 0;
-    for (const p of this.#pairs) {
-      if (p.backend !== backend) continue;
-      p.client.destroy();
-      p.upstream.destroy();
-      n++;
-    }
-    return n;
+  /**
+   * Closes every connection going to `backend` (a fenced primary): nobody keeps writing to it.
+   * Resolves once they are closed, with how many there were.
+   */
+  closeConnectionsTo(backend: string): Promise<number> {
+    return this.dataPlane.close([...this.#conns].filter(([, b]) => b === backend).map(([id]) => id));
   }
 
   #accept(client: Socket): void {
@@ -142,31 +131,21 @@ export class ProxyListener {
       client.destroy();
       return;
     }
-    const upstream = connect({ host: addr.host, port: addr.port, noDelay: true });
-    const pair: Pair = { client, upstream, backend };
-    this.#pairs.add(pair);
-    this.active.set(backend, (this.active.get(backend) ?? 0) + 1);
-    this.metrics.active.inc({ cluster: this.cluster, role: this.role });
-    this.metrics.connections.inc({ cluster: this.cluster, role: this.role, backend });
-    let closed = false;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      this.#pairs.delete(pair);
+    const labels = { cluster: this.cluster, role: this.role };
+    const id = this.dataPlane.pipe(client, addr, (bytesFromClient, bytesToClient) => {
+      this.#conns.delete(id!);
       this.active.set(backend, Math.max(0, (this.active.get(backend) ?? 1) - 1));
-      this.metrics.active.dec({ cluster: this.cluster, role: this.role });
-      this.metrics.bytes.inc({ cluster: this.cluster, role: this.role, direction: 'from_client' }, client.bytesRead);
-      this.metrics.bytes.inc({ cluster: this.cluster, role: this.role, direction: 'to_client' }, client.bytesWritten);
-      client.destroy();
-      upstream.destroy();
-    };
-    upstream.on('error', close);
-    upstream.on('close', close);
-    client.on('close', close);
-    upstream.once('connect', () => {
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
+      this.metrics.active.dec(labels);
+      this.metrics.bytes.inc({ ...labels, direction: 'from_client' }, bytesFromClient);
+      this.metrics.bytes.inc({ ...labels, direction: 'to_client' }, bytesToClient);
     });
+    if (id === undefined) {
+      this.#hold(client);
+      return;
+    }
+    this.#conns.set(id, backend);
+    this.active.set(backend, (this.active.get(backend) ?? 0) + 1);
+    this.metrics.active.inc(labels);
+    this.metrics.connections.inc({ ...labels, backend });
   }
 }

@@ -70,6 +70,20 @@ function isChained(host: string, port: number, instances: string[]): boolean {
   return instances.includes(`${host}:${port}`);
 }
 
+/** Where one new connection goes: a backend, held until the table changes, or closed. */
+export type Decision = { target: string } | { hold: string } | { refuse: string };
+
+export function decideWriter(table: RoutingTable): Decision {
+  return table.writer.mode === 'route' ? { target: table.writer.target } : { hold: table.writer.reason };
+}
+
+/** A reader backend, or: hold like the writer does when a primary may come back, else refuse. */
+export function decideReader(table: RoutingTable, policy: RouterSettings['readerPolicy'], cursor: number, active: Map<string, number>): { decision: Decision; cursor: number } {
+  const picked = pickReader(table, policy, cursor, active);
+  if (picked.target) return { decision: { target: picked.target }, cursor: picked.cursor };
+  return { decision: table.writer.mode === 'hold' ? { hold: 'no backend for readers' } : { refuse: 'no backend for readers' }, cursor: picked.cursor };
+}
+
 /** Picks a reader backend. Round-robin keeps a cursor; least-connections uses live counts. */
 export function pickReader(table: RoutingTable, policy: RouterSettings['readerPolicy'], cursor: number, active: Map<string, number>): { target?: string; cursor: number } {
   const pool = table.readers.length > 0 ? table.readers : table.readerFallback ? [table.readerFallback] : [];
