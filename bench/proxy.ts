@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -22,8 +23,8 @@ const median = (xs: number[]) => {
 
 /**
  * Point selects (sysbench oltp_point_select) against the primary directly, through Regent's writer
- * endpoint (default: pipe processes; and with `manager.routerProcesses: 0`, piping on the manager's
- * event loop) and through HAProxy configured by `regent haproxy-config`, all on one sandbox.
+ * endpoint (with the default `manager.routerProcesses: auto`, and with two pipe processes) and
+ * through HAProxy configured by `regent haproxy-config`, all on one sandbox.
  * Two cores are shared by sysbench, mariadbd and the proxies, so single runs swing by ±15 %: the
  * paths take turns for several rounds (each round in a rotated order) and medians are reported.
  * Latencies come from sysbench's histogram (ms).
@@ -39,27 +40,28 @@ export async function benchProxy(args: string[]): Promise<void> {
   const managers: ManagerProcess[] = [];
   try {
     const hpPort = await freePorts(4);
-    const [inlineWriter, inlineReader, inlineApi] = [hpPort + 1, hpPort + 2, hpPort + 3];
+    const [pipesWriter, pipesReader, pipesApi] = [hpPort + 1, hpPort + 2, hpPort + 3];
     const socket = join(sb.dir, 'haproxy.sock');
     const cfgPath = join(sb.dir, 'haproxy.cfg');
     type Doc = { manager: Record<string, unknown>; clusters: { router: Record<string, unknown> }[] };
     const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as Doc;
     doc.clusters[0]!.router['haproxySocket'] = socket;
     writeFileSync(sb.configFile, toYaml(doc));
-    // A second manager whose router pipes on its own event loop, on other ports.
-    const inline = structuredClone(doc);
-    inline.manager['routerProcesses'] = 0;
-    inline.manager['stateDir'] = 'state-inline';
-    (inline.manager['api'] as Record<string, unknown>)['listen'] = `127.0.0.1:${inlineApi}`;
-    Object.assign(inline.clusters[0]!.router, { writer: `127.0.0.1:${inlineWriter}`, reader: `127.0.0.1:${inlineReader}` });
-    delete inline.clusters[0]!.router['healthCheckBasePort'];
-    delete inline.clusters[0]!.router['haproxySocket'];
-    const inlineConfig = join(sb.dir, 'regent-inline.yaml');
-    writeFileSync(inlineConfig, toYaml(inline));
+    // A second manager on other ports whose router uses two pipe processes (the sandbox config
+    // keeps the default, auto: on a 2-core machine, piping on the manager's event loop).
+    const pipes = structuredClone(doc);
+    pipes.manager['routerProcesses'] = 2;
+    pipes.manager['stateDir'] = 'state-pipes';
+    (pipes.manager['api'] as Record<string, unknown>)['listen'] = `127.0.0.1:${pipesApi}`;
+    Object.assign(pipes.clusters[0]!.router, { writer: `127.0.0.1:${pipesWriter}`, reader: `127.0.0.1:${pipesReader}` });
+    delete pipes.clusters[0]!.router['healthCheckBasePort'];
+    delete pipes.clusters[0]!.router['haproxySocket'];
+    const pipesConfig = join(sb.dir, 'regent-pipes.yaml');
+    writeFileSync(pipesConfig, toYaml(pipes));
     const gen = await runCli(['haproxy-config', '--config', sb.configFile, '--writer-bind', `127.0.0.1:${hpPort}`, '--socket', socket, '--out', cfgPath]);
     if (gen.code !== 0) throw new Error(gen.stderr);
     haproxy = spawn('haproxy', ['-f', cfgPath, '-db'], { stdio: 'ignore' });
-    for (const config of [sb.configFile, inlineConfig]) managers.push(new ManagerProcess(config, { env: { REGENT_LOG_LEVEL: 'info' } }));
+    for (const config of [sb.configFile, pipesConfig]) managers.push(new ManagerProcess(config, { env: { REGENT_LOG_LEVEL: 'info' } }));
     await Promise.all(managers.map((m) => m.waitFor((e) => e.event === 'manager_started', 20000, 'manager start')));
     await sleep(2000);
     const app = sb.appAccount();
@@ -68,8 +70,8 @@ export async function benchProxy(args: string[]): Promise<void> {
     if (prep.status !== 0) throw new Error(`sysbench prepare failed: ${prep.stderr}`);
     const paths = [
       { name: 'direct to mariadbd', port: sb.node(1).port },
-      { name: "Regent's writer endpoint (2 pipe processes, the default)", port: sb.node(1).port + PORT.writer },
-      { name: "Regent's writer endpoint (`routerProcesses: 0`)", port: inlineWriter },
+      { name: `Regent's writer endpoint (\`routerProcesses: auto\` = ${Math.max(0, Math.min(4, availableParallelism() - 2))} here)`, port: sb.node(1).port + PORT.writer },
+      { name: "Regent's writer endpoint (`routerProcesses: 2`)", port: pipesWriter },
       { name: 'HAProxy 2.6 (tcp mode, 2 threads)', port: hpPort },
     ];
     const samples = new Map<string, Sample[]>(paths.map((p) => [p.name, []]));

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
@@ -150,7 +151,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   });
 
   const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token') };
-  return { file, api, coordination: raw.manager.coordination, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: raw.manager.routerProcesses, clusters };
+  return { file, api, coordination: raw.manager.coordination, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: routerProcesses(raw.manager.routerProcesses), clusters };
 }
 
 function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: string, env: NodeJS.ProcessEnv, file: string): Secret | undefined {
@@ -217,4 +218,13 @@ function describeAnyValue(v: unknown): string {
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
   return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * `auto`: leave two cores to the database and the manager, use the rest (up to 4) for piping. On
+ * two cores, separate pipe processes measured slower than piping on the manager's event loop at 32
+ * connections (they lose its batching and compete with everything else): see docs/benchmarks.md.
+ */
+function routerProcesses(setting: number | 'auto'): number {
+  return setting === 'auto' ? Math.max(0, Math.min(4, availableParallelism() - 2)) : setting;
 }

@@ -189,13 +189,10 @@ const managerSchema = z
       .default({ backend: 'local' })
       .describe('How managers coordinate: local (one manager) or etcd (several, one leader).'),
     routerProcesses: z
-      .number()
-      .int()
-      .min(0)
-      .max(64)
-      .default(2)
+      .union([z.literal('auto'), z.number().int().min(0).max(64)])
+      .default('auto')
       .describe(
-        "Processes that copy the router endpoints' bytes, for every cluster. The manager itself accepts, decides and holds each connection, then hands it to the least busy of them, so piping uses more than one core. 0 pipes on the manager's own event loop (least memory, lowest throughput).",
+        "Processes that copy the router endpoints' bytes, for every cluster. The manager itself accepts, decides and holds each connection, then hands it to the least busy of them, so piping can use several cores. 0 pipes on the manager's own event loop, which is the most CPU-efficient under load on a small machine. auto: cores - 2, at most 4 (0 on a machine with 2 cores or fewer).",
       ),
     api: z
       .strictObject({

@@ -170,7 +170,7 @@ export class Manager {
         if (etcd.contactAgeMs() > c.leaseTtlSeconds * 1000) for (const s of this.supervisors.values()) void s.fenceForLostLease();
       }, 250);
     }
-    if (this.routers.size > 0) await this.dataPlane.start();
+    if ([...this.routers.values()].some((r) => r.cluster.router.writer || r.cluster.router.reader)) await this.dataPlane.start();
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(

@@ -138,6 +138,9 @@ describe('failover: SIGSTOPped primary', () => {
     assert.ok(took < 5000, `failover took ${took} ms`);
     sb.resume(sb.node(1));
     await manager.waitFor((e) => e.event === 'fenced_stray_primary', 10000, 'fence of the woken primary');
+    // The fence kills client sessions, so a query racing it may lose its connection: ask again.
+    await eventually(async () => (await variable(sb, sb.node(1), '@@read_only').catch(() => '')) === '1', 5000, 'read_only on the woken primary');
+    await new Promise((r) => setTimeout(r, 300));
     assert.equal(await variable(sb, sb.node(1), '@@read_only'), '1');
   });
 });

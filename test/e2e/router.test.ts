@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -60,13 +61,29 @@ async function checkWrites(sb: Sandbox, writer: Writer, newPrimaryPort: number, 
   assert.ok(rows.some((r) => Number(r.server_id) === newServerId), 'no write reached the new primary');
 }
 
-describe('built-in router: writer endpoint across a kill -9 failover', () => {
+/** PIDs of the router pipe processes a manager runs (its children running pipe-process.mjs). */
+function pipeProcesses(managerPid: number): number[] {
+  const out = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(managerPid)], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .filter((l) => l.includes('pipe-process'))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+// On this 2-core machine `routerProcesses: auto` pipes on the manager's event loop; the same
+// scenario runs again with two pipe processes, the default on bigger machines.
+for (const routerProcesses of ['auto', 2] as const) describe(`built-in router (routerProcesses: ${routerProcesses}): writer endpoint across a kill -9 failover`, () => {
   let sb: Sandbox;
   let cleanup: () => Promise<void>;
   let manager: ManagerProcess;
   before(async () => {
     ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 }));
     await Writer.prepare(sb);
+    if (routerProcesses !== 'auto') {
+      const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as { manager: Record<string, unknown> };
+      doc.manager['routerProcesses'] = routerProcesses;
+      writeFileSync(sb.configFile, toYaml(doc));
+    }
     manager = new ManagerProcess(sb.configFile);
     await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
     await manager.waitFor((e) => e.event === 'router_writer_changed', 5000, 'writer routing');
@@ -96,6 +113,21 @@ describe('built-in router: writer endpoint across a kill -9 failover', () => {
     assert.equal(await serverIdVia(writerPort, sb), newNode.serverId);
     const fenced = manager.events.find((e) => e.event === 'router_fenced');
     assert.ok(fenced, 'router was not fenced');
+  });
+
+  test('the configured number of pipe processes while running, none left after the manager stops', async () => {
+    const pids = pipeProcesses(manager.pid!);
+    assert.equal(pids.length, routerProcesses === 'auto' ? Math.max(0, Math.min(4, availableParallelism() - 2)) : routerProcesses);
+    await manager.stop();
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], 'pipe processes outlived the manager');
   });
 });
 
