@@ -1,4 +1,4 @@
-// `npm run chaos -- --minutes N --seed S [--nodes 5] [--report-dir docs/chaos] [--scenario random|stuck-relay-log] [--skip-drain]`
+// `npm run chaos -- --minutes N --seed S [--nodes 5] [--report-dir docs/chaos] [--scenario random|stuck-relay-log] [--skip-drain] [--router-processes N]`
 import { parseArgs } from 'node:util';
 import { renderReport, runChaos } from './run.ts';
 
@@ -10,6 +10,7 @@ const { values } = parseArgs({
     'report-dir': { type: 'string', default: 'test-artifacts/chaos' },
     scenario: { type: 'string', default: 'random' },
     'skip-drain': { type: 'boolean', default: false },
+    'router-processes': { type: 'string' },
   },
 });
 const scenario = values.scenario === 'stuck-relay-log' ? 'stuck-relay-log' : 'random';
@@ -20,6 +21,7 @@ const report = await runChaos({
   reportDir: values['report-dir'],
   scenario,
   skipDrain: values['skip-drain'],
+  routerProcesses: values['router-processes'] !== undefined ? Number(values['router-processes']) : undefined,
 });
 process.stdout.write(renderReport(report));
 process.exitCode = report.violations.length === 0 ? 0 : 1;

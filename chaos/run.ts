@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { join } from 'node:path';
 import { PORT, type Sandbox, type SandboxNode } from '../src/sandbox/sandbox.ts';
 import { startSandbox } from '../test/helpers/env.ts';
@@ -35,6 +36,8 @@ export interface ChaosOptions {
   skipDrain?: boolean;
   /** random: the fault schedule; stuck-relay-log: one failover while replicas have unapplied relay logs. */
   scenario?: 'random' | 'stuck-relay-log';
+  /** manager.routerProcesses for the run (default: the config default, auto). */
+  routerProcesses?: number;
   reportDir?: string;
   log?: (line: string) => void;
 }
@@ -248,6 +251,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     nodes,
     clusterOverrides: { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } },
   });
+  if (opts.routerProcesses !== undefined) {
+    const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as { manager: Record<string, unknown> };
+    doc.manager['routerProcesses'] = opts.routerProcesses;
+    writeFileSync(sb.configFile, toYaml(doc));
+  }
   const env: Record<string, string> = { REGENT_LOG_LEVEL: 'info', ...(opts.skipDrain ? { REGENT_TEST_SKIP_DRAIN: '1' } : {}) };
   const h = new Harness(sb, env, log);
   const faults: FaultRecord[] = [];
@@ -385,7 +393,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       endpointSamples: sampler.samples.length,
       convergenceMs: conv.ms,
       violations,
-      replay: `npm run chaos -- --minutes ${opts.minutes} --seed ${opts.seed}${opts.skipDrain ? ' --skip-drain' : ''}${scenario !== 'random' ? ` --scenario ${scenario}` : ''}`,
+      replay: `npm run chaos -- --minutes ${opts.minutes} --seed ${opts.seed}${opts.skipDrain ? ' --skip-drain' : ''}${scenario !== 'random' ? ` --scenario ${scenario}` : ''}${opts.routerProcesses !== undefined ? ` --router-processes ${opts.routerProcesses}` : ''}`,
     };
     if (opts.reportDir) {
       writeReports(report, opts.reportDir);
