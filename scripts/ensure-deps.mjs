@@ -19,6 +19,7 @@ const NEEDS = {
     etcdctl: 'etcd-client',
     haproxy: 'haproxy',
     chromium: 'chromium',
+    openssl: 'openssl',
   },
   bench: { mariadbd: 'mariadb-server', 'mariadb-install-db': 'mariadb-server', mariadb: 'mariadb-client', 'mariadb-dump': 'mariadb-client', haproxy: 'haproxy', sysbench: 'sysbench' },
 };

@@ -15,4 +15,5 @@ export const USER_FACING_ERRORS = new Set([
   'RecoveryRefused',
   'CommanderError',
   'CloneRefused',
+  'EtcdAccessRefused',
 ]);

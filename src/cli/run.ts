@@ -19,7 +19,13 @@ export async function runCommand(config: Config, opts: { observeOnly?: boolean }
     log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader or health endpoints configured: nothing to serve');
     return 2;
   }
-  await manager.start();
+  try {
+    await manager.start();
+  } catch (e) {
+    // Release what did start (API port, pipe processes) so the error ends the process.
+    await manager.stop().catch(() => undefined);
+    throw e;
+  }
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);

@@ -13,7 +13,7 @@ import { silentLogger } from '../util/log.ts';
 async function managersOf(config: Config): Promise<ManagerInfo[] | undefined> {
   try {
     if (config.coordination.backend === 'etcd') {
-      const c = new EtcdCoordinator({ endpoints: config.coordination.endpoints, prefix: config.coordination.prefix, leaseTtlSeconds: config.coordination.leaseTtlSeconds }, silentLogger);
+      const c = new EtcdCoordinator(config.coordination, silentLogger);
       try {
         return await c.managers();
       } finally {

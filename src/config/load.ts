@@ -15,6 +15,7 @@ import {
   type SwitchoverSettings,
   type RejoinSettings,
   type RepairSettings,
+  type RawConfig,
   type SecretRef,
 } from './schema.ts';
 
@@ -53,7 +54,18 @@ export interface Config {
   /** Absolute path of the file it came from ('' when built in memory). */
   file: string;
   api?: { listen: string; token?: Secret };
-  coordination: { backend: 'local' } | { backend: 'etcd'; endpoints: string[]; prefix: string; leaseTtlSeconds: number; primaryLease: boolean };
+  coordination:
+    | { backend: 'local' }
+    | {
+        backend: 'etcd';
+        endpoints: string[];
+        prefix: string;
+        leaseTtlSeconds: number;
+        primaryLease: boolean;
+        /** PEM contents, read at load time. */
+        tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+        auth?: { user: string; password: Secret };
+      };
   stateDir: string;
   /** Pipe processes of the router data plane (0: the manager pipes itself). */
   routerProcesses: number;
@@ -151,7 +163,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   });
 
   const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token') };
-  return { file, api, coordination: raw.manager.coordination, stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: routerProcesses(raw.manager.routerProcesses), clusters };
+  return { file, api, coordination: coordination(raw.manager.coordination, baseDir, file, secret), stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: routerProcesses(raw.manager.routerProcesses), clusters };
 }
 
 function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: string, env: NodeJS.ProcessEnv, file: string): Secret | undefined {
@@ -227,4 +239,34 @@ function describeAnyValue(v: unknown): string {
  */
 function routerProcesses(setting: number | 'auto'): number {
   return setting === 'auto' ? Math.max(0, Math.min(4, availableParallelism() - 2)) : setting;
+}
+
+function coordination(
+  c: RawConfig['manager']['coordination'],
+  baseDir: string,
+  file: string,
+  secret: (ref: SecretRef | undefined, field: string) => Secret | undefined,
+): Config['coordination'] {
+  if (c.backend === 'local') return c;
+  const field = 'manager.coordination';
+  const https = c.endpoints.filter((e) => e.startsWith('https://'));
+  if (c.tls && https.length !== c.endpoints.length)
+    throw new ConfigError(`config ${file}: ${field}.endpoints: with tls set, every endpoint must be https:// (${c.endpoints.filter((e) => !e.startsWith('https://')).join(', ')} is not)`);
+  if (!c.tls && https.length > 0) throw new ConfigError(`config ${file}: ${field}.tls: the endpoints are https://, so set tls.ca (the CA that signed etcd's certificates)`);
+  if (c.tls && Boolean(c.tls.cert) !== Boolean(c.tls.key)) throw new ConfigError(`config ${file}: ${field}.tls: set cert and key together (a client certificate needs its key)`);
+  const pem = (path: string | undefined, key: string): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    const full = resolve(baseDir, path);
+    try {
+      return readFileSync(full);
+    } catch (e) {
+      throw new ConfigError(`config ${file}: ${field}.tls.${key}: cannot read ${full} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  };
+  const { tls, auth, ...rest } = c;
+  return {
+    ...rest,
+    tls: tls && { ca: pem(tls.ca, 'ca')!, cert: pem(tls.cert, 'cert'), key: pem(tls.key, 'key') },
+    auth: auth && { user: auth.user, password: secret(auth.password, `${field}.auth.password`)! },
+  };
 }

@@ -178,6 +178,21 @@ const managerSchema = z
           endpoints: z.array(z.string().regex(/^https?:\/\/[^\s]+$/, 'expected http://host:port')).min(1).describe('etcd client URLs, e.g. http://127.0.0.1:2379.'),
           prefix: z.string().regex(/^\/[^\s]*$/, 'expected a key prefix starting with /').default('/regent').describe('Key prefix of everything Regent stores in etcd (discovery keys are <prefix>/<cluster>/primary and /replicas).'),
           leaseTtlSeconds: z.number().int().min(2).max(60).default(5).describe('Leader lease TTL: a leader cut off from etcd stops acting within this, and another takes over after it.'),
+          tls: z
+            .strictObject({
+              ca: z.string().min(1).describe('PEM file of the CA that signed the etcd server certificates; relative to the config file.'),
+              cert: z.string().min(1).optional().describe('Client certificate PEM file, when etcd requires client certificates (--client-cert-auth).'),
+              key: z.string().min(1).optional().describe('Private key PEM file of the client certificate.'),
+            })
+            .optional()
+            .describe('TLS to etcd (endpoints must then be https://).'),
+          auth: z
+            .strictObject({
+              user: z.string().min(1).describe('etcd user (needs read/write on the prefix).'),
+              password: secretRefSchema.describe('Its password: a string, {env: NAME} or {file: PATH}.'),
+            })
+            .optional()
+            .describe('etcd user authentication (etcdctl auth enable).'),
           primaryLease: z
             .boolean()
             .default(false)

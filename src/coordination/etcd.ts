@@ -1,15 +1,32 @@
-import { Etcd3, type Lease, type Watcher } from 'etcd3';
+import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from '../util/log.ts';
+import type { Secret } from '../util/secret.ts';
 import type { ClusterState, Coordinator, JournalEntry, ManagerInfo } from './coordinator.ts';
 
 export class NotLeaderError extends Error {
   override name = 'NotLeaderError';
 }
 
+/** etcd answered but refused us (user, password, permissions): retrying will not help. */
+export class EtcdAccessRefused extends Error {
+  override name = 'EtcdAccessRefused';
+}
+
+function accessRefused(e: unknown, settings: EtcdSettings): EtcdAccessRefused | undefined {
+  const who = settings.auth ? `user "${settings.auth.user}"` : 'an anonymous client (no manager.coordination.auth set)';
+  if (e instanceof EtcdAuthenticationFailedError || e instanceof EtcdUserNotFoundError)
+    return new EtcdAccessRefused(`etcd at ${settings.endpoints.join(', ')} refused ${who}: ${e.message}; check manager.coordination.auth`);
+  if (e instanceof EtcdPermissionDeniedError)
+    return new EtcdAccessRefused(`etcd at ${settings.endpoints.join(', ')} denied ${who} access to ${settings.prefix}: ${e.message}; grant it a role with readwrite on the prefix`);
+  return undefined;
+}
+
 export interface EtcdSettings {
   endpoints: string[];
   prefix: string;
   leaseTtlSeconds: number;
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+  auth?: { user: string; password: Secret };
 }
 
 /**
@@ -45,6 +62,8 @@ export class EtcdCoordinator implements Coordinator {
   ) {
     this.#client = new Etcd3({
       hosts: settings.endpoints,
+      credentials: settings.tls && { rootCertificate: settings.tls.ca, certChain: settings.tls.cert, privateKey: settings.tls.key },
+      auth: settings.auth && { username: settings.auth.user, password: settings.auth.password.reveal() },
       dialTimeout: 1000,
       // Bounded calls: with etcd gone, a manager must notice within the TTL, not hang.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + Math.min(2000, (settings.leaseTtlSeconds * 1000) / 2) }),
@@ -57,6 +76,7 @@ export class EtcdCoordinator implements Coordinator {
 
   async start(self: Omit<ManagerInfo, 'leader'>): Promise<void> {
     this.#self = self;
+    await this.checkAccess();
     await this.#newLease();
     this.#watchLeader();
     // Leadership is re-evaluated on a timer too: expiry of our own lease is noticed without etcd.
@@ -65,6 +85,23 @@ export class EtcdCoordinator implements Coordinator {
       if (!this.#leaderRevision) void this.#campaign();
     }, 250);
     void this.#campaign();
+  }
+
+  /**
+   * One read under the prefix: throws EtcdAccessRefused when etcd answers with an authentication
+   * or permission error (a configuration problem), and returns quietly when etcd is merely
+   * unreachable (the manager starts and keeps trying, as it does when etcd goes away later).
+   */
+  async checkAccess(): Promise<void> {
+    try {
+      await this.#client.get(this.#key('_leader')).string();
+    } catch (e) {
+      const refused = accessRefused(e, this.settings);
+      if (refused) {
+        this.#client.close();
+        throw refused;
+      }
+    }
   }
 
   async #newLease(): Promise<void> {

@@ -19,7 +19,7 @@ import { registerUi } from '../ui/serve.ts';
 
 export function createCoordinator(config: Config, log: Logger): Coordinator {
   const c = config.coordination;
-  return c.backend === 'etcd' ? new EtcdCoordinator({ endpoints: c.endpoints, prefix: c.prefix, leaseTtlSeconds: c.leaseTtlSeconds }, log) : new LocalCoordinator(config.stateDir);
+  return c.backend === 'etcd' ? new EtcdCoordinator(c, log) : new LocalCoordinator(config.stateDir);
 }
 
 /**
