@@ -47,7 +47,7 @@ export class DataPlane extends EventEmitter<{ ready: [] }> {
     super();
   }
 
-  /** Starts the pipe processes and waits (a few seconds at most) until they can take connections. */
+  /** Starts the pipe processes and waits (10 s at most) until they can take connections. */
   async start(): Promise<void> {
     const ready = Array.from({ length: this.processes }, () => this.#spawn());
     await Promise.race([Promise.all(ready), new Promise((r) => setTimeout(r, 10000).unref())]);
