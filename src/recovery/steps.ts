@@ -5,8 +5,9 @@ import type { AdminPool } from '../sql/admin-pool.ts';
 import type { DbConnection } from '../sql/connection.ts';
 import type { Flavor } from '../sql/flavor.ts';
 import type { GtidState } from '../gtid/index.ts';
-import { text } from '../sql/row-values.ts';
+import { foldVariables, text } from '../sql/row-values.ts';
 import type { Logger } from '../util/log.ts';
+import { failpoint } from '../util/failpoint.ts';
 
 /** What recoveries talk to besides the servers: routers that must stop or start sending writes. */
 export interface Publisher {
@@ -120,11 +121,17 @@ export async function promote(conn: DbConnection, flavor: Flavor, cluster: Clust
   await conn.query(flavor.stopReplica());
   await conn.query(flavor.resetReplica());
   if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('primary', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);
+  failpoint('promote:before-writable');
   for (const sql of flavor.setReadOnly(false)) await conn.query(sql);
 }
 
 /** MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET: true when reached within the timeout. */
 export async function waitForGtid(conn: DbConnection, flavor: Flavor, gtid: ReturnType<Flavor['parseGtid']>, timeoutSeconds: number): Promise<boolean> {
+  // MariaDB's MASTER_GTID_WAIT compares with gtid_slave_pos only. A former primary re-pointed by
+  // current_pos has the position in its own binlog, but not in gtid_slave_pos until a new event
+  // arrives, so it would wait out the timeout for something it already has (a switchover straight
+  // back to the previous primary did exactly that).
+  if (flavor.parseGtids(foldVariables(await conn.query(flavor.variablesQuery))).executed.contains(gtid)) return true;
   const w = flavor.waitForGtid(gtid, timeoutSeconds);
   const row = await conn.queryOne(w.sql, w.params, (timeoutSeconds + 5) * 1000);
   return Number(text(row?.['result'])) === 0;

@@ -21,8 +21,9 @@ export interface SwitchoverResult {
  * A planned change of primary, checks passed: hold new writes at the router, make the old primary
  * read_only, give sessions a short grace then kill them, wait until the target has exactly what the
  * old primary wrote, promote it, re-point everyone (the old primary by current_pos), release writes.
- * Any failure before the promotion rolls back: the old primary writable again, writes released to
- * it, the target untouched, the reason reported.
+ * Any failure before the promotion completes rolls back: a half-promoted target read_only and
+ * replicating from the old primary again, then the old primary writable, writes released to it, the
+ * reason reported.
  */
 export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string, target: string, trigger: string): Promise<SwitchoverResult> {
   const { cluster, coordinator, log, monitor } = ctx;
@@ -36,6 +37,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
 
   let pauseStarted: number | undefined;
   let promoted = false;
+  let promoting = false;
   let readOnlySet = false;
   const targetInst = cluster.instances.find((i) => i.id === target)!;
   try {
@@ -75,6 +77,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     });
 
     await runner.run('promote', async () => {
+      promoting = true;
       await promote(targetConn, targetFlavor, cluster);
       promoted = true;
       return { detail: `${target} is primary at ${position.toString() || '(empty)'}`, value: undefined };
@@ -122,7 +125,27 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     let state: string;
     let rolledBack = false;
     if (!promoted) {
-      // Roll back: the old primary takes writes again; nothing else was changed.
+      // Roll back: the old primary takes writes again. A promotion that stopped half-way (the
+      // target's replication reset, maybe writable) is undone first, so that at no moment two
+      // servers take writes and the target does not stay a replica of nobody.
+      let undone = '';
+      if (promoting) {
+        try {
+          const conn = await ctx.admin.get(target);
+          const flavor = flavorOf(monitor, target);
+          for (const sql of flavor.setReadOnly(true)) await conn.query(sql);
+          // current_pos: the target holds exactly the old primary's history (it waited for it, and
+          // the router held every write meanwhile), and its own binlog may be ahead of
+          // gtid_slave_pos if it was a primary before.
+          await replicateFrom(conn, flavor, cluster, cluster.instances.find((i) => i.id === oldPrimary)!, 'current_pos');
+          undone = `; ${target} read_only and replicating from ${oldPrimary} again`;
+        } catch (ue) {
+          // Unreachable now: when it answers again, a writable non-primary is fenced and a replica
+          // of nobody is re-pointed by the supervisor's repair.
+          undone = `; could not undo the half-done promotion of ${target} (${(ue as Error).message}): it is fenced when it answers again`;
+        }
+        void monitor.probers.get(target)?.probeAfterChange();
+      }
       try {
         const conn = await ctx.admin.get(oldPrimary);
         if (readOnlySet) {
@@ -138,7 +161,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
         monitor.lastKnownPrimary = oldPrimary;
         await ctx.publisher?.primaryChanged(cluster.name, oldPrimary);
         rolledBack = true;
-        state = `rolled back: ${oldPrimary} is writable again and still the primary; nothing was lost`;
+        state = `rolled back: ${oldPrimary} is writable again and still the primary; nothing was lost${undone}`;
       } catch (re) {
         state = `ROLLBACK FAILED (${(re as Error).message}): ${oldPrimary} may be read_only; check \`regent status\` and set it writable or fail over`;
       }

@@ -601,10 +601,13 @@ describe('rejoin with errant transactions (manual refuses, flashback rewinds); c
     assert.ok(await replicatingFrom(sb, replica, newP), 'the refused clone disturbed the target');
   });
 
+  let soloPrimary: SandboxNode | undefined;
+
   test('9. without a running manager, regent switchover acts alone (target given by name)', async (t) => {
     await manager!.stop();
     manager = undefined;
     const target = sb.nodes.find((n) => n !== newP && n.name !== 'node4')!;
+    soloPrimary = target;
     const r = await runCli(['switchover', '--config', sb.configFile, '--to', target.name]);
     assert.equal(r.code, 0, cliOutput(r));
     t.diagnostic(r.stdout.trim().split('\n').pop()!);
@@ -615,5 +618,21 @@ describe('rejoin with errant transactions (manual refuses, flashback rewinds); c
       assert.equal(await variable(sb, n, '@@read_only'), '1');
       await waitUntil(() => replicatingFrom(sb, n, target), 5000, `${n.name} replicating from ${target.name}`);
     }
+  });
+
+  test('10. a promotion that fails half-way (replication reset, not yet writable) is undone: the target replicates from the old primary again, which stays the one writer', async (t) => {
+    const primary = soloPrimary!;
+    const target = sb.nodes.find((n) => n !== primary && n.name !== 'node4')!;
+    const r = await runCli(['switchover', '--config', sb.configFile, '--to', target.name], { env: { REGENT_TEST_FAILPOINT: 'promote:before-writable' } });
+    assert.equal(r.code, 1, cliOutput(r));
+    t.diagnostic(r.stderr.trim());
+    assert.match(r.stderr, new RegExp(`promote: failpoint promote:before-writable.*rolled back: ${idOf(primary).replace(/\./g, '\\.')} is writable again.*${idOf(target).replace(/\./g, '\\.')} read_only and replicating from ${idOf(primary).replace(/\./g, '\\.')} again`));
+    assert.equal(await variable(sb, primary, '@@read_only'), '0');
+    assert.equal(await variable(sb, target, '@@read_only'), '1');
+    assert.equal(statePrimary(sb), idOf(primary));
+    await waitUntil(() => replicatingFrom(sb, target, primary), 5000, `${target.name} replicating from ${primary.name} again`);
+    // And it really follows: a write on the primary arrives.
+    await sb.sql(primary, ['CREATE TABLE app.after_undo (id INT PRIMARY KEY) ENGINE=InnoDB', 'INSERT INTO app.after_undo VALUES (1)']);
+    await waitUntil(async () => (await variable(sb, target, "(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='app' AND table_name='after_undo')")) === '1', 5000, 'the write replicated to the target');
   });
 });
