@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { autoRouterProcesses } from '../src/config/load.ts';
 import { PORT } from '../src/sandbox/sandbox.ts';
 import { freePorts, runCli, startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
@@ -70,7 +70,7 @@ export async function benchProxy(args: string[]): Promise<void> {
     if (prep.status !== 0) throw new Error(`sysbench prepare failed: ${prep.stderr}`);
     const paths = [
       { name: 'direct to mariadbd', port: sb.node(1).port },
-      { name: `Regent's writer endpoint (\`routerProcesses: auto\` = ${Math.max(0, Math.min(4, availableParallelism() - 2))} here)`, port: sb.node(1).port + PORT.writer },
+      { name: `Regent's writer endpoint (\`routerProcesses: auto\` = ${autoRouterProcesses()} here)`, port: sb.node(1).port + PORT.writer },
       { name: "Regent's writer endpoint (`routerProcesses: 2`)", port: pipesWriter },
       { name: 'HAProxy 2.6 (tcp mode, 2 threads)', port: hpPort },
     ];

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { join } from 'node:path';
 import { PORT, type Sandbox, type SandboxNode } from '../src/sandbox/sandbox.ts';
 import { startSandbox } from '../test/helpers/env.ts';
@@ -250,12 +249,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const { sandbox: sb, cleanup } = await startSandbox({
     nodes,
     clusterOverrides: { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } },
+    managerOverrides: opts.routerProcesses !== undefined ? { routerProcesses: opts.routerProcesses } : {},
   });
-  if (opts.routerProcesses !== undefined) {
-    const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as { manager: Record<string, unknown> };
-    doc.manager['routerProcesses'] = opts.routerProcesses;
-    writeFileSync(sb.configFile, toYaml(doc));
-  }
   const env: Record<string, string> = { REGENT_LOG_LEVEL: 'info', ...(opts.skipDrain ? { REGENT_TEST_SKIP_DRAIN: '1' } : {}) };
   const h = new Harness(sb, env, log);
   const faults: FaultRecord[] = [];

@@ -238,7 +238,12 @@ function describeAnyValue(v: unknown): string {
  * connections (they lose its batching and compete with everything else): see docs/benchmarks.md.
  */
 function routerProcesses(setting: number | 'auto'): number {
-  return setting === 'auto' ? Math.max(0, Math.min(4, availableParallelism() - 2)) : setting;
+  return setting === 'auto' ? autoRouterProcesses() : setting;
+}
+
+/** What `routerProcesses: auto` means on this machine. */
+export function autoRouterProcesses(): number {
+  return Math.max(0, Math.min(4, availableParallelism() - 2));
 }
 
 function coordination(

@@ -99,7 +99,11 @@ export class DataPlane extends EventEmitter<{ ready: [] }> {
       if (c.end) {
         c.end();
         closed++;
-      } else if (c.proc) byProc.set(c.proc, [...(byProc.get(c.proc) ?? []), id]);
+      } else if (c.proc) {
+        const list = byProc.get(c.proc) ?? [];
+        list.push(id);
+        byProc.set(c.proc, list);
+      }
     }
     const counts = await Promise.all([...byProc].map(([proc, conns]) => this.#closeIn(proc, conns)));
     return closed + counts.reduce((a, b) => a + b, 0);

@@ -55,6 +55,8 @@ export interface SandboxOptions {
   noReplication?: boolean;
   /** Extra YAML merged into the cluster entry of regent.yaml (failover policy, labels...). */
   clusterOverrides?: Record<string, unknown>;
+  /** Extra YAML merged into the manager section of regent.yaml (routerProcesses...). */
+  managerOverrides?: Record<string, unknown>;
   progress?: Progress;
 }
 
@@ -141,7 +143,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     await Promise.all(nodes.map((n) => createUsers(sandbox, n, passwords)));
     progress.succeed();
 
-    writeFileSync(manifest.configFile, regentYaml(manifest, opts.clusterOverrides ?? {}));
+    writeFileSync(manifest.configFile, regentYaml(manifest, opts.clusterOverrides ?? {}, opts.managerOverrides ?? {}));
     if (!opts.noReplication) {
       progress.step('bootstrapping replication (node1 primary, GTID, semi-sync)');
       const config = loadConfigFile(manifest.configFile);
@@ -452,10 +454,10 @@ async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: stri
   }
 }
 
-function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>): string {
+function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>, managerOverrides: Record<string, unknown>): string {
   const base = m.nodes[0]?.port ?? 0;
   const doc = {
-    manager: { stateDir: 'state', api: { listen: `127.0.0.1:${base + PORT.api}`, token: { file: 'secrets/api-token.pw' } } },
+    manager: { stateDir: 'state', api: { listen: `127.0.0.1:${base + PORT.api}`, token: { file: 'secrets/api-token.pw' } }, ...managerOverrides },
     credentials: {
       manager: { user: 'regent', password: { file: 'secrets/manager.pw' } },
       replication: { user: 'repl', password: { file: 'secrets/replication.pw' } },

@@ -2,10 +2,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { autoRouterProcesses } from '../../src/config/load.ts';
+import { isAlive } from '../../src/sandbox/processes.ts';
 import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { eventually, freePorts, runCli, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';
@@ -77,13 +78,8 @@ for (const routerProcesses of ['auto', 2] as const) describe(`built-in router (r
   let cleanup: () => Promise<void>;
   let manager: ManagerProcess;
   before(async () => {
-    ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 }));
+    ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3, managerOverrides: { routerProcesses } }));
     await Writer.prepare(sb);
-    if (routerProcesses !== 'auto') {
-      const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as { manager: Record<string, unknown> };
-      doc.manager['routerProcesses'] = routerProcesses;
-      writeFileSync(sb.configFile, toYaml(doc));
-    }
     manager = new ManagerProcess(sb.configFile);
     await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
     await manager.waitFor((e) => e.event === 'router_writer_changed', 5000, 'writer routing');
@@ -117,17 +113,9 @@ for (const routerProcesses of ['auto', 2] as const) describe(`built-in router (r
 
   test('the configured number of pipe processes while running, none left after the manager stops', async () => {
     const pids = pipeProcesses(manager.pid!);
-    assert.equal(pids.length, routerProcesses === 'auto' ? Math.max(0, Math.min(4, availableParallelism() - 2)) : routerProcesses);
+    assert.equal(pids.length, routerProcesses === 'auto' ? autoRouterProcesses() : routerProcesses);
     await manager.stop();
-    const alive = pids.filter((pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    assert.deepEqual(alive, [], 'pipe processes outlived the manager');
+    assert.deepEqual(pids.filter(isAlive), [], 'pipe processes outlived the manager');
   });
 });
 

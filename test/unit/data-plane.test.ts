@@ -3,20 +3,12 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { DataPlane } from '../../src/router/data-plane.ts';
+import { isAlive } from '../../src/sandbox/processes.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { eventually } from '../helpers/env.ts';
 
 // The router's data plane with real processes and sockets, against a TCP echo server (no database
 // needed: the bytes are opaque to it).
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function listen(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -110,7 +102,7 @@ describe('data plane with pipe processes', () => {
       assert.ok(Date.now() - started < 5000);
       await once(s, 'close');
     } finally {
-      for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGCONT');
+      for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGCONT');
     }
     await eventually(async () => plane.pids.length === 2, 10000, 'replacement process');
   });
@@ -118,7 +110,7 @@ describe('data plane with pipe processes', () => {
   test('stop ends every pipe process', async () => {
     const pids = plane.pids;
     await plane.stop();
-    for (const pid of pids) assert.equal(alive(pid), false, `pipe process ${pid} still running`);
+    for (const pid of pids) assert.equal(isAlive(pid), false, `pipe process ${pid} still running`);
   });
 });
 
