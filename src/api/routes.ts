@@ -4,7 +4,8 @@ import type { JournalEntry } from '../coordination/coordinator.ts';
 import type { Manager } from '../manager/manager.ts';
 import type { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { planFailover } from '../recovery/plan.ts';
-import { ApiError, jsonReplacer, type ApiServer } from './server.ts';
+import { jsonReplacer, type ApiServer } from './server.ts';
+import { ApiError } from '../errors.ts';
 
 /** One recovery as the API and dashboard show it: the plan, each step with its duration, the outcome. */
 export interface RecoveryRecord {

@@ -3,6 +3,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { Secret } from '../util/secret.ts';
 import type { Logger } from '../util/log.ts';
+import { ApiError } from '../errors.ts';
+
 
 export interface ApiRequest {
   method: string;
@@ -23,15 +25,6 @@ export interface Route {
   /** Mutating endpoints need the bearer token. */
   mutating?: boolean;
   handler: (r: ApiRequest) => Promise<ApiResult> | ApiResult;
-}
-
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 interface Compiled extends Route {

@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 export interface ManagerAnswer {
   status: number;

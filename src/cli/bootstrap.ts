@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.ts';
 import { bootstrapCluster } from '../setup/bootstrap.ts';
 import { createProgress } from '../util/progress.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 export async function bootstrapCommand(config: Config, opts: { cluster?: string }): Promise<number> {
   const clusters = opts.cluster ? config.clusters.filter((c) => c.name === opts.cluster) : config.clusters;

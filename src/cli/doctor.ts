@@ -2,7 +2,7 @@ import type { Config } from '../config/load.ts';
 import { evaluateCluster } from '../doctor/evaluate.ts';
 import { gatherClusterFacts } from '../doctor/gather.ts';
 import { doctorReport, renderDoctorText } from '../doctor/render.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 /**
  * `regent doctor`: every check failover depends on, for every cluster and instance, each with its

@@ -4,7 +4,7 @@ import { readServerVersion } from '../doctor/server-version.ts';
 import type { GtidFlavor } from '../gtid/index.ts';
 import { flavorForVersion } from '../sql/flavors.ts';
 import { renderAccountScript, type AccountToGrant } from '../sql/grants.ts';
-import { UsageError } from './errors.ts';
+import { UnsupportedServerError, UsageError } from '../errors.ts';
 
 /**
  * `regent grants`: the CREATE USER / GRANT statements for Regent's accounts, minimal privileges with
@@ -43,7 +43,7 @@ async function detectClusterFlavor(cluster: ClusterConfig): Promise<{ flavor: Gt
       const version = await readServerVersion(inst.host, inst.port, cluster.monitor.connectTimeoutMs);
       return { flavor: flavorForVersion(version).name, how: `${inst.name} ${inst.id} says ${version}` };
     } catch (e) {
-      if (e instanceof Error && e.name === 'UnsupportedServerError') throw e;
+      if (e instanceof UnsupportedServerError) throw e;
       errors.push((e as Error).message);
     }
   }

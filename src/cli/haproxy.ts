@@ -3,7 +3,7 @@ import { analyzeCluster } from '../analysis/analyze.ts';
 import type { Config } from '../config/load.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import { haproxyConfig } from '../router/haproxy.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 import { pickCluster } from './recovery.ts';
 
 /** `regent haproxy-config`: probes the cluster for the current primary, then writes haproxy.cfg. */

@@ -7,7 +7,7 @@ import { cloneInstance } from '../setup/clone.ts';
 import { createLogger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
 import { callManager, localCoordinatorFor } from './api-client.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 import { pickCluster } from './recovery.ts';
 
 function findInstance(config: Config, clusterName: string | undefined, ref: string): { cluster: ReturnType<typeof pickCluster>; id: string } {

@@ -1,6 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadConfigFile } from '../config/load.ts';
-import { USER_FACING_ERRORS } from './errors.ts';
+import { EXIT, isRegentError } from '../errors.ts';
 import { statusCommand } from './status.ts';
 import { doctorCommand } from './doctor.ts';
 import { grantsCommand } from './grants.ts';
@@ -145,10 +145,14 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
       return;
     }
-    const err = e as Error;
-    if (USER_FACING_ERRORS.has(err.name)) process.stderr.write(`regent: ${err.message}\n`);
-    else process.stderr.write(`regent: unexpected error: ${err.stack ?? String(err)}\n`);
-    process.exitCode = err.name === 'RecoveryRefused' ? 1 : 2;
+    // Regent's own errors are one clear line meant for the user; anything else is a bug, shown whole.
+    if (isRegentError(e)) {
+      process.stderr.write(`regent: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+    } else {
+      process.stderr.write(`regent: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = EXIT.unusableInput;
+    }
   }
 }
 

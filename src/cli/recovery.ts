@@ -6,7 +6,7 @@ import { planFailover, renderPlan } from '../recovery/plan.ts';
 import { createLogger } from '../util/log.ts';
 import type { FailoverResult } from '../recovery/failover.ts';
 import { callManager, localCoordinatorFor } from './api-client.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 export function pickCluster(config: Config, name: string | undefined): ClusterConfig {
   if (name) {

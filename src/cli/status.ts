@@ -3,7 +3,7 @@ import { clusterReport, renderClusterText, type ClusterReport } from '../analysi
 import type { Config } from '../config/load.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 import { callManager } from './api-client.ts';
 import type { ManagerInfo } from '../coordination/coordinator.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';

@@ -18,11 +18,8 @@ import {
   type RawConfig,
   type SecretRef,
 } from './schema.ts';
+import { ConfigError } from '../errors.ts';
 
-/** A configuration problem: one line that names the file, the field and the fix. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 export interface Account {
   user: string;

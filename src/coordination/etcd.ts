@@ -2,15 +2,9 @@ import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUs
 import type { Logger } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
 import type { ClusterState, Coordinator, JournalEntry, ManagerInfo } from './coordinator.ts';
+import { NotLeaderError, EtcdAccessRefused } from '../errors.ts';
 
-export class NotLeaderError extends Error {
-  override name = 'NotLeaderError';
-}
 
-/** etcd answered but refused us (user, password, permissions): retrying will not help. */
-export class EtcdAccessRefused extends Error {
-  override name = 'EtcdAccessRefused';
-}
 
 function accessRefused(e: unknown, settings: EtcdSettings): EtcdAccessRefused | undefined {
   const who = settings.auth ? `user "${settings.auth.user}"` : 'an anonymous client (no manager.coordination.auth set)';

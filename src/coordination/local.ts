@@ -2,10 +2,8 @@ import { appendFileSync, mkdirSync, openSync, closeSync, readFileSync, renameSyn
 import { join } from 'node:path';
 import { isAlive } from '../sandbox/processes.ts';
 import type { ClusterState, Coordinator, JournalEntry, ManagerInfo } from './coordinator.ts';
+import { ClusterLockedError } from '../errors.ts';
 
-export class ClusterLockedError extends Error {
-  override name = 'ClusterLockedError';
-}
 
 /**
  * One manager, state in a directory: journal.jsonl (append-only, one JSON object a line),

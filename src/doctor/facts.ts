@@ -1,6 +1,6 @@
 import type { ClusterConfig } from '../config/load.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
-import type { DbErrorKind } from '../sql/connection.ts';
+import type { DbErrorKind } from '../errors.ts';
 import type { Vars } from '../sql/flavor.ts';
 
 /**

@@ -1,7 +1,7 @@
 import type { Account, ClusterConfig, InstanceConfig } from '../config/load.ts';
 import { detectFlavor, probeInstance } from '../monitor/probe.ts';
 import { unreachable } from '../monitor/observation.ts';
-import { classifyError, DbConnection, DbError } from '../sql/connection.ts';
+import { classifyError, DbConnection } from '../sql/connection.ts';
 import type { Flavor, Row } from '../sql/flavor.ts';
 import { parseGlobalGrants } from '../sql/grants.ts';
 import { foldVariables, nullableNumber, text } from '../sql/row-values.ts';
@@ -76,7 +76,7 @@ async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, clon
       flavor = await detectFlavor(conn);
       facts.obs = await probeInstance(conn, flavor, inst.id);
     } catch (e) {
-      const err = e instanceof DbError ? e : e instanceof Error && e.name === 'UnsupportedServerError' ? new DbError('sql', inst.id, e.message) : classifyError(e, inst.id, manager.user);
+      const err = classifyError(e, inst.id, manager.user);
       facts.obs = unreachable(inst.id, err.kind, err.message);
     }
     if (conn.closed) return facts;

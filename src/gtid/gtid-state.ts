@@ -27,33 +27,8 @@ export interface GtidState {
   toString(): string;
 }
 
-/**
- * Comparing a MariaDB position with a MySQL set has no meaning; reaching that
- * point means a topology was mixed up, so it must fail loudly rather than
- * produce a plausible-looking answer.
- */
-export class GtidFlavorMismatch extends Error {
-  readonly expected: GtidFlavor;
-  readonly actual: GtidFlavor;
+import { GtidFlavorMismatch } from '../errors.ts';
 
-  constructor(expected: GtidFlavor, actual: GtidFlavor) {
-    super(`GTID flavor mismatch: cannot combine a ${expected} GTID state with a ${actual} one`);
-    this.name = 'GtidFlavorMismatch';
-    this.expected = expected;
-    this.actual = actual;
-  }
-}
-
-export class GtidParseError extends Error {
-  /** The complete text that failed to parse, kept for logs and diagnostics. */
-  readonly input: string;
-
-  constructor(message: string, input: string) {
-    super(message);
-    this.name = 'GtidParseError';
-    this.input = input;
-  }
-}
 
 /** Quotes user/server supplied text for an error message; JSON escaping makes stray newlines and tabs visible. */
 export function quoteForError(text: string, max = 200): string {

@@ -2,7 +2,7 @@ import type { GtidFlavor, GtidState } from './gtid-state.ts';
 import { MariaGtidPosition } from './mariadb-gtid.ts';
 import { MysqlGtidSet } from './mysql-gtid.ts';
 
-export { GtidFlavorMismatch, GtidParseError } from './gtid-state.ts';
+export { GtidFlavorMismatch, GtidParseError } from '../errors.ts';
 export type { GtidFlavor, GtidState } from './gtid-state.ts';
 export { MariaGtidPosition } from './mariadb-gtid.ts';
 export type { MariaGtid, MariaComparison } from './mariadb-gtid.ts';

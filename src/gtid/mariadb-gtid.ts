@@ -1,10 +1,5 @@
-import {
-  assertSameFlavor,
-  GtidParseError,
-  quoteForError,
-  type GtidFlavor,
-  type GtidState,
-} from './gtid-state.ts';
+import { assertSameFlavor, quoteForError, type GtidFlavor, type GtidState } from './gtid-state.ts';
+import { GtidParseError } from '../errors.ts';
 
 export interface MariaGtid {
   readonly domain: number;

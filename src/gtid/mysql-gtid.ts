@@ -1,10 +1,5 @@
-import {
-  assertSameFlavor,
-  GtidParseError,
-  quoteForError,
-  type GtidFlavor,
-  type GtidState,
-} from './gtid-state.ts';
+import { assertSameFlavor, quoteForError, type GtidFlavor, type GtidState } from './gtid-state.ts';
+import { GtidParseError } from '../errors.ts';
 
 /** Closed interval of transaction numbers [start, end] for one source uuid. */
 export interface GtidInterval {

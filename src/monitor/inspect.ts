@@ -32,7 +32,7 @@ export async function inspectCluster(cluster: ClusterConfig, opts: { keepOpen?: 
         return { instance, obs, conn, flavor };
       } catch (e) {
         conn?.destroy();
-        const err = e instanceof Error && e.name === 'UnsupportedServerError' ? { kind: 'sql' as const, message: e.message } : classifyError(e, instance.id, cluster.accounts.manager.user);
+        const err = classifyError(e, instance.id, cluster.accounts.manager.user);
         return { instance, obs: unreachable(instance.id, err.kind, err.message) };
       }
     }),

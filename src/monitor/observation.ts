@@ -1,5 +1,5 @@
 import type { GtidFlavor } from '../gtid/index.ts';
-import type { DbErrorKind } from '../sql/connection.ts';
+import type { DbErrorKind } from '../errors.ts';
 import type { ReplicaStatus, SemiSyncStatus, ServerGtids, ServerSettings } from '../sql/flavor.ts';
 
 /** What Regent knows about one instance at one moment. Produced by probes, consumed by analysis. */

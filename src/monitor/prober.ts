@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
-import { classifyError, DbConnection, DbError } from '../sql/connection.ts';
+import { classifyError, DbConnection } from '../sql/connection.ts';
+import type { DbError } from '../errors.ts';
 import type { Flavor } from '../sql/flavor.ts';
 import type { Logger } from '../util/log.ts';
 import { unreachable, type InstanceObservation } from './observation.ts';
@@ -114,7 +115,7 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
       const obs = probeInstance(this.#conn, this.#flavor!, instance.id);
       return this.#record(this.#withContact(await obs));
     } catch (e) {
-      const err = e instanceof DbError ? e : e instanceof Error && e.name === 'UnsupportedServerError' ? new DbError('sql', instance.id, e.message) : classifyError(e, instance.id, cluster.accounts.manager.user);
+      const err = classifyError(e, instance.id, cluster.accounts.manager.user);
       if (this.#conn && (err.kind === 'timeout' || err.kind === 'lost' || err.kind === 'refused')) this.#conn.destroy(err);
       return this.#record(unreachable(instance.id, err.kind, err.message));
     }

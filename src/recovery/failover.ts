@@ -7,7 +7,8 @@ import { chooseCandidate } from './candidate.ts';
 import { fenceServer } from './fence.ts';
 import { runHooks } from './hooks.ts';
 import { originSeenByReplicas, replicaFactsFromView, type FailoverPlan, type StepName } from './plan.ts';
-import { flavorOf as flavorOfInstance, promote, replicateFrom, StepFailed, StepRunner, waitForGtid, waitRelayLogApplied, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
+import { flavorOf as flavorOfInstance, promote, replicateFrom, StepRunner, waitForGtid, waitRelayLogApplied, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
+import { StepFailed } from '../errors.ts';
 
 export type { Publisher, RecoveryContext } from './steps.ts';
 

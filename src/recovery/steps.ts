@@ -8,6 +8,8 @@ import type { GtidState } from '../gtid/index.ts';
 import { foldVariables, text } from '../sql/row-values.ts';
 import type { Logger } from '../util/log.ts';
 import { failpoint } from '../util/failpoint.ts';
+import { StepFailed } from '../errors.ts';
+
 
 /** What recoveries talk to besides the servers: routers that must stop or start sending writes. */
 export interface Publisher {
@@ -46,7 +48,6 @@ export interface StepRecord {
   detail: string;
 }
 
-export class StepFailed extends Error {}
 
 /**
  * Runs the named steps of one plan: each is journaled before and after (with its duration and

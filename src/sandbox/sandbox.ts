@@ -14,6 +14,7 @@ import { requireExecutable } from '../util/deps.ts';
 import { createProgress, type Progress } from '../util/progress.ts';
 import { bootstrapCluster } from '../setup/bootstrap.ts';
 import { isAlive, isOurProcess, readPidFile, sleep, terminate, waitUntil } from './processes.ts';
+import { SandboxError } from '../errors.ts';
 
 /**
  * Local clusters of real mariadbd processes for demos, drills and tests: one datadir, port, socket
@@ -60,9 +61,6 @@ export interface SandboxOptions {
   progress?: Progress;
 }
 
-export class SandboxError extends Error {
-  override name = 'SandboxError';
-}
 
 const MANIFEST = 'sandbox.json';
 

@@ -1,17 +1,13 @@
 import type { ClusterConfig } from '../config/load.ts';
 import { closeAll, inspectCluster, type InspectedInstance } from '../monitor/inspect.ts';
-import { DbConnection, DbError } from '../sql/connection.ts';
+import { DbConnection } from '../sql/connection.ts';
+import { DbError } from '../errors.ts';
 import { parseGlobalGrants } from '../sql/grants.ts';
 import { foldVariables, text } from '../sql/row-values.ts';
 import type { Progress } from '../util/progress.ts';
 import { planBootstrap, type BootstrapFacts, type ReplicationAccountCheck } from './bootstrap-plan.ts';
+import { BootstrapRefused } from '../errors.ts';
 
-export class BootstrapRefused extends Error {
-  override name = 'BootstrapRefused';
-  constructor(readonly reasons: string[]) {
-    super(`bootstrap refused, nothing was changed:\n${reasons.map((r) => `  - ${r}`).join('\n')}`);
-  }
-}
 
 export interface BootstrapResult {
   changed: boolean;

@@ -8,10 +8,8 @@ import { foldVariables, text } from '../sql/row-values.ts';
 import { replicateFrom, waitForGtid } from '../recovery/steps.ts';
 import { requireExecutable } from '../util/deps.ts';
 import type { Progress } from '../util/progress.ts';
+import { CloneRefused } from '../errors.ts';
 
-export class CloneRefused extends Error {
-  override name = 'CloneRefused';
-}
 
 const SYSTEM_DATABASES = new Set(['information_schema', 'mysql', 'performance_schema', 'sys']);
 

@@ -1,22 +1,8 @@
 import mysql from 'mysql2';
 import type { Account } from '../config/load.ts';
 import type { Row } from './flavor.ts';
+import { DbError, UnsupportedServerError } from '../errors.ts';
 
-export type DbErrorKind = 'refused' | 'timeout' | 'auth' | 'lost' | 'unreachable' | 'privilege' | 'sql';
-
-/** A database failure reduced to what Regent decides on, with a one-line human explanation. */
-export class DbError extends Error {
-  override name = 'DbError';
-  constructor(
-    readonly kind: DbErrorKind,
-    readonly endpoint: string,
-    message: string,
-    readonly errno?: number,
-    readonly code?: string,
-  ) {
-    super(`${endpoint}: ${message}`);
-  }
-}
 
 export interface Timeouts {
   connectTimeoutMs: number;
@@ -27,6 +13,8 @@ const PRIVILEGE_ERRNOS = new Set([1142, 1143, 1227, 1044, 1370]);
 
 export function classifyError(e: unknown, endpoint: string, user?: string): DbError {
   if (e instanceof DbError) return e;
+  // Not a connection problem, but it makes the server unusable to Regent all the same.
+  if (e instanceof UnsupportedServerError) return new DbError('sql', endpoint, e.message);
   const err = e as { code?: string; errno?: number; message?: string; sqlMessage?: string; fatal?: boolean };
   const code = err.code ?? '';
   const msg = err.sqlMessage ?? err.message ?? String(e);

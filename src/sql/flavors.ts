@@ -1,10 +1,8 @@
 import type { Flavor } from './flavor.ts';
 import { MariadbFlavor } from './mariadb/mariadb-flavor.ts';
 import { MysqlFlavor } from './mysql/mysql-flavor.ts';
+import { UnsupportedServerError } from '../errors.ts';
 
-export class UnsupportedServerError extends Error {
-  override name = 'UnsupportedServerError';
-}
 
 /** Picks the flavor from what the server says it is (SELECT @@version, @@version_comment). */
 export function flavorForVersion(version: string): Flavor {

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { ServerResponse } from 'node:http';
-import { ApiError, type ApiServer } from '../api/server.ts';
+import { type ApiServer } from '../api/server.ts';
+import { ApiError } from '../errors.ts';
 
 /** The dashboard's files: plain HTML, CSS and JavaScript modules, shipped as they are (no build step). */
 export const UI_DIR = new URL('./static/', import.meta.url).pathname;

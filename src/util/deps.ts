@@ -1,5 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { MissingDependencyError } from '../errors.ts';
 
 /** Finds an executable on PATH (plus the sbin folders Debian puts servers in). */
 export function findExecutable(name: string): string | undefined {
@@ -17,9 +18,6 @@ export function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
-export class MissingDependencyError extends Error {
-  override name = 'MissingDependencyError';
-}
 
 /** The path of a required program, or an error that says which Debian package brings it. */
 export function requireExecutable(name: string, debianPackage: string): string {

@@ -1,15 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  GtidFlavorMismatch,
-  GtidParseError,
-  MariaGtidPosition,
-  MysqlGtidSet,
-  emptyGtid,
-  parseGtid,
-  type MariaGtid,
-} from '../../src/gtid/index.ts';
+import { MariaGtidPosition, MysqlGtidSet, emptyGtid, parseGtid, type MariaGtid } from '../../src/gtid/index.ts';
+import { GtidFlavorMismatch, GtidParseError } from '../../src/errors.ts';
 
 const U64_MAX = 18446744073709551615n;
 const p = (text: string) => MariaGtidPosition.parse(text);

@@ -1,15 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  GtidFlavorMismatch,
-  GtidParseError,
-  MariaGtidPosition,
-  MysqlGtidSet,
-  emptyGtid,
-  parseGtid,
-  type GtidInterval,
-} from '../../src/gtid/index.ts';
+import { MariaGtidPosition, MysqlGtidSet, emptyGtid, parseGtid, type GtidInterval } from '../../src/gtid/index.ts';
+import { GtidFlavorMismatch, GtidParseError } from '../../src/errors.ts';
 
 const A = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
 const B = '8a94f357-aab4-11df-86ab-c80aa9429562';
