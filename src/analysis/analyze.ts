@@ -1,7 +1,8 @@
 import type { GtidState } from '../gtid/index.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import { inferTopology, type ClusterView, type Topology } from './cluster-view.ts';
-import type { Problem } from './problems.ts';
+import { inMaintenance as inMaintenanceOf } from '../decision/decision.ts';
+import { problem, type Problem } from './problems.ts';
 
 export interface Analysis {
   topology: Topology;
@@ -30,7 +31,7 @@ export function analyzeCluster(view: ClusterView): Analysis {
   const obsOf = (id: string) => view.observations.get(id);
   const primaryId = topology.primary;
   const primary = primaryId ? obsOf(primaryId) : undefined;
-  const inMaintenance = (id: string) => view.maintenance?.has(id) ?? false;
+  const inMaintenance = (id: string) => inMaintenanceOf(view.decision, id, view.now);
 
   const replicasOfPrimary = [...topology.sources.entries()].filter(([, src]) => src === primaryId).map(([id]) => id);
   const otherIds = cfg.instances.map((i) => i.id).filter((id) => id !== primaryId);
@@ -41,60 +42,75 @@ export function analyzeCluster(view: ClusterView): Analysis {
     const verdicts = replicasOfPrimary.map((id) => ({ id, ...replicaHearsSource(obsOf(id)!, view.now, cfg.failover.confirmReplicaSilenceMs) }));
     const evidence = [`Regent cannot reach ${primaryId}: ${primary.error?.message ?? 'unreachable'}`, ...verdicts.map((v) => `${v.id}: ${v.why}`)];
     if (reachableReplicas.length === 0) {
-      problems.push({
-        code: 'DeadPrimaryAndAllReplicas',
-        severity: 'critical',
-        instance: primaryId,
-        summary: `primary ${primaryId} and every replica are unreachable`,
-        evidence: [...evidence, ...unreachableReplicas.map((id) => `${id}: ${obsOf(id)?.error?.message ?? 'unreachable'}`)],
-      });
+      problems.push(
+        problem('DeadPrimaryAndAllReplicas', {
+          instance: primaryId,
+          summary: `primary ${primaryId} and every replica are unreachable`,
+          evidence: [...evidence, ...unreachableReplicas.map((id) => `${id}: ${obsOf(id)?.error?.message ?? 'unreachable'}`)],
+          data: {},
+        }),
+      );
     } else if (verdicts.length > 0 && verdicts.every((v) => !v.hears)) {
-      const some = unreachableReplicas.length > 0;
-      problems.push({
-        code: some ? 'DeadPrimaryAndSomeReplicas' : 'DeadPrimary',
-        severity: 'critical',
-        instance: primaryId,
-        summary: `primary ${primaryId} is dead: neither Regent nor its ${verdicts.length} reachable replica${verdicts.length === 1 ? '' : 's'} can reach it`,
-        evidence: [...evidence, ...unreachableReplicas.map((id) => `${id}: also unreachable (${obsOf(id)?.error?.message ?? ''})`)],
-      });
+      const summary = `primary ${primaryId} is dead: neither Regent nor its ${verdicts.length} reachable replica${verdicts.length === 1 ? '' : 's'} can reach it`;
+      const deadEvidence = [...evidence, ...unreachableReplicas.map((id) => `${id}: also unreachable (${obsOf(id)?.error?.message ?? ''})`)];
+      const confirmedBy = verdicts.map((v) => v.id);
+      problems.push(
+        unreachableReplicas.length > 0
+          ? problem('DeadPrimaryAndSomeReplicas', { instance: primaryId, summary, evidence: deadEvidence, data: { confirmedBy, unreachableReplicas } })
+          : problem('DeadPrimary', { instance: primaryId, summary, evidence: deadEvidence, data: { confirmedBy } }),
+      );
     } else if (verdicts.length === 0) {
       // Reachable instances exist but none replicates from the primary: no second opinion, no failover.
-      problems.push({
-        code: 'UnreachablePrimary',
-        severity: 'critical',
-        instance: primaryId,
-        summary: `primary ${primaryId} is unreachable and no reachable replica replicates from it to confirm it is dead`,
-        evidence,
-      });
+      problems.push(
+        problem('UnreachablePrimary', {
+          instance: primaryId,
+          summary: `primary ${primaryId} is unreachable and no reachable replica replicates from it to confirm it is dead`,
+          evidence,
+          data: { hearing: [] },
+        }),
+      );
     } else {
-      problems.push({
-        code: 'UnreachablePrimary',
-        severity: 'critical',
-        instance: primaryId,
-        summary: `Regent cannot reach primary ${primaryId}, but ${verdicts.filter((v) => v.hears).map((v) => v.id).join(', ')} still replicate from it: not failing over`,
-        evidence,
-      });
+      const hearing = verdicts.filter((v) => v.hears).map((v) => v.id);
+      problems.push(
+        problem('UnreachablePrimary', {
+          instance: primaryId,
+          summary: `Regent cannot reach primary ${primaryId}, but ${hearing.join(', ')} still replicate from it: not failing over`,
+          evidence,
+          data: { hearing },
+        }),
+      );
     }
   }
 
   if (primaryId && primary?.reachable && primary.settings?.readOnly && !inMaintenance(primaryId)) {
-    problems.push({
-      code: 'NoWritablePrimary',
-      severity: 'critical',
-      instance: primaryId,
-      summary: `primary ${primaryId} is read_only: writes are refused`,
-      evidence: [`${primaryId}: read_only=ON (${topology.primaryEvidence})`],
-    });
+    problems.push(problem('NoWritablePrimary', { instance: primaryId, summary: `primary ${primaryId} is read_only: writes are refused`, evidence: [`${primaryId}: read_only=ON (${topology.primaryEvidence})`], data: {} }));
+  }
+
+  // Primary-side lease: this manager lost etcd, so another may be leading; the decided primary
+  // stops taking writes unless it is the only live node (then nothing could replace it anyway).
+  const leased = view.decision?.decidedPrimary ?? primaryId;
+  const leasedObs = leased ? obsOf(leased) : undefined;
+  if (view.leaseLostForMs !== undefined && leased && leasedObs?.reachable && leasedObs.settings && !leasedObs.settings.readOnly) {
+    const otherLiveNodes = otherIds.filter((id) => id !== leased && obsOf(id)?.reachable);
+    problems.push(
+      problem('PrimaryLeaseExpired', {
+        instance: leased,
+        summary: `no contact with etcd for ${Math.round(view.leaseLostForMs / 100) / 10} s, longer than the lease: ${leased} must stop taking writes${otherLiveNodes.length === 0 ? ' (but it is the only live node)' : ''}`,
+        evidence: [`coordination lost for ${view.leaseLostForMs} ms`, `${leased}: read_only=OFF`, `other live nodes: ${otherLiveNodes.join(', ') || 'none'}`],
+        data: { contactLostMs: view.leaseLostForMs, otherLiveNodes },
+      }),
+    );
   }
 
   const writableRoots = [...view.observations.values()].filter((o) => o.reachable && o.settings && !o.settings.readOnly && !topology.sources.has(o.id));
   if (writableRoots.length > 1) {
-    problems.push({
-      code: 'TwoWritablePrimaries',
-      severity: 'critical',
-      summary: `${writableRoots.length} instances accept writes and replicate from nobody: ${writableRoots.map((o) => o.id).join(', ')}`,
-      evidence: writableRoots.map((o) => `${o.id}: read_only=OFF, not a replica`),
-    });
+    problems.push(
+      problem('TwoWritablePrimaries', {
+        summary: `${writableRoots.length} instances accept writes and replicate from nobody: ${writableRoots.map((o) => o.id).join(', ')}`,
+        evidence: writableRoots.map((o) => `${o.id}: read_only=OFF, not a replica`),
+        data: { writable: writableRoots.map((o) => o.id) },
+      }),
+    );
   }
 
   const primaryGtids = primary?.reachable ? primary.gtids?.executed : undefined;
@@ -103,97 +119,101 @@ export function analyzeCluster(view: ClusterView): Analysis {
     const obs = obsOf(id);
     if (!obs) continue;
     if (!obs.reachable) {
-      problems.push({ code: 'UnreachableInstance', severity: 'warning', instance: id, summary: `${id} is unreachable`, evidence: [obs.error?.message ?? 'unreachable'] });
+      problems.push(problem('UnreachableInstance', { instance: id, summary: `${id} is unreachable`, evidence: [obs.error?.message ?? 'unreachable'], data: {} }));
       continue;
     }
     const r = obs.replica;
     const src = topology.sources.get(id);
     if (!r || !r.sourceHost) {
       if (topology.orphans.includes(id))
-        problems.push({
-          code: 'OrphanInstance',
-          severity: 'warning',
-          instance: id,
-          summary: `${id} replicates from nobody and is not the primary (a former primary?): it needs a rejoin`,
-          evidence: [`${id}: no replication configured, read_only=${obs.settings?.readOnly ? 'ON' : 'OFF'}`],
-        });
+        problems.push(
+          problem('OrphanInstance', {
+            instance: id,
+            summary: `${id} replicates from nobody and is not the primary (a former primary?): it needs a rejoin`,
+            evidence: [`${id}: no replication configured, read_only=${obs.settings?.readOnly ? 'ON' : 'OFF'}`],
+            data: {},
+          }),
+        );
     } else if (src !== primaryId) {
       const dest = src ?? `${r.sourceHost}:${r.sourcePort} (outside the cluster)`;
       // A replica of a replica is a legal chain; only flag pointing at a dead or orphaned instance.
       const srcObs = src ? obsOf(src) : undefined;
       const srcIsReplica = src ? topology.sources.has(src) : false;
       if (!srcIsReplica || !srcObs?.reachable)
-        problems.push({
-          code: 'ReplicaPointsElsewhere',
-          severity: 'warning',
-          instance: id,
-          summary: `${id} replicates from ${dest}, not from the primary ${primaryId ?? '(unknown)'}`,
-          evidence: [`${id}: source ${r.sourceHost}:${r.sourcePort}, IO thread ${r.ioThread}`],
-        });
+        problems.push(
+          problem('ReplicaPointsElsewhere', {
+            instance: id,
+            summary: `${id} replicates from ${dest}, not from the primary ${primaryId ?? '(unknown)'}`,
+            evidence: [`${id}: source ${r.sourceHost}:${r.sourcePort}, IO thread ${r.ioThread}`],
+            data: { source: `${r.sourceHost}:${r.sourcePort}`, sourceInCluster: src },
+          }),
+        );
     }
     if (r) {
       if (r.lastSqlErrno && !r.sqlThread) {
-        problems.push({
-          code: 'ReplicationBroken',
-          severity: 'critical',
-          instance: id,
-          summary: `${id}: SQL thread stopped on error ${r.lastSqlErrno}`,
-          evidence: [`Last_SQL_Error: ${r.lastSqlError}`],
-        });
+        problems.push(
+          problem('ReplicationBroken', {
+            instance: id,
+            summary: `${id}: SQL thread stopped on error ${r.lastSqlErrno}`,
+            evidence: [`Last_SQL_Error: ${r.lastSqlError}`],
+            data: { thread: 'sql', errno: r.lastSqlErrno, error: r.lastSqlError },
+          }),
+        );
       } else if (r.ioThread === 'no' && r.lastIoErrno) {
-        problems.push({
-          code: 'ReplicationBroken',
-          severity: 'critical',
-          instance: id,
-          summary: `${id}: IO thread stopped on error ${r.lastIoErrno}`,
-          evidence: [`Last_IO_Error: ${r.lastIoError}`],
-        });
+        problems.push(
+          problem('ReplicationBroken', {
+            instance: id,
+            summary: `${id}: IO thread stopped on error ${r.lastIoErrno}`,
+            evidence: [`Last_IO_Error: ${r.lastIoError}`],
+            data: { thread: 'io', errno: r.lastIoErrno, error: r.lastIoError },
+          }),
+        );
       } else if (r.ioThread === 'no' || !r.sqlThread) {
-        problems.push({
-          code: 'ReplicationStopped',
-          severity: 'warning',
-          instance: id,
-          summary: `${id}: replication stopped (IO ${r.ioThread}, SQL ${r.sqlThread ? 'yes' : 'no'})`,
-          evidence: [`IO thread ${r.ioThread}, SQL thread ${r.sqlThread ? 'running' : 'stopped'}, no error recorded`],
-        });
+        problems.push(
+          problem('ReplicationStopped', {
+            instance: id,
+            summary: `${id}: replication stopped (IO ${r.ioThread}, SQL ${r.sqlThread ? 'yes' : 'no'})`,
+            evidence: [`IO thread ${r.ioThread}, SQL thread ${r.sqlThread ? 'running' : 'stopped'}, no error recorded`],
+            data: { ioThread: r.ioThread, sqlThread: r.sqlThread },
+          }),
+        );
       } else if (r.ioThread === 'connecting' && primary?.reachable && src === primaryId) {
-        problems.push({
-          code: 'ReplicaCannotReachPrimary',
-          severity: 'warning',
-          instance: id,
-          summary: `${id} cannot connect to ${primaryId}, which Regent can reach`,
-          evidence: [`Last_IO_Error ${r.lastIoErrno}: ${r.lastIoError}`],
-        });
+        problems.push(
+          problem('ReplicaCannotReachPrimary', {
+            instance: id,
+            summary: `${id} cannot connect to ${primaryId}, which Regent can reach`,
+            evidence: [`Last_IO_Error ${r.lastIoErrno}: ${r.lastIoError}`],
+            data: { errno: r.lastIoErrno, error: r.lastIoError },
+          }),
+        );
       }
       if (r.secondsBehind !== null && r.secondsBehind > cfg.monitor.lagThresholdSeconds) {
-        problems.push({
-          code: 'ReplicaLagging',
-          severity: 'warning',
-          instance: id,
-          summary: `${id} is ${r.secondsBehind} s behind (threshold ${cfg.monitor.lagThresholdSeconds} s)`,
-          evidence: [`Seconds_Behind_Master=${r.secondsBehind}`],
-        });
+        problems.push(
+          problem('ReplicaLagging', {
+            instance: id,
+            summary: `${id} is ${r.secondsBehind} s behind (threshold ${cfg.monitor.lagThresholdSeconds} s)`,
+            evidence: [`Seconds_Behind_Master=${r.secondsBehind}`],
+            data: { seconds: r.secondsBehind, thresholdSeconds: cfg.monitor.lagThresholdSeconds },
+          }),
+        );
       }
     }
     if (obs.settings && !obs.settings.readOnly && (r?.sourceHost || src)) {
-      problems.push({
-        code: 'WritableReplica',
-        severity: 'warning',
-        instance: id,
-        summary: `${id} is a replica with read_only=OFF`,
-        evidence: [`${id}: read_only=OFF while replicating from ${r?.sourceHost}:${r?.sourcePort}`],
-      });
+      problems.push(
+        problem('WritableReplica', { instance: id, summary: `${id} is a replica with read_only=OFF`, evidence: [`${id}: read_only=OFF while replicating from ${r?.sourceHost}:${r?.sourcePort}`], data: {} }),
+      );
     }
     if (primaryGtids && obs.gtids && primary?.settings) {
       const errant = errantTransactions(obs.gtids.executed, primaryGtids, primary.settings.gtidOrigin);
       if (!errant.isEmpty())
-        problems.push({
-          code: 'ErrantGtid',
-          severity: 'critical',
-          instance: id,
-          summary: `${id} has transactions the primary lacks: ${errant.toString()}`,
-          evidence: [`${id} executed ${obs.gtids.executed.toString()}`, `${primaryId} executed ${primaryGtids.toString()}`],
-        });
+        problems.push(
+          problem('ErrantGtid', {
+            instance: id,
+            summary: `${id} has transactions the primary lacks: ${errant.toString()}`,
+            evidence: [`${id} executed ${obs.gtids.executed.toString()}`, `${primaryId} executed ${primaryGtids.toString()}`],
+            data: { errant },
+          }),
+        );
     }
   }
   return { topology, problems };

@@ -2,6 +2,7 @@ import type { ClusterConfig } from '../config/load.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Analysis } from './analyze.ts';
 import type { Problem } from './problems.ts';
+import type { Decision } from '../decision/decision.ts';
 
 /**
  * A cluster as plain JSON: what `regent status --json`, the API and the dashboard show. GTIDs become
@@ -44,8 +45,13 @@ export interface ClusterReport {
   /** Router endpoints from the config (writer/reader listen addresses). */
   endpoints: { writer?: string; reader?: string };
   health: Health;
+  /** The primary the topology shows (what the servers say). */
   primary?: string;
   primaryEvidence: string;
+  /** The primary Regent decided on (what the writer endpoints follow), when a manager's record is known. */
+  decidedPrimary?: string;
+  /** Former primaries Regent fenced. */
+  fenced?: string[];
   instances: InstanceReport[];
   problems: Problem[];
 }
@@ -56,7 +62,7 @@ export function healthOf(problems: Problem[], instances: InstanceReport[]): Heal
   return problems.some((p) => p.severity !== 'info') ? 'degraded' : 'healthy';
 }
 
-export function clusterReport(cluster: ClusterConfig, observations: Map<string, InstanceObservation>, analysis: Analysis): ClusterReport {
+export function clusterReport(cluster: ClusterConfig, observations: Map<string, InstanceObservation>, analysis: Analysis, decision?: Decision): ClusterReport {
   const { topology } = analysis;
   const instances = cluster.instances.map((inst): InstanceReport => {
     const o = observations.get(inst.id);
@@ -98,6 +104,8 @@ export function clusterReport(cluster: ClusterConfig, observations: Map<string, 
     health: healthOf(analysis.problems, instances),
     primary: topology.primary,
     primaryEvidence: topology.primaryEvidence,
+    decidedPrimary: decision?.decidedPrimary,
+    fenced: decision ? [...decision.fenced] : undefined,
     instances,
     problems: analysis.problems,
   };

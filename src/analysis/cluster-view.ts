@@ -1,17 +1,20 @@
 import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
+import type { Decision } from '../decision/decision.ts';
 
 /** The latest observation of every instance of one cluster, plus what Regent remembers between probes. */
 export interface ClusterView {
   cluster: ClusterConfig;
   observations: Map<string, InstanceObservation>;
   now: number;
-  /** The primary Regent last knew (from its own recoveries or earlier views); guides inference when it died. */
-  lastKnownPrimary?: string;
-  /** Instances a person put in maintenance: observed, never acted on. */
-  maintenance?: Set<string>;
-  /** Former primaries Regent fenced: replicas still pointing at one do not make it the primary. */
-  fenced?: Set<string>;
+  /**
+   * What Regent decided (read-only): the decided primary guides inference when it died, fenced
+   * former primaries are never made primary by stale replica pointers, instances in maintenance
+   * are observed and never acted on. Absent for one-shot commands without a record.
+   */
+  decision?: Decision;
+  /** This manager lost its coordination (etcd) this long ago, beyond the lease (coordination.primaryLease only). */
+  leaseLostForMs?: number;
 }
 
 export interface Topology {
@@ -68,26 +71,27 @@ export function inferTopology(view: ClusterView): Topology {
   const tops = new Map<string, number>();
   for (const [src, n] of pointedAt) tops.set(top(src), (tops.get(top(src)) ?? 0) + n);
   const ranked = [...tops.entries()].sort((a, b) => b[1] - a[1]);
-  const lastKnown = view.lastKnownPrimary ? view.observations.get(view.lastKnownPrimary) : undefined;
-  const lastKnownIsLiveWriter = Boolean(lastKnown?.reachable && lastKnown.settings && !lastKnown.settings.readOnly && !sources.has(lastKnown.id));
+  const decided = view.decision?.decidedPrimary;
+  const decidedObs = decided ? view.observations.get(decided) : undefined;
+  const decidedIsLiveWriter = Boolean(decidedObs?.reachable && decidedObs.settings && !decidedObs.settings.readOnly && !sources.has(decidedObs.id));
   const pointerTop = ranked[0];
-  const pointerTopUsable = pointerTop && (view.observations.get(pointerTop[0])?.reachable || !lastKnownIsLiveWriter) && !(lastKnownIsLiveWriter && view.fenced?.has(pointerTop[0]));
+  const pointerTopUsable = pointerTop && (view.observations.get(pointerTop[0])?.reachable || !decidedIsLiveWriter) && !(decidedIsLiveWriter && view.decision?.fenced.has(pointerTop[0]));
   if (pointerTop && pointerTopUsable) {
     const [candidate, n] = pointerTop;
-    const lastKnownAmongTops = view.lastKnownPrimary && tops.has(view.lastKnownPrimary) ? view.lastKnownPrimary : undefined;
-    primary = ranked.length > 1 && lastKnownAmongTops ? lastKnownAmongTops : candidate;
+    const decidedAmongTops = decided && tops.has(decided) ? decided : undefined;
+    primary = ranked.length > 1 && decidedAmongTops ? decidedAmongTops : candidate;
     primaryEvidence = `${n} replica${n === 1 ? '' : 's'} replicate${n === 1 ? 's' : ''} from it`;
-  } else if (lastKnownIsLiveWriter && lastKnown) {
+  } else if (decidedIsLiveWriter && decidedObs) {
     // Replicas still pointing at a dead former primary do not outvote the writable primary Regent
     // itself promoted: that would fail over a second time.
-    primary = lastKnown.id;
+    primary = decidedObs.id;
     primaryEvidence = 'the writable primary Regent decided on';
   } else if (writableRoots.length === 1 && writableRoots[0]) {
     primary = writableRoots[0].id;
     primaryEvidence = 'the only writable instance that replicates from nobody';
-  } else if (view.lastKnownPrimary) {
-    primary = view.lastKnownPrimary;
-    primaryEvidence = 'last known primary';
+  } else if (decided) {
+    primary = decided;
+    primaryEvidence = 'the primary Regent decided on';
   } else if (roots.length === 1 && roots[0]) {
     primary = roots[0].id;
     primaryEvidence = 'the only instance that replicates from nobody';

@@ -1,11 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import { clusterReport } from '../analysis/cluster-report.ts';
+import { z } from 'zod';
 import type { JournalEntry } from '../coordination/coordinator.ts';
-import type { Manager } from '../manager/manager.ts';
-import type { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
-import { planFailover } from '../recovery/plan.ts';
-import { jsonReplacer, type ApiServer } from './server.ts';
 import { ApiError } from '../errors.ts';
+import type { ClusterApi, ManagerApi } from './manager-api.ts';
+import { jsonReplacer, type ApiServer } from './server.ts';
 
 /** One recovery as the API and dashboard show it: the plan, each step with its duration, the outcome. */
 export interface RecoveryRecord {
@@ -40,87 +38,90 @@ export function groupRecoveries(entries: JournalEntry[]): RecoveryRecord[] {
   return [...byPlan.values()].sort((a, b) => b.startedAt - a.startedAt);
 }
 
+const promotionBody = z.strictObject({ rule: z.enum(['prefer', 'neutral', 'never'], { message: 'rule must be prefer, neutral or never' }) });
+const failoverBody = z.strictObject({ force: z.boolean({ message: 'force must be true or false' }).default(false) });
+const switchoverBody = z.strictObject({ target: z.string({ message: 'target must be an instance name or "host:port"' }).min(1).optional() });
+const repairBody = z.strictObject({
+  action: z.enum(['retry', 'reclone'], { message: 'action must be "retry" (start replication again) or "reclone" (rebuild the data from another instance)' }),
+});
+const maintenanceBody = z.strictObject({
+  minutes: z.number({ message: 'minutes must be a number between 1 and 10080' }).min(1, 'minutes must be a number between 1 and 10080').max(7 * 24 * 60, 'minutes must be a number between 1 and 10080').default(60),
+});
+const noBody = z.strictObject({});
+
 /** The JSON API of a running manager (docs/api.md lists every endpoint). */
-export function registerRoutes(api: ApiServer, manager: Manager): void {
-  const sup = (name: string): ClusterSupervisor => {
-    const s = manager.supervisors.get(name);
-    if (!s) throw new ApiError(404, `no cluster named "${name}" (clusters: ${[...manager.supervisors.keys()].join(', ')})`);
-    return s;
+export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
+  const clusterOf = (name: string): ClusterApi => {
+    const c = manager.cluster(name);
+    if (!c) throw new ApiError(404, `no cluster named "${name}" (clusters: ${manager.clusterNames().join(', ')})`);
+    return c;
   };
   const requireLeader = () => {
-    if (!manager.coordinator.isLeader()) throw new ApiError(409, 'this manager is not the leader; send actions to the leader (GET /api/v1/managers)');
+    if (!manager.isLeader()) throw new ApiError(409, 'this manager is not the leader; send actions to the leader (GET /api/v1/managers)');
   };
-  const instanceOf = (s: ClusterSupervisor, id: string) => {
-    const inst = s.cluster.instances.find((i) => i.id === id || i.name === id);
-    if (!inst) throw new ApiError(404, `no instance "${id}" in cluster ${s.cluster.name}`);
+  const instanceOf = (c: ClusterApi, id: string) => {
+    const inst = c.config.instances.find((i) => i.id === id || i.name === id);
+    if (!inst) throw new ApiError(404, `no instance "${id}" in cluster ${c.config.name}`);
     return inst;
   };
-  const report = (s: ClusterSupervisor) => {
-    const view = s.monitor.view();
-    const analysis = s.lastAnalysis ?? { topology: { primary: undefined, primaryEvidence: 'not analysed yet', sources: new Map(), orphans: [] }, problems: [] };
-    return clusterReport(s.cluster, view.observations, analysis);
-  };
+  const refused = (r: { refusal: string }, prefix = ''): ApiError => new ApiError(409, `${prefix}${r.refusal}`);
 
-  api.add({ method: 'GET', path: '/api/v1/clusters', handler: () => ({ json: { clusters: [...manager.supervisors.values()].map(report) } }) });
+  api.add({ method: 'GET', path: '/api/v1/clusters', handler: () => ({ json: { clusters: manager.clusterNames().map((n) => clusterOf(n).report()) } }) });
 
   api.add({
     method: 'GET',
     path: '/api/v1/clusters/:cluster',
-    handler: async ({ params }) => {
-      const s = sup(params['cluster']!);
-      const state = await manager.coordinator.getClusterState(s.cluster.name);
-      const router = manager.routers.get(s.cluster.name);
-      const blockMs = s.cluster.failover.blockPeriodSeconds * 1000;
-      const last = state.lastRecovery;
-      const blockedUntil = last && !(state.acknowledgedAt && state.acknowledgedAt >= last.at) && Date.now() - last.at < blockMs ? last.at + blockMs : undefined;
+    handler: ({ params }) => {
+      const c = clusterOf(params['cluster']!);
+      const d = c.decision();
       return {
         json: {
-          ...report(s),
-          decidedPrimary: s.monitor.lastKnownPrimary,
-          acting: s.acting,
-          automaticFailover: s.cluster.failover.automatic,
-          blockedUntil,
-          state: { lastRecovery: state.lastRecovery, acknowledgedAt: state.acknowledgedAt, fenced: state.fenced ?? [], maintenance: state.maintenance ?? {} },
-          routing: router ? { endpoints: router.endpoints, table: router.table } : undefined,
+          ...c.report(),
+          acting: c.acting(),
+          automaticFailover: c.config.failover.automatic,
+          blockedUntil: c.blockedUntil(),
+          state: {
+            lastRecovery: d.lastRecovery,
+            lastSwitchover: d.lastSwitchover,
+            acknowledgedAt: d.acknowledgedAt,
+            fenced: [...d.fenced],
+            maintenance: Object.fromEntries(d.maintenance),
+            errant: Object.fromEntries(d.errant),
+          },
+          routing: c.routing(),
         },
       };
     },
   });
 
-  api.add({ method: 'GET', path: '/api/v1/clusters/:cluster/problems', handler: ({ params }) => ({ json: { problems: sup(params['cluster']!).lastAnalysis?.problems ?? [] } }) });
+  api.add({ method: 'GET', path: '/api/v1/clusters/:cluster/problems', handler: ({ params }) => ({ json: { problems: clusterOf(params['cluster']!).report().problems } }) });
 
   api.add({
     method: 'GET',
     path: '/api/v1/clusters/:cluster/instances/:instance',
     handler: ({ params }) => {
-      const s = sup(params['cluster']!);
-      const inst = instanceOf(s, params['instance']!);
-      const o = s.monitor.probers.get(inst.id)?.latest;
-      const r = report(s).instances.find((i) => i.id === inst.id);
+      const c = clusterOf(params['cluster']!);
+      const inst = instanceOf(c, params['instance']!);
+      const o = c.observation(inst.id);
+      const d = c.decision();
+      const until = d.maintenance.get(inst.id);
       return {
         json: {
-          ...r,
+          ...c.report().instances.find((i) => i.id === inst.id),
           labels: inst.labels,
           settings: o?.settings,
           gtids: o?.gtids && { executed: o.gtids.executed.toString(), binlog: o.gtids.binlog.toString(), replicated: o.gtids.replicated.toString() },
           observedAt: o?.at,
           replicaLastContactAt: o?.replicaLastContactAt,
-          knownErrant: s.knownErrant.get(inst.id),
-          maintenance: s.monitor.maintenance.has(inst.id),
+          knownErrant: d.errant.get(inst.id),
+          fenced: d.fenced.has(inst.id),
+          maintenance: until !== undefined && until > Date.now(),
         },
       };
     },
   });
 
-  api.add({
-    method: 'GET',
-    path: '/api/v1/clusters/:cluster/plan',
-    handler: ({ params }) => {
-      const s = sup(params['cluster']!);
-      if (!s.lastAnalysis) throw new ApiError(503, 'the cluster has not been analysed yet');
-      return { json: planFailover(s.monitor.view(), s.lastAnalysis, s.knownErrant, 'dry run') };
-    },
-  });
+  api.add({ method: 'GET', path: '/api/v1/clusters/:cluster/plan', handler: async ({ params }) => ({ json: await clusterOf(params['cluster']!).plan() }) });
 
   api.add({
     method: 'GET',
@@ -128,30 +129,23 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     handler: async ({ query }) => {
       const cluster = query.get('cluster') ?? undefined;
       const limit = Number(query.get('limit') ?? 50);
-      return { json: { recoveries: groupRecoveries(await manager.coordinator.readJournal(cluster)).slice(0, limit) } };
+      if (!Number.isInteger(limit) || limit < 1) throw new ApiError(400, 'limit must be a positive whole number');
+      return { json: { recoveries: groupRecoveries(await manager.readJournal(cluster)).slice(0, limit) } };
     },
   });
 
-  api.add({
-    method: 'GET',
-    path: '/api/v1/managers',
-    handler: async () => ({ json: { managers: await manager.managersInfo() } }),
-  });
+  api.add({ method: 'GET', path: '/api/v1/managers', handler: async () => ({ json: { managers: await manager.managers() } }) });
 
   api.add({
     method: 'POST',
     path: '/api/v1/clusters/:cluster/failover',
     mutating: true,
+    body: failoverBody,
     handler: async ({ params, body }) => {
-      const s = sup(params['cluster']!);
+      const c = clusterOf(params['cluster']!);
       requireLeader();
-      if (!s.lastAnalysis) throw new ApiError(503, 'the cluster has not been analysed yet');
-      const force = Boolean((body as { force?: boolean } | undefined)?.force);
-      const primary = s.lastAnalysis.topology.primary;
-      if (primary && s.monitor.probers.get(primary)?.latest.reachable && !force)
-        throw new ApiError(409, `primary ${primary} is alive; use switchover, or {"force": true} to fence it and fail over anyway`);
-      const result = await s.runFailover(s.lastAnalysis, 'manual (API)');
-      if ('refusal' in result) throw new ApiError(409, `no failover: ${result.refusal}`);
+      const result = await c.failover({ force: body.force, trigger: 'manual (API)' });
+      if ('refusal' in result) throw refused(result, 'no failover: ');
       return { status: result.ok ? 200 : 500, json: result };
     },
   });
@@ -160,13 +154,12 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     method: 'POST',
     path: '/api/v1/clusters/:cluster/switchover',
     mutating: true,
+    body: switchoverBody,
     handler: async ({ params, body }) => {
-      const s = sup(params['cluster']!);
+      const c = clusterOf(params['cluster']!);
       requireLeader();
-      const target = (body as { target?: string } | undefined)?.target;
-      if (target !== undefined && typeof target !== 'string') throw new ApiError(400, 'target must be "host:port"');
-      const result = await s.runSwitchover(target ? instanceOf(s, target).id : undefined, 'manual (API)');
-      if ('refusal' in result) throw new ApiError(409, result.refusal);
+      const result = await c.switchover(body.target ? instanceOf(c, body.target).id : undefined, 'manual (API)');
+      if ('refusal' in result) throw refused(result);
       return { status: result.ok ? 200 : 500, json: result };
     },
   });
@@ -175,11 +168,12 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     method: 'POST',
     path: '/api/v1/clusters/:cluster/instances/:instance/rejoin',
     mutating: true,
+    body: noBody,
     handler: async ({ params }) => {
-      const s = sup(params['cluster']!);
+      const c = clusterOf(params['cluster']!);
       requireLeader();
-      const r = await s.runRejoin(instanceOf(s, params['instance']!).id, 'manual (API)');
-      if ('refusal' in r) throw new ApiError(409, r.refusal);
+      const r = await c.rejoin(instanceOf(c, params['instance']!).id, 'manual (API)');
+      if ('refusal' in r) throw refused(r);
       return { status: r.ok ? 200 : 409, json: r };
     },
   });
@@ -188,13 +182,12 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     method: 'POST',
     path: '/api/v1/clusters/:cluster/instances/:instance/repair',
     mutating: true,
+    body: repairBody,
     handler: async ({ params, body }) => {
-      const s = sup(params['cluster']!);
+      const c = clusterOf(params['cluster']!);
       requireLeader();
-      const action = (body as { action?: string } | undefined)?.action;
-      if (action !== 'retry' && action !== 'reclone') throw new ApiError(400, 'action must be "retry" (start replication again) or "reclone" (rebuild the data from another instance)');
-      const r = await s.runRepair(instanceOf(s, params['instance']!).id, action);
-      if ('refusal' in r) throw new ApiError(409, r.refusal);
+      const r = await c.repair(instanceOf(c, params['instance']!).id, body.action);
+      if ('refusal' in r) throw refused(r);
       return { status: r.ok ? 200 : 409, json: r };
     },
   });
@@ -203,15 +196,14 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     method: 'PUT',
     path: '/api/v1/clusters/:cluster/instances/:instance/promotion',
     mutating: true,
-    handler: async ({ params, body }) => {
-      const s = sup(params['cluster']!);
-      const inst = instanceOf(s, params['instance']!);
-      const rule = (body as { rule?: string } | undefined)?.rule;
-      if (rule !== 'prefer' && rule !== 'neutral' && rule !== 'never') throw new ApiError(400, 'rule must be prefer, neutral or never');
+    body: promotionBody,
+    handler: ({ params, body }) => {
+      const c = clusterOf(params['cluster']!);
+      const inst = instanceOf(c, params['instance']!);
       // The rule is changed for this manager's lifetime; the config file stays the source of truth.
-      inst.promotion = rule;
-      manager.emitEvent({ type: 'promotion_rule', cluster: s.cluster.name, instance: inst.id, rule });
-      return { json: { instance: inst.id, promotion: rule, note: 'changed until the manager restarts; set it in the config file to keep it' } };
+      inst.promotion = body.rule;
+      manager.emitEvent({ type: 'promotion_rule', cluster: c.config.name, instance: inst.id, rule: body.rule });
+      return { json: { instance: inst.id, promotion: body.rule, note: 'changed until the manager restarts; set it in the config file to keep it' } };
     },
   });
 
@@ -219,11 +211,13 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     method: 'POST',
     path: '/api/v1/clusters/:cluster/ack',
     mutating: true,
+    body: noBody,
     handler: async ({ params }) => {
-      const s = sup(params['cluster']!);
-      const state = await manager.coordinator.updateClusterState(s.cluster.name, (st) => ({ ...st, acknowledgedAt: Date.now() }));
-      manager.emitEvent({ type: 'ack', cluster: s.cluster.name });
-      return { json: { acknowledgedAt: state.acknowledgedAt, lastRecovery: state.lastRecovery } };
+      const c = clusterOf(params['cluster']!);
+      requireLeader();
+      const d = await c.acknowledge();
+      manager.emitEvent({ type: 'ack', cluster: c.config.name });
+      return { json: { acknowledgedAt: d.acknowledgedAt, lastRecovery: d.lastRecovery } };
     },
   });
 
@@ -231,15 +225,14 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     method: 'POST',
     path: '/api/v1/clusters/:cluster/instances/:instance/maintenance',
     mutating: true,
+    body: maintenanceBody,
     handler: async ({ params, body }) => {
-      const s = sup(params['cluster']!);
-      const inst = instanceOf(s, params['instance']!);
-      const minutes = Number((body as { minutes?: number } | undefined)?.minutes ?? 60);
-      if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 7 * 24 * 60) throw new ApiError(400, 'minutes must be a number between 1 and 10080');
-      const until = Date.now() + minutes * 60000;
-      await manager.coordinator.updateClusterState(s.cluster.name, (st) => ({ ...st, maintenance: { ...(st.maintenance ?? {}), [inst.id]: until } }));
-      await s.refreshMaintenance();
-      manager.emitEvent({ type: 'maintenance', cluster: s.cluster.name, instance: inst.id, until });
+      const c = clusterOf(params['cluster']!);
+      const inst = instanceOf(c, params['instance']!);
+      requireLeader();
+      const until = Date.now() + body.minutes * 60000;
+      await c.setMaintenance(inst.id, until);
+      manager.emitEvent({ type: 'maintenance', cluster: c.config.name, instance: inst.id, until });
       return { json: { instance: inst.id, until } };
     },
   });
@@ -249,15 +242,11 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
     path: '/api/v1/clusters/:cluster/instances/:instance/maintenance',
     mutating: true,
     handler: async ({ params }) => {
-      const s = sup(params['cluster']!);
-      const inst = instanceOf(s, params['instance']!);
-      await manager.coordinator.updateClusterState(s.cluster.name, (st) => {
-        const m = { ...(st.maintenance ?? {}) };
-        delete m[inst.id];
-        return { ...st, maintenance: m };
-      });
-      await s.refreshMaintenance();
-      manager.emitEvent({ type: 'maintenance', cluster: s.cluster.name, instance: inst.id, until: null });
+      const c = clusterOf(params['cluster']!);
+      const inst = instanceOf(c, params['instance']!);
+      requireLeader();
+      await c.setMaintenance(inst.id, undefined);
+      manager.emitEvent({ type: 'maintenance', cluster: c.config.name, instance: inst.id, until: null });
       return { json: { instance: inst.id, maintenance: false } };
     },
   });
@@ -274,14 +263,14 @@ export function registerRoutes(api: ApiServer, manager: Manager): void {
 }
 
 /** Server-Sent Events: every manager event as `data: {json}`, plus a heartbeat comment. */
-function streamEvents(manager: Manager, res: ServerResponse): void {
+function streamEvents(manager: ManagerApi, res: ServerResponse): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
   res.write(': regent events\n\n');
   const send = (e: unknown) => res.write(`data: ${JSON.stringify(e, jsonReplacer)}\n\n`);
-  manager.events.on('event', send);
+  const off = manager.onEvent(send);
   const beat = setInterval(() => res.write(': keep-alive\n\n'), 15000);
   res.on('close', () => {
     clearInterval(beat);
-    manager.events.off('event', send);
+    off();
   });
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import type { z } from 'zod';
 import type { Registry } from 'prom-client';
 import type { Secret } from '../util/secret.ts';
 import type { Logger } from '../util/log.ts';
@@ -18,16 +19,18 @@ export interface ApiRequest {
 
 export type ApiResult = { status?: number; json?: unknown; text?: string; contentType?: string } | 'streamed';
 
-export interface Route {
+export interface Route<B = unknown> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Path pattern with :params, e.g. /api/v1/clusters/:cluster */
   path: string;
   /** Mutating endpoints need the bearer token. */
   mutating?: boolean;
-  handler: (r: ApiRequest) => Promise<ApiResult> | ApiResult;
+  /** The request body's schema: a body that does not match gets a 400 naming the field, and the handler never runs. */
+  body?: z.ZodType<B>;
+  handler: (r: ApiRequest & { body: B }) => Promise<ApiResult> | ApiResult;
 }
 
-interface Compiled extends Route {
+interface Compiled extends Route<unknown> {
   regex: RegExp;
   names: string[];
 }
@@ -44,19 +47,21 @@ export class ApiServer {
   constructor(
     readonly listen: { host: string; port: number },
     private readonly token: Secret | undefined,
-    private readonly registry: Registry,
     private readonly log: Logger,
-  ) {
-    this.add({ method: 'GET', path: '/metrics', handler: async () => ({ text: await this.registry.metrics(), contentType: this.registry.contentType }) });
+  ) {}
+
+  /** Serves a Prometheus registry at /metrics. */
+  serveMetrics(registry: Registry): void {
+    this.add({ method: 'GET', path: '/metrics', handler: async () => ({ text: await registry.metrics(), contentType: registry.contentType }) });
   }
 
-  add(route: Route): void {
+  add<B>(route: Route<B>): void {
     const names: string[] = [];
     const pattern = route.path.replace(/:([A-Za-z]+)/g, (_, n: string) => {
       names.push(n);
       return '([^/]+)';
     });
-    this.#routes.push({ ...route, regex: new RegExp(`^${pattern}$`), names });
+    this.#routes.push({ ...(route as Route<unknown>), regex: new RegExp(`^${pattern}$`), names });
   }
 
   get address(): string {
@@ -105,7 +110,8 @@ export class ApiServer {
       }
       const m = route.regex.exec(url.pathname)!;
       const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(m[i + 1] ?? '')]));
-      const body = method === 'POST' || method === 'PUT' ? await readJson(req) : undefined;
+      const raw = method === 'POST' || method === 'PUT' ? await readJson(req) : undefined;
+      const body = route.body ? validBody(route.body, raw) : raw;
       const result = await route.handler({ method, path: url.pathname, params, query: url.searchParams, body, req, res });
       if (result === 'streamed') return;
       const status = result.status ?? 200;
@@ -132,6 +138,15 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Map) return Object.fromEntries(value);
   if (value instanceof Set) return [...value];
   return value;
+}
+
+/** The body as the route's schema describes it, or a 400 that names the first wrong field. */
+function validBody(schema: z.ZodType, raw: unknown): unknown {
+  const r = schema.safeParse(raw ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const field = issue?.path.length ? issue.path.join('.') : 'body';
+  throw new ApiError(400, `${field}: ${issue?.message ?? 'invalid'}`);
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

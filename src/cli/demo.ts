@@ -1,7 +1,7 @@
-import { Manager } from '../manager/manager.ts';
 import { createSandbox } from '../sandbox/sandbox.ts';
 import { createLogger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
+import { startManager, type RunningManager } from './run.ts';
 import { describeSandbox } from './sandbox.ts';
 
 /**
@@ -12,17 +12,17 @@ export async function demoCommand(opts: { dir: string; basePort: number }): Prom
   const sandbox = await createSandbox({ dir: opts.dir, nodes: 3, basePort: opts.basePort, progress: createProgress() });
   const config = sandbox.config();
   const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'info');
-  const manager = new Manager(config, log);
+  let running: RunningManager | undefined;
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
     process.stderr.write('\nstopping the manager and the sandbox...\n');
-    await manager.stop();
+    await running?.stop();
     await sandbox.down();
   };
   try {
-    await manager.start();
+    running = await startManager(config, log);
     const cfg = sandbox.configFile;
     const dir = sandbox.dir;
     const cluster = config.clusters[0]!;
@@ -32,10 +32,10 @@ export async function demoCommand(opts: { dir: string; basePort: number }): Prom
         '',
         describeSandbox(sandbox),
         '',
-        `Dashboard:        ${manager.api?.address ?? '(no API configured)'}/   (actions need the token in ${dir}/secrets/api-token.pw)`,
+        `Dashboard:        ${running.api?.address ?? '(no API configured)'}/   (actions need the token in ${dir}/secrets/api-token.pw)`,
         `Writer endpoint:  ${cluster.router.writer}   mariadb -h127.0.0.1 -P${cluster.router.writer?.split(':')[1]} -u${app.user} -p"$(cat ${dir}/secrets/app.pw)" ${app.database}`,
         `Reader endpoint:  ${cluster.router.reader}`,
-        `Metrics:          ${manager.api?.address ?? ''}/metrics`,
+        `Metrics:          ${running.api?.address ?? ''}/metrics`,
         '',
         'Regent is watching the cluster (structured log below, on stderr).',
         'In another terminal, try:',

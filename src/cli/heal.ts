@@ -1,12 +1,12 @@
 import type { Config, InstanceConfig } from '../config/load.ts';
 import { instanceId } from '../config/load.ts';
-import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
+import type { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { analyzeCluster } from '../analysis/analyze.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import { cloneInstance } from '../setup/clone.ts';
-import { createLogger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
-import { callManager, localCoordinatorFor } from './api-client.ts';
+import { callManager } from './api-client.ts';
+import { withOneShotSupervisor } from './one-shot.ts';
 import { UsageError } from '../errors.ts';
 import { pickCluster } from './recovery.ts';
 
@@ -27,22 +27,13 @@ async function viaManagerOrLocal<T extends { ok?: boolean }>(
 ): Promise<{ result?: T; refusal?: string }> {
   const answer = await callManager(config, 'POST', path, body);
   if (answer) return answer.status >= 400 && answer.json['error'] ? { refusal: String(answer.json['error']) } : { result: answer.json as unknown as T };
-  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'this action'), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'), undefined, { stateDir: config.stateDir });
-  try {
-    const state = await supervisor.coordinator.getClusterState(cluster.name);
-    await supervisor.monitor.refresh();
-    const analysis = analyzeCluster(supervisor.monitor.view());
-    supervisor.monitor.lastKnownPrimary = state.primary ?? analysis.topology.primary;
-    const r = await local(supervisor);
-    return 'refusal' in r ? { refusal: r.refusal } : { result: r };
-  } finally {
-    await supervisor.stop();
-  }
+  const r = await withOneShotSupervisor(config, cluster, 'this action', local);
+  return 'refusal' in r ? { refusal: r.refusal } : { result: r };
 }
 
 export async function rejoinCommand(config: Config, ref: string, opts: { cluster?: string }): Promise<number> {
   const { cluster, id } = findInstance(config, opts.cluster, ref);
-  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/rejoin`, {}, (s) => s.runRejoin(id, 'manual (CLI)'), cluster);
+  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/rejoin`, {}, (s) => s.manual.rejoin(id, 'manual (CLI)'), cluster);
   if (refusal) {
     process.stderr.write(`regent: rejoin of ${id} refused: ${refusal}\n`);
     return 1;
@@ -61,7 +52,7 @@ export async function repairCommand(config: Config, ref: string, opts: { cluster
   if (Boolean(opts.retry) === Boolean(opts.reclone)) throw new UsageError('choose one: --retry (start replication again) or --reclone (rebuild the data from another instance; its own data is discarded)');
   const action = opts.retry ? 'retry' : 'reclone';
   const { cluster, id } = findInstance(config, opts.cluster, ref);
-  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/repair`, { action }, (s) => s.runRepair(id, action), cluster);
+  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/repair`, { action }, (s) => s.manual.repair(id, action), cluster);
   if (refusal) {
     process.stderr.write(`regent: repair of ${id} refused: ${refusal}\n`);
     return 1;

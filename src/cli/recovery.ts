@@ -1,11 +1,9 @@
-import { analyzeCluster } from '../analysis/analyze.ts';
 import type { ClusterConfig, Config } from '../config/load.ts';
 import type { ClusterState } from '../coordination/coordinator.ts';
-import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
-import { planFailover, renderPlan } from '../recovery/plan.ts';
-import { createLogger } from '../util/log.ts';
+import { renderPlan } from '../recovery/plan.ts';
 import type { FailoverResult } from '../recovery/failover.ts';
 import { callManager, localCoordinatorFor } from './api-client.ts';
+import { withOneShotSupervisor } from './one-shot.ts';
 import { UsageError } from '../errors.ts';
 
 export function pickCluster(config: Config, name: string | undefined): ClusterConfig {
@@ -27,28 +25,16 @@ export async function failoverCommand(config: Config, clusterName: string | unde
   if (!opts.dryRun) {
     // A running manager does it (its router is the fence); otherwise this process acts alone.
     const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/failover`, { force: Boolean(opts.force) });
-    if (viaManager) return printFailover(viaManager.status < 400 || viaManager.json['steps'] ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']) }, cluster.name);
+    if (viaManager) return printFailover(viaManager.status < 400 || viaManager.json['steps'] ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']).replace(/^no failover: /, '') }, cluster.name);
   }
-  const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn');
-  const coordinator = localCoordinatorFor(config, 'failover');
-  const supervisor = new ClusterSupervisor(cluster, coordinator, log);
-  const state = await coordinator.getClusterState(cluster.name);
-  if (state.primary) supervisor.monitor.lastKnownPrimary = state.primary;
-  try {
-    const view = await supervisor.monitor.refresh();
-    const analysis = analyzeCluster(view);
-    const primary = analysis.topology.primary;
-    const plan = planFailover(view, analysis, supervisor.knownErrant, opts.dryRun ? 'dry run' : 'manual');
+  return withOneShotSupervisor(config, cluster, 'failover', async (supervisor) => {
     if (opts.dryRun) {
+      const plan = await supervisor.manual.plan();
       process.stdout.write(`${renderPlan(plan)}\n`);
       return 'refusal' in plan || !plan.choice.candidate ? 1 : 0;
     }
-    if (primary && view.observations.get(primary)?.reachable && !opts.force)
-      throw new UsageError(`primary ${primary} of ${cluster.name} is alive; use \`regent switchover\` for a planned change, or --force to fence it and fail over anyway`);
-    return printFailover(await supervisor.runFailover(analysis, 'manual'), cluster.name);
-  } finally {
-    await supervisor.stop();
-  }
+    return printFailover(await supervisor.manual.failover({ force: Boolean(opts.force), trigger: 'manual' }), cluster.name);
+  });
 }
 
 function printFailover(result: FailoverResult | { refusal: string }, cluster = ''): number {

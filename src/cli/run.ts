@@ -1,6 +1,42 @@
+import { registerRoutes } from '../api/routes.ts';
+import { ApiServer } from '../api/server.ts';
 import type { Config } from '../config/load.ts';
-import { Manager } from '../manager/manager.ts';
-import { createLogger } from '../util/log.ts';
+import { Manager, type ManagerOptions } from '../manager/manager.ts';
+import { registerUi } from '../ui/serve.ts';
+import { createLogger, type Logger } from '../util/log.ts';
+
+export interface RunningManager {
+  manager: Manager;
+  api?: ApiServer;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: builds the manager and its HTTP API (API, dashboard, /metrics) and wires
+ * one to the other through the interface the API declares, then starts both. On a failed start,
+ * whatever did start (API port, pipe processes) is released before the error goes on.
+ */
+export async function startManager(config: Config, log: Logger, opts: Omit<ManagerOptions, 'apiAddress'> = {}): Promise<RunningManager> {
+  const api = config.api ? apiServer(config.api, log) : undefined;
+  const manager = new Manager(config, log, { ...opts, apiAddress: api?.address });
+  if (api) {
+    api.serveMetrics(manager.registry);
+    registerRoutes(api, manager);
+    registerUi(api);
+  }
+  const stop = async () => {
+    await manager.stop().catch(() => undefined);
+    await api?.stop().catch(() => undefined);
+  };
+  try {
+    await api?.start();
+    await manager.start();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { manager, api, stop };
+}
 
 /**
  * `regent run`: the manager, until SIGINT or SIGTERM. `regent proxy` is the same process in
@@ -14,23 +50,22 @@ export async function runCommand(config: Config, opts: { observeOnly?: boolean }
   const delayBeforeStep = delayStep ? { step: delayStep, ms: Number(delayMs) } : undefined;
   const skipDrain = process.env.REGENT_TEST_SKIP_DRAIN === '1';
   if (skipDrain) log.warn({ event: 'test_mode' }, 'REGENT_TEST_SKIP_DRAIN is set: failovers skip the relay-log drain (test-only, loses data)');
-  const manager = new Manager(config, log, { pauseAfterStep, delayBeforeStep, skipDrain, observeOnly: opts.observeOnly });
-  if (opts.observeOnly && manager.routers.size === 0) {
+  const observeOnly = opts.observeOnly ?? false;
+  if (observeOnly && !config.clusters.some((c) => c.router.writer || c.router.reader || c.router.healthCheckBasePort || c.router.haproxySocket)) {
     log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader or health endpoints configured: nothing to serve');
     return 2;
   }
-  try {
-    await manager.start();
-  } catch (e) {
-    // Release what did start (API port, pipe processes) so the error ends the process.
-    await manager.stop().catch(() => undefined);
-    throw e;
-  }
+  const running = await startManager(config, log, { pauseAfterStep, delayBeforeStep, skipDrain, observeOnly });
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
-  await manager.stop();
+  await running.stop();
   return 0;
+}
+
+function apiServer(settings: NonNullable<Config['api']>, log: Logger): ApiServer {
+  const i = settings.listen.lastIndexOf(':');
+  return new ApiServer({ host: settings.listen.slice(0, i), port: Number(settings.listen.slice(i + 1)) }, settings.token, log);
 }

@@ -1,8 +1,7 @@
 import type { Config } from '../config/load.ts';
-import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import type { SwitchoverResult } from '../recovery/switchover.ts';
-import { createLogger } from '../util/log.ts';
-import { callManager, localCoordinatorFor } from './api-client.ts';
+import { callManager } from './api-client.ts';
+import { withOneShotSupervisor } from './one-shot.ts';
 import { pickCluster } from './recovery.ts';
 
 function print(result: SwitchoverResult): number {
@@ -31,15 +30,12 @@ export async function switchoverCommand(config: Config, opts: { cluster?: string
     }
     return print(viaManager.json as unknown as SwitchoverResult);
   }
-  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'switchover'), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'));
-  try {
-    const r = await supervisor.runSwitchover(opts.to, 'manual (CLI)');
+  return withOneShotSupervisor(config, cluster, 'switchover', async (supervisor) => {
+    const r = await supervisor.manual.switchover(opts.to, 'manual (CLI)');
     if ('refusal' in r) {
       process.stderr.write(`regent: switchover refused, nothing changed: ${r.refusal}\n`);
       return 1;
     }
     return print(r);
-  } finally {
-    await supervisor.stop();
-  }
+  });
 }

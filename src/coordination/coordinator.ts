@@ -10,7 +10,11 @@ export type JournalEntry =
   | { type: 'end'; planId: string; cluster: string; at: number; outcome: 'success' | 'failed' | 'aborted'; detail: string; newPrimary?: string; durationMs: number };
 
 export interface ClusterState {
-  /** The primary Regent last decided on or saw; survives manager restarts. */
+  /** The primary Regent decided on; survives manager restarts. */
+  decidedPrimary?: string;
+  /** When it was decided (ms since epoch). */
+  decidedAt?: number;
+  /** Written by versions before the decided primary had its one name; read, never written. */
   primary?: string;
   lastRecovery?: { planId: string; at: number; kind: string; oldPrimary: string; newPrimary?: string; outcome: string };
   lastSwitchover?: { planId: string; at: number; oldPrimary: string; newPrimary: string; writePauseMs: number };

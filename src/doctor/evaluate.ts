@@ -6,6 +6,7 @@ import type { GtidFlavor } from '../gtid/index.ts';
 import { unreachable, type InstanceObservation } from '../monitor/observation.ts';
 import { chooseCandidate } from '../recovery/candidate.ts';
 import { replicaFactsFromView } from '../recovery/plan.ts';
+import { emptyDecision } from '../decision/decision.ts';
 import { clonePrivileges, managerPrivileges, missingPrivileges, neededForFailover, REPLICATION_PRIVILEGES, sqlAccount } from '../sql/grants.ts';
 import { flag } from '../sql/row-values.ts';
 import { DIALECTS, type DoctorDialect } from './dialect.ts';
@@ -640,12 +641,18 @@ function checkCandidate(ctx: Ctx, add: Add): void {
   const primaryId = analysis.topology.primary;
   if (!primaryId) return;
   const replicas = [...analysis.topology.sources.entries()].filter(([, src]) => src === primaryId).map(([id]) => id);
-  const knownErrant = new Map<string, string>();
-  for (const p of analysis.problems) if (p.code === 'ErrantGtid' && p.instance) knownErrant.set(p.instance, errantOf(ctx, p.instance) ?? 'errant');
+  // What a manager would know as errant: what the analysis found against the live primary.
+  const errant = new Map<string, string>();
+  for (const p of analysis.problems) if (p.code === 'ErrantGtid' && p.instance) errant.set(p.instance, p.data.errant.toString());
+  const judged = { ...view, decision: { ...(view.decision ?? emptyDecision(cluster.name)), errant } };
   const primaryCfg = cluster.instances.find((i) => i.id === primaryId);
   const pObs = view.observations.get(primaryId);
   const origin = pObs?.settings?.gtidOrigin;
-  const choice = chooseCandidate(replicaFactsFromView(view, replicas, knownErrant, false), { oldPrimaryDataCenter: primaryCfg?.dataCenter, oldPrimaryOrigin: origin });
+  const choice = chooseCandidate(replicaFactsFromView(judged, replicas, false), {
+    oldPrimaryDataCenter: primaryCfg?.dataCenter,
+    oldPrimaryOrigin: origin,
+    maxLagSeconds: cluster.failover.maxLagForCandidateSeconds,
+  });
   // GTID strictness off or a heartbeat problem does not stop the choice, but makes it unsafe.
   const unsafe = (id: string) => view.observations.get(id)?.settings?.gtidStrict === false;
   if (!choice.candidate) {

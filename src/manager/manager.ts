@@ -1,30 +1,39 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
-import { createManagerMetrics, type ManagerMetrics } from '../api/metrics.ts';
-import { registerRoutes } from '../api/routes.ts';
-import { ApiServer } from '../api/server.ts';
 import type { Config } from '../config/load.ts';
-import type { Coordinator } from '../coordination/coordinator.ts';
+import type { Coordinator, ManagerInfo } from '../coordination/coordinator.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';
-import type { ManagerInfo } from '../coordination/coordinator.ts';
-import type { Publisher } from '../recovery/failover.ts';
+import type { Decision } from '../decision/decision.ts';
 import { ClusterRouter } from '../router/cluster-router.ts';
 import { createRouterMetrics } from '../router/metrics.ts';
 import { DataPlane } from '../router/data-plane.ts';
 import type { Logger } from '../util/log.ts';
+import type { SupervisorOptions } from './cluster-context.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
-import { registerUi } from '../ui/serve.ts';
+import { createManagerMetrics, type ManagerMetrics } from './metrics.ts';
 
 export function createCoordinator(config: Config, log: Logger): Coordinator {
   const c = config.coordination;
   return c.backend === 'etcd' ? new EtcdCoordinator(c, log) : new LocalCoordinator(config.stateDir);
 }
 
+export interface ManagerOptions {
+  coordinator?: Coordinator;
+  pauseAfterStep?: string;
+  delayBeforeStep?: { step: string; ms: number };
+  skipDrain?: boolean;
+  withRouter?: boolean;
+  observeOnly?: boolean;
+  /** Where this manager's HTTP API answers (http://host:port), for the registry of managers. */
+  apiAddress?: string;
+}
+
 /**
  * `regent run`: one supervisor per cluster sharing a coordinator, and the router of each cluster
- * fed by its supervisor (every analysis) and by its failovers (fence, new primary).
+ * following that cluster's decision record and its observations. The HTTP API is wired to it by
+ * the composition root (cli/run.ts) through the interface the API declares.
  */
 export class Manager {
   readonly supervisors = new Map<string, ClusterSupervisor>();
@@ -36,7 +45,6 @@ export class Manager {
   readonly events = new EventEmitter<{ event: [Record<string, unknown>] }>();
   readonly metrics: ManagerMetrics;
   readonly startedAt = Date.now();
-  api?: ApiServer;
   /** Moves the routers' bytes, for every cluster (see data-plane.ts). */
   readonly dataPlane: DataPlane;
   #leaseTimer?: NodeJS.Timeout;
@@ -44,7 +52,7 @@ export class Manager {
   constructor(
     readonly config: Config,
     readonly log: Logger,
-    opts: { coordinator?: Coordinator; pauseAfterStep?: string; delayBeforeStep?: { step: string; ms: number }; skipDrain?: boolean; withRouter?: boolean; observeOnly?: boolean } = {},
+    private readonly opts: ManagerOptions = {},
   ) {
     this.coordinator = opts.coordinator ?? createCoordinator(config, log);
     this.observeOnly = opts.observeOnly ?? false;
@@ -52,43 +60,30 @@ export class Manager {
     const routerMetrics = createRouterMetrics(this.registry);
     this.dataPlane = new DataPlane(config.routerProcesses, log);
     this.metrics = createManagerMetrics(this.registry, () => this.supervisors.values(), () => this.coordinator.isLeader());
-    const publisher: Publisher = {
-      fence: (cluster, old) => this.routers.get(cluster)?.fence(old),
-      primaryChanged: (cluster, next) => this.routers.get(cluster)?.primaryChanged(next),
-      holdWrites: (cluster) => this.routers.get(cluster)?.holdWrites(),
+    const supervisorOptions: SupervisorOptions = {
+      pauseAfterStep: opts.pauseAfterStep,
+      delayBeforeStep: opts.delayBeforeStep,
+      skipDrain: opts.skipDrain,
+      coordination: config.coordination,
+      observeOnly: opts.observeOnly,
+      stateDir: config.stateDir,
+      leaseLostForMs: () => this.#leaseLostForMs(),
     };
     for (const c of config.clusters) {
       for (const outcome of ['success', 'failed']) this.metrics.failovers.inc({ cluster: c.name, outcome }, 0);
       this.metrics.switchovers.inc({ cluster: c.name, outcome: 'success' }, 0);
       this.metrics.failoverSeconds.zero({ cluster: c.name });
       this.metrics.switchoverSeconds.zero({ cluster: c.name });
-      const supervisor = new ClusterSupervisor(c, this.coordinator, log, publisher, {
-        pauseAfterStep: opts.pauseAfterStep,
-        delayBeforeStep: opts.delayBeforeStep,
-        skipDrain: opts.skipDrain,
-        coordination: config.coordination,
-        observeOnly: opts.observeOnly,
-        stateDir: config.stateDir,
-      });
+      const supervisor = new ClusterSupervisor(c, this.coordinator, log, supervisorOptions);
       this.supervisors.set(c.name, supervisor);
       const r = c.router;
       if (opts.withRouter !== false && (r.writer || r.reader || r.healthCheckBasePort || r.haproxySocket)) {
         const router = new ClusterRouter(c, this.dataPlane, routerMetrics, log);
         this.routers.set(c.name, router);
-        supervisor.on('analysis', () =>
-          router.update({ decidedPrimary: supervisor.monitor.lastKnownPrimary, observations: supervisor.monitor.view().observations, maintenance: supervisor.monitor.maintenance }),
-        );
-        supervisor.on('failover', (result) => {
-          if (!result.ok && !result.newPrimary) router.recoveryEnded();
-        });
+        supervisor.decision.subscribe((d, change) => router.onDecision(d, change));
+        supervisor.on('analysis', () => router.observe(supervisor.monitor.observations()));
       }
       this.#forwardEvents(supervisor);
-    }
-    if (config.api) {
-      const i = config.api.listen.lastIndexOf(':');
-      this.api = new ApiServer({ host: config.api.listen.slice(0, i), port: Number(config.api.listen.slice(i + 1)) }, config.api.token, this.registry, log);
-      registerRoutes(this.api, this);
-      registerUi(this.api);
     }
   }
 
@@ -96,11 +91,62 @@ export class Manager {
     this.events.emit('event', { at: Date.now(), ...e });
   }
 
+  onEvent(listener: (e: Record<string, unknown>) => void): () => void {
+    this.events.on('event', listener);
+    return () => this.events.off('event', listener);
+  }
+
+  clusterNames(): string[] {
+    return [...this.supervisors.keys()];
+  }
+
+  isLeader(): boolean {
+    return this.coordinator.isLeader();
+  }
+
+  readJournal(cluster?: string) {
+    return this.coordinator.readJournal(cluster);
+  }
+
+  /** One cluster as the HTTP API sees it (api/manager-api.ts). */
+  cluster(name: string) {
+    const s = this.supervisors.get(name);
+    if (!s) return undefined;
+    const router = this.routers.get(name);
+    return {
+      config: s.cluster,
+      report: () => s.report(),
+      decision: (): Decision => s.decision.snapshot,
+      blockedUntil: () => s.blockedUntil(),
+      acting: () => s.acting,
+      routing: () => (router ? { endpoints: router.endpoints, table: router.table } : undefined),
+      observation: (id: string) => s.monitor.probers.get(id)?.latest,
+      plan: () => s.manual.plan(),
+      failover: (o: { force: boolean; trigger: string }) => s.manual.failover(o),
+      switchover: (target: string | undefined, trigger: string) => s.manual.switchover(target, trigger),
+      rejoin: (id: string, trigger: string) => s.manual.rejoin(id, trigger),
+      repair: (id: string, action: 'retry' | 'reclone') => s.manual.repair(id, action),
+      acknowledge: async (): Promise<Decision> => {
+        await s.decision.acknowledge();
+        s.schedule();
+        return s.decision.snapshot;
+      },
+      setMaintenance: async (id: string, until: number | undefined) => {
+        await s.decision.setMaintenance(id, until);
+        s.schedule();
+      },
+    };
+  }
+
   #forwardEvents(s: ClusterSupervisor): void {
     const cluster = s.cluster.name;
     let lastTopology = '';
     s.on('problem', ({ kind, problem }) => this.emitEvent({ type: `problem_${kind}`, cluster, problem }));
     s.on('step', (e) => this.emitEvent({ type: 'recovery_step', cluster, ...e }));
+    s.on('action', (a) => {
+      this.metrics.actions.inc({ cluster, action: a.action, outcome: a.outcome });
+      this.emitEvent({ type: 'action', cluster, ...a });
+    });
     s.on('failover', (r) => {
       this.metrics.failovers.inc({ cluster, outcome: r.ok ? 'success' : 'failed' });
       this.metrics.failoverSeconds.observe({ cluster }, r.durationMs / 1000);
@@ -116,19 +162,19 @@ export class Manager {
     let lastPublished = '';
     s.on('analysis', (a) => {
       // One event per visible change (roles, reachability, threads), not per probe.
-      const view = s.monitor.view();
-      const key = JSON.stringify([a.topology.primary, [...a.topology.sources], [...view.observations.values()].map((o) => [o.id, o.reachable, o.settings?.readOnly, o.replica?.ioThread, o.replica?.sqlThread])]);
+      const observations = s.monitor.observations();
+      const key = JSON.stringify([a.topology.primary, [...a.topology.sources], [...observations.values()].map((o) => [o.id, o.reachable, o.settings?.readOnly, o.replica?.ioThread, o.replica?.sqlThread])]);
       if (key !== lastTopology) {
         lastTopology = key;
-        this.emitEvent({ type: 'topology', cluster, primary: a.topology.primary });
+        this.emitEvent({ type: 'topology', cluster, primary: a.topology.primary, decidedPrimary: s.decision.snapshot.decidedPrimary });
       }
       // Service discovery: the primary Regent decided on and the replicas fit for reads.
       if (!this.coordinator.isLeader() || this.observeOnly) return;
       const router = this.routers.get(cluster);
-      const primary = s.monitor.lastKnownPrimary;
+      const primary = s.decision.snapshot.decidedPrimary;
       const replicas = router
         ? router.table.readers
-        : [...view.observations.values()].filter((o) => o.id !== primary && o.reachable && o.replica?.ioThread === 'yes' && o.replica.sqlThread).map((o) => o.id);
+        : [...observations.values()].filter((o) => o.id !== primary && o.reachable && o.replica?.ioThread === 'yes' && o.replica.sqlThread).map((o) => o.id);
       const published = JSON.stringify([primary, replicas]);
       if (published === lastPublished) return;
       lastPublished = published;
@@ -140,21 +186,31 @@ export class Manager {
   }
 
   get managerId(): string {
-    return `${hostname()}:${process.pid}${this.api ? `:${this.api.listen.port}` : ''}`;
+    const port = this.opts.apiAddress ? new URL(this.opts.apiAddress).port : '';
+    return `${hostname()}:${process.pid}${port ? `:${port}` : ''}`;
   }
 
-  async managersInfo(): Promise<(ManagerInfo & { self: boolean; backend: string })[]> {
+  async managers(): Promise<(ManagerInfo & { self: boolean; backend: string })[]> {
     try {
       return (await this.coordinator.managers()).map((m) => ({ ...m, self: m.id === this.managerId, backend: this.coordinator.backend }));
     } catch {
       // coordination unreachable: at least say who we are
-      return [{ id: this.managerId, host: hostname(), pid: process.pid, startedAt: this.startedAt, leader: false, self: true, backend: this.coordinator.backend, api: this.api?.address }];
+      return [{ id: this.managerId, host: hostname(), pid: process.pid, startedAt: this.startedAt, leader: false, self: true, backend: this.coordinator.backend, api: this.opts.apiAddress }];
     }
   }
 
+  /**
+   * Primary-side lease (coordination.primaryLease): how long this manager has been cut off from
+   * etcd beyond the lease TTL, undefined while in contact (or when the lease is not used).
+   */
+  #leaseLostForMs(): number | undefined {
+    const c = this.config.coordination;
+    if (c.backend !== 'etcd' || !c.primaryLease || !(this.coordinator instanceof EtcdCoordinator) || this.observeOnly) return undefined;
+    const age = this.coordinator.contactAgeMs();
+    return age > c.leaseTtlSeconds * 1000 ? age : undefined;
+  }
+
   async start(): Promise<void> {
-    await this.api?.start();
-    const host = hostname();
     this.coordinator.onLeadership((leader) => {
       this.emitEvent({ type: 'leadership', leader, manager: this.managerId });
       for (const s of this.supervisors.values()) {
@@ -162,19 +218,18 @@ export class Manager {
         else s.becomePassive();
       }
     });
-    await this.coordinator.start({ id: this.managerId, host, pid: process.pid, api: this.api?.address, startedAt: this.startedAt });
-    const c = this.config.coordination;
-    if (c.backend === 'etcd' && c.primaryLease && this.coordinator instanceof EtcdCoordinator && !this.observeOnly) {
-      const etcd = this.coordinator;
+    await this.coordinator.start({ id: this.managerId, host: hostname(), pid: process.pid, api: this.opts.apiAddress, startedAt: this.startedAt });
+    if (this.config.coordination.backend === 'etcd' && this.config.coordination.primaryLease && !this.observeOnly) {
+      // Losing etcd is noticed by time, not by any probe: judge the clusters again while it lasts.
       this.#leaseTimer = setInterval(() => {
-        if (etcd.contactAgeMs() > c.leaseTtlSeconds * 1000) for (const s of this.supervisors.values()) void s.fenceForLostLease();
+        if (this.#leaseLostForMs() !== undefined) for (const s of this.supervisors.values()) s.schedule();
       }, 250);
     }
     if ([...this.routers.values()].some((r) => r.cluster.router.writer || r.cluster.router.reader)) await this.dataPlane.start();
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(
-      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])), api: this.api?.address },
+      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])), api: this.opts.apiAddress },
       'regent manager started',
     );
   }
@@ -184,7 +239,6 @@ export class Manager {
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
     await Promise.all([...this.routers.values()].map((r) => r.stop()));
     await this.dataPlane.stop();
-    await this.api?.stop();
     await this.coordinator.close();
     this.log.info({ event: 'manager_stopped' }, 'regent manager stopped');
   }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClusterView } from '../analysis/cluster-view.ts';
 import type { ClusterConfig } from '../config/load.ts';
+import type { Decision } from '../decision/decision.ts';
 import type { Logger } from '../util/log.ts';
 import type { InstanceObservation } from './observation.ts';
 import { InstanceProber } from './prober.ts';
@@ -11,14 +12,11 @@ export const SUSPECT_PROBE_INTERVAL_MS = 20;
 /**
  * One prober per instance of a cluster, and the cluster view they add up to. Emits `observation`
  * for every probe result so the manager can re-analyse at once (event-driven, not on a timer).
+ * It only observes: what Regent decided is the decision record's, and comes into a view as a
+ * read-only snapshot.
  */
 export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObservation]; lost: [string] }> {
   readonly probers = new Map<string, InstanceProber>();
-  #lastKnownPrimary?: string;
-  /** When the primary last changed by Regent's decision (ms since epoch). */
-  decidedAt = 0;
-  maintenance = new Set<string>();
-  fenced = new Set<string>();
   #suspecting = false;
 
   constructor(
@@ -34,16 +32,6 @@ export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObserva
     }
   }
 
-  /** The primary Regent decided on (its own recoveries, or a topology it adopted). */
-  get lastKnownPrimary(): string | undefined {
-    return this.#lastKnownPrimary;
-  }
-
-  set lastKnownPrimary(id: string | undefined) {
-    if (id !== this.#lastKnownPrimary) this.decidedAt = Date.now();
-    this.#lastKnownPrimary = id;
-  }
-
   start(): void {
     for (const p of this.probers.values()) p.start();
   }
@@ -52,10 +40,16 @@ export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObserva
     await Promise.all([...this.probers.values()].map((p) => p.stop()));
   }
 
-  view(now = Date.now()): ClusterView {
+  /** The latest observation of every instance. */
+  observations(): Map<string, InstanceObservation> {
     const observations = new Map<string, InstanceObservation>();
     for (const [id, p] of this.probers) observations.set(id, p.latest);
-    return { cluster: this.cluster, observations, now, lastKnownPrimary: this.lastKnownPrimary, maintenance: this.maintenance, fenced: this.fenced };
+    return observations;
+  }
+
+  /** The latest observations with the decision they are judged against. */
+  view(decision?: Decision, now = Date.now()): ClusterView {
+    return { cluster: this.cluster, observations: this.observations(), now, decision };
   }
 
   /** Fast probing of every instance while the primary is in doubt; back to normal when it is settled. */
@@ -71,8 +65,13 @@ export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObserva
   }
 
   /** Probes every instance now, in parallel, and returns the fresh view. */
-  async refresh(): Promise<ClusterView> {
+  async refresh(decision?: Decision): Promise<ClusterView> {
     await Promise.all([...this.probers.values()].map((p) => p.probeNow()));
-    return this.view();
+    return this.view(decision);
+  }
+
+  /** Probes the given instances now, in parallel (the others keep their latest observation). */
+  async reprobe(ids: Iterable<string>): Promise<void> {
+    await Promise.all([...ids].map((id) => this.probers.get(id)?.probeNow()));
   }
 }

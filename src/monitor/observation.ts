@@ -24,6 +24,11 @@ export interface InstanceObservation {
    * "Yes" but has heard nothing for longer than a few heartbeat periods has lost its source.
    */
   replicaLastContactAt?: number;
+  /**
+   * The replica's lag at the last probe that could measure it (Seconds_Behind_Master is NULL once
+   * the IO thread lost its source, which is exactly when a failover wants to know it).
+   */
+  lastMeasuredLagSeconds?: number;
 }
 
 export function unreachable(id: string, kind: DbErrorKind, message: string, at = Date.now()): InstanceObservation {

@@ -22,6 +22,7 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
   #intervalMs: number;
   #inFlight?: Promise<InstanceObservation>;
   #lastContact?: { key: string; at: number };
+  #lastLagSeconds?: number;
 
   constructor(
     readonly cluster: ClusterConfig,
@@ -121,16 +122,18 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
     }
   }
 
-  /** Carries "when did this replica last hear from its source" across probes. */
+  /** Carries "when did this replica last hear from its source" and its last measured lag across probes. */
   #withContact(obs: InstanceObservation): InstanceObservation {
     const r = obs.replica;
     if (!r) {
       this.#lastContact = undefined;
+      this.#lastLagSeconds = undefined;
       return obs;
     }
     const key = `${r.sourceHost}:${r.sourcePort}|${r.readSourceLogFile}|${r.readSourceLogPos}|${r.receivedHeartbeats ?? ''}|${r.ioThread}`;
     if (!this.#lastContact || this.#lastContact.key !== key) this.#lastContact = { key, at: obs.at };
-    return { ...obs, replicaLastContactAt: this.#lastContact.at };
+    if (r.secondsBehind !== null) this.#lastLagSeconds = r.secondsBehind;
+    return { ...obs, replicaLastContactAt: this.#lastContact.at, lastMeasuredLagSeconds: this.#lastLagSeconds };
   }
 
   #record(obs: InstanceObservation): InstanceObservation {

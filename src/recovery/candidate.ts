@@ -18,6 +18,11 @@ export interface ReplicaFacts {
   errant?: string;
   /** In maintenance: observed, never promoted. */
   maintenance?: boolean;
+  /**
+   * How far behind its source it was at the last probe that could measure it (seconds), i.e. just
+   * before the failure: a replica that far behind would take that long to become useful.
+   */
+  lagSeconds?: number;
 }
 
 export interface CandidateChoice {
@@ -35,13 +40,14 @@ export interface CandidateChoice {
 
 /**
  * Picks the replica to promote. Rules, in order: never promote what the rules forbid (`never`,
- * delayed, no binlog or log_replica_updates, errant transactions, broken SQL thread, maintenance);
+ * delayed, no binlog or log_replica_updates, errant transactions, broken SQL thread, maintenance,
+ * lag beyond failover.maxLagForCandidateSeconds or unknown when that limit is set);
  * among the rest, the one missing the fewest transactions of what any reachable replica has; ties
  * go to `prefer`, then the old primary's data center, then config order. If another replica (say a
  * `never` one) is ahead of the winner, the winner catches up from it first; if no single replica
  * holds everything (they diverged), refuse rather than lose something.
  */
-export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryDataCenter?: string; oldPrimaryOrigin?: string }): CandidateChoice {
+export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryDataCenter?: string; oldPrimaryOrigin?: string; maxLagSeconds?: number }): CandidateChoice {
   const rejected: { id: string; why: string }[] = [];
   const reachable = replicas.filter((r) => r.reachable && r.executed);
   for (const r of replicas) if (!r.reachable) rejected.push({ id: r.instance.id, why: 'unreachable' });
@@ -87,6 +93,8 @@ export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryData
       : r.sqlDelay > 0 ? `delayed replica (${r.sqlDelay} s)`
       : errant ? `errant transactions ${errant}`
       : r.sqlError ? `SQL thread stopped on an error: ${r.sqlError}`
+      : opts.maxLagSeconds !== undefined && r.lagSeconds === undefined ? `its lag is unknown and failover.maxLagForCandidateSeconds is ${opts.maxLagSeconds}`
+      : opts.maxLagSeconds !== undefined && r.lagSeconds! > opts.maxLagSeconds ? `it was ${r.lagSeconds} s behind its source, more than failover.maxLagForCandidateSeconds (${opts.maxLagSeconds} s)`
       : undefined;
     if (why) rejected.push({ id, why });
     else allowed.push(r);

@@ -1,8 +1,23 @@
 import type { ClusterView } from '../analysis/cluster-view.ts';
 import type { Analysis } from '../analysis/analyze.ts';
+import { inMaintenance } from '../decision/decision.ts';
 import { chooseCandidate, type CandidateChoice, type ReplicaFacts } from './candidate.ts';
 
-export type StepName = 'fence-old-primary' | 'stop-io-threads' | 'drain-relay-logs' | 'choose-candidate' | 'catch-up' | 'promote' | 'repoint-replicas' | 'publish' | 'verify';
+export type StepName =
+  | 'pre-failover-hooks'
+  | 'fence-old-primary'
+  | 'stop-io-threads'
+  | 'drain-relay-logs'
+  | 'choose-candidate'
+  | 'catch-up'
+  | 'promote'
+  | 'repoint-replicas'
+  | 'publish'
+  | 'verify'
+  | 'post-failover-hooks';
+
+/** Steps up to and including the promotion: a resumed plan that had promoted skips them. */
+export const STEPS_BEFORE_PUBLISHING: ReadonlySet<StepName> = new Set(['pre-failover-hooks', 'fence-old-primary', 'stop-io-threads', 'drain-relay-logs', 'choose-candidate', 'catch-up', 'promote']);
 
 export interface PlannedStep {
   name: StepName;
@@ -10,6 +25,10 @@ export interface PlannedStep {
   reason: string;
 }
 
+/**
+ * A failover as it will run: these steps, in this order, are what executeFailover runs, what the
+ * journal records and what `--dry-run` and the dashboard show.
+ */
 export interface FailoverPlan {
   cluster: string;
   kind: 'failover';
@@ -25,7 +44,7 @@ export interface FailoverPlan {
  * The facts candidate choice needs, from a view. Before draining, a replica "will have" what it
  * executed plus what its IO thread already received (the relay log it is about to apply).
  */
-export function replicaFactsFromView(view: ClusterView, replicaIds: string[], knownErrant: Map<string, string>, afterDrain: boolean): ReplicaFacts[] {
+export function replicaFactsFromView(view: ClusterView, replicaIds: string[], afterDrain: boolean): ReplicaFacts[] {
   // In config order: the last tie-breaker of candidate choice.
   const order = view.cluster.instances.map((i) => i.id);
   const ids = [...replicaIds].sort((a, b) => order.indexOf(a) - order.indexOf(b));
@@ -44,14 +63,15 @@ export function replicaFactsFromView(view: ClusterView, replicaIds: string[], kn
       logReplicaUpdates: s?.logReplicaUpdates ?? false,
       sqlDelay: r?.sqlDelay ?? 0,
       sqlError: r && r.lastSqlErrno && !r.sqlThread ? `${r.lastSqlErrno}: ${r.lastSqlError}` : undefined,
-      errant: knownErrant.get(id),
-      maintenance: view.maintenance?.has(id),
+      errant: view.decision?.errant.get(id),
+      maintenance: inMaintenance(view.decision, id, view.now),
+      lagSeconds: r?.secondsBehind ?? o?.lastMeasuredLagSeconds,
     };
   });
 }
 
 /** The failover plan for a view whose analysis found the primary dead (or a person forced it). */
-export function planFailover(view: ClusterView, analysis: Analysis, knownErrant: Map<string, string>, trigger: string): FailoverPlan | { refusal: string } {
+export function planFailover(view: ClusterView, analysis: Analysis, trigger: string): FailoverPlan | { refusal: string } {
   const oldPrimary = analysis.topology.primary;
   if (!oldPrimary) return { refusal: 'no primary is known for this cluster, so there is nothing to fail over from' };
   // Only the replicas that followed the old primary take part: a former primary waiting for a
@@ -60,27 +80,38 @@ export function planFailover(view: ClusterView, analysis: Analysis, knownErrant:
   const replicas = [...analysis.topology.sources.entries()].filter(([, src]) => src === oldPrimary).map(([id]) => id);
   const oldCfg = view.cluster.instances.find((i) => i.id === oldPrimary);
   const oldObs = view.observations.get(oldPrimary);
-  const facts = replicaFactsFromView(view, replicas, knownErrant, false);
-  const choice = chooseCandidate(facts, { oldPrimaryDataCenter: oldCfg?.dataCenter, oldPrimaryOrigin: oldObs?.settings?.gtidOrigin ?? originSeenByReplicas(view, oldPrimary) });
+  const facts = replicaFactsFromView(view, replicas, false);
+  const choice = chooseCandidate(facts, {
+    oldPrimaryDataCenter: oldCfg?.dataCenter,
+    oldPrimaryOrigin: oldObs?.settings?.gtidOrigin ?? originSeenByReplicas(view, oldPrimary),
+    maxLagSeconds: view.cluster.failover.maxLagForCandidateSeconds,
+  });
   const reachableReplicas = facts.filter((f) => f.reachable).map((f) => f.instance.id);
-  const steps: PlannedStep[] = [
+  const hooks = view.cluster.hooks;
+  const steps: PlannedStep[] = [];
+  if (hooks.preFailover.length > 0) steps.push({ name: 'pre-failover-hooks', reason: `run ${hooks.preFailover.length} pre-failover hook(s); a non-zero exit aborts the failover` });
+  steps.push(
     {
       name: 'fence-old-primary',
       reason: oldObs?.reachable
         ? `${oldPrimary} is reachable: set read_only and kill client sessions so nobody writes to it`
         : `${oldPrimary} is unreachable: routers stop sending it writes; it is set read_only the moment it answers again`,
     },
-    { name: 'stop-io-threads', reason: `stop IO threads on ${reachableReplicas.join(', ')} so no replica takes more from the old primary` },
+    { name: 'stop-io-threads', reason: `stop IO threads on ${reachableReplicas.join(', ') || '(none reachable)'} so no replica takes more from the old primary` },
     { name: 'drain-relay-logs', reason: 'wait until each replica applied everything it received (nothing acknowledged is left behind)' },
     { name: 'choose-candidate', reason: `choose again from exact positions (now: ${choice.candidate ?? 'none'})` },
-  ];
-  if (choice.catchUpFrom) steps.push({ name: 'catch-up', reason: `${choice.candidate} replicates from ${choice.catchUpFrom} until it has everything` });
-  steps.push(
+    {
+      name: 'catch-up',
+      reason: choice.catchUpFrom
+        ? `${choice.candidate} replicates from ${choice.catchUpFrom} until it has everything`
+        : 'only if a replica that may not be promoted holds transactions the candidate lacks (now: not needed)',
+    },
     { name: 'promote', reason: `${choice.candidate ?? '(candidate)'}: stop and reset replication, semi-sync primary, read_only=OFF` },
     { name: 'repoint-replicas', reason: 'every other reachable replica replicates from the new primary by GTID' },
-    { name: 'publish', reason: 'routers and the published topology follow the new primary' },
+    { name: 'publish', reason: 'the decided primary changes: routers and the published topology follow it' },
     { name: 'verify', reason: 'replicas connected to the new primary' },
   );
+  if (hooks.postFailover.length > 0) steps.push({ name: 'post-failover-hooks', reason: `run ${hooks.postFailover.length} post-failover hook(s)` });
   return { cluster: view.cluster.name, kind: 'failover', oldPrimary, choice, replicas, steps, trigger };
 }
 

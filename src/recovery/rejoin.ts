@@ -32,15 +32,15 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
   const started = Date.now();
   const rlog = log.child({ cluster: cluster.name, planId });
   const runner = new StepRunner(ctx, planId, 'rejoin', rlog);
-  const primary = monitor.lastKnownPrimary;
+  const decided = ctx.decision.snapshot;
+  const primary = decided.decidedPrimary;
   const base = { planId, instance, primary, steps: runner.steps };
-  const state = await coordinator.getClusterState(cluster.name);
   const node = await monitor.probers.get(instance)?.probeNow();
   const pObs = primary ? await monitor.probers.get(primary)?.probeNow() : undefined;
   if (!primary || !pObs || !node) return { ...base, ok: false, action: 'refuse', error: 'no primary is known for the cluster' };
   if (instance === primary) return { ...base, ok: false, action: 'refuse', error: `${instance} is the primary` };
   const flavor = flavorOf(monitor, instance);
-  const commonText = state.commonPoints?.[instance];
+  const commonText = decided.commonPoints.get(instance);
   const decision = decideRejoin({
     node,
     primary: pObs,
@@ -57,7 +57,7 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
       return { detail: `${instance}: read_only=ON`, value: undefined };
     });
     if (decision.action === 'refuse') {
-      await coordinator.updateClusterState(cluster.name, (s) => ({ ...s, errant: decision.errant ? { ...(s.errant ?? {}), [instance]: decision.errant } : s.errant }));
+      if (decision.errant) await ctx.decision.noteErrant(instance, decision.errant);
       await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'aborted', detail: decision.reason, durationMs: Date.now() - started });
       rlog.error({ event: 'rejoin_refused', instance, errant: decision.errant, reason: decision.reason }, `rejoin of ${instance} refused: ${decision.reason}`);
       return { ...base, ok: false, action: 'refuse', errant: decision.errant, error: decision.reason };
@@ -90,7 +90,7 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
       });
     }
     await runner.run('replicate', async () => {
-      await replicateFrom(conn, flavor, cluster, primaryInst, decision.action === 'rewind' ? 'slave_pos' : 'current_pos');
+      await replicateFrom(conn, flavor, cluster, primaryInst, decision.action === 'rewind' ? 'replica-position' : 'all-executed');
       return { detail: `${instance} replicates from ${primary}`, value: undefined };
     });
     await runner.run('verify', async () => {
@@ -104,13 +104,7 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
       }
       return { detail: `${instance} replicating`, value: undefined };
     });
-    await coordinator.updateClusterState(cluster.name, (s) => {
-      const commonPoints = { ...(s.commonPoints ?? {}) };
-      delete commonPoints[instance];
-      const errant = { ...(s.errant ?? {}) };
-      delete errant[instance];
-      return { ...s, fenced: (s.fenced ?? []).filter((f) => f !== instance), commonPoints, errant };
-    });
+    await ctx.decision.rejoined(instance);
     await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: decision.reason, durationMs: Date.now() - started });
     rlog.warn({ event: 'rejoin_succeeded', instance, primary, action: decision.action, savedTo }, `${instance} rejoined as a replica of ${primary} (${decision.action})`);
     return { ...base, ok: true, action: decision.action, errant: decision.action === 'rewind' ? decision.errant.toString() : undefined, savedTo };

@@ -1,25 +1,16 @@
 import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
+import type { DecisionRecord } from '../decision/record.ts';
 import type { ClusterMonitor } from '../monitor/cluster-monitor.ts';
 import type { AdminPool } from '../sql/admin-pool.ts';
 import type { DbConnection } from '../sql/connection.ts';
-import type { Flavor } from '../sql/flavor.ts';
+import type { Flavor, ReplicationStart } from '../sql/flavor.ts';
 import type { GtidState } from '../gtid/index.ts';
 import { foldVariables, text } from '../sql/row-values.ts';
 import type { Logger } from '../util/log.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { StepFailed } from '../errors.ts';
 
-
-/** What recoveries talk to besides the servers: routers that must stop or start sending writes. */
-export interface Publisher {
-  /** The writer endpoint stops sending to this instance and holds new writers (called first). */
-  fence(cluster: string, oldPrimary: string): void | Promise<void>;
-  /** The writer endpoint now sends to this primary (a new one, or the old one after a rollback). */
-  primaryChanged(cluster: string, newPrimary: string): void | Promise<void>;
-  /** The writer endpoint holds new connections; open ones stay (a switchover ends them on the server). */
-  holdWrites?(cluster: string): void | Promise<void>;
-}
 
 export type StepEvent = { planId: string; kind: string; step: string; phase: 'start' | 'end'; ok?: boolean; durationMs?: number; detail?: string };
 
@@ -29,8 +20,8 @@ export interface RecoveryContext {
   admin: AdminPool;
   coordinator: Coordinator;
   log: Logger;
-  publisher?: Publisher;
-  knownErrant: Map<string, string>;
+  /** What Regent decided about the cluster: recoveries change it only through its verbs. */
+  decision: DecisionRecord;
   /** Progress for live displays (dashboard, SSE): called when a step starts and ends. */
   onStep?: (e: StepEvent) => void;
   /** Test-only: stop after this step and wait forever (a manager killed mid-recovery). */
@@ -63,8 +54,11 @@ export class StepRunner {
     private readonly log: Logger,
   ) {}
 
-  /** Runs a step; `data` (optional) is journaled with its end, for a successor resuming the plan. */
-  async run<T>(name: string, fn: () => Promise<{ detail: string; value: T; data?: unknown }>): Promise<T> {
+  /**
+   * Runs a step; `data` (optional) is journaled with its end, for a successor resuming the plan.
+   * A step that finds nothing to do says so with `skipped` (journaled as done, with the reason).
+   */
+  async run<T>(name: string, fn: () => Promise<{ detail: string; value: T; data?: unknown; skipped?: boolean }>): Promise<T> {
     const { ctx, planId, kind } = this;
     const cluster = ctx.cluster.name;
     if (ctx.delayBeforeStep?.step === name) await new Promise((r) => setTimeout(r, ctx.delayBeforeStep!.ms));
@@ -72,7 +66,8 @@ export class StepRunner {
     await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: t0, step: name, phase: 'start' });
     ctx.onStep?.({ planId, kind, step: name, phase: 'start' });
     try {
-      const { detail, value, data } = await fn();
+      const { detail: said, value, data, skipped } = await fn();
+      const detail = skipped ? `skipped: ${said}` : said;
       const durationMs = Date.now() - t0;
       this.steps.push({ name, ok: true, durationMs, detail });
       await ctx.coordinator.appendJournal({ type: 'step', planId, cluster, at: Date.now(), step: name, phase: 'end', ok: true, detail, durationMs, data });
@@ -102,7 +97,7 @@ export function flavorOf(monitor: ClusterMonitor, id: string): Flavor {
 }
 
 /** Stops replication, points the server at `source` by GTID, sets its semi-sync replica role, starts. */
-export async function replicateFrom(conn: DbConnection, flavor: Flavor, cluster: ClusterConfig, source: InstanceConfig, mode: 'slave_pos' | 'current_pos'): Promise<void> {
+export async function replicateFrom(conn: DbConnection, flavor: Flavor, cluster: ClusterConfig, source: InstanceConfig, startFrom: ReplicationStart): Promise<void> {
   await conn.query(flavor.stopReplica());
   const change = flavor.changeSource({
     host: source.host,
@@ -110,7 +105,7 @@ export async function replicateFrom(conn: DbConnection, flavor: Flavor, cluster:
     user: cluster.accounts.replication.user,
     password: cluster.accounts.replication.password,
     heartbeatPeriodSeconds: cluster.replication.heartbeatPeriodSeconds,
-    gtidMode: mode,
+    startFrom,
   });
   await conn.query(change.sql, change.params);
   if (cluster.replication.semiSync) for (const sql of flavor.semiSyncRole('replica', cluster.replication.semiSyncTimeoutMs)) await conn.query(sql);

@@ -1,6 +1,7 @@
 import type { Analysis } from '../analysis/analyze.ts';
 import { errantTransactions } from '../analysis/analyze.ts';
 import type { ClusterView } from '../analysis/cluster-view.ts';
+import { inMaintenance } from '../decision/decision.ts';
 import { chooseCandidate } from './candidate.ts';
 import { replicaFactsFromView } from './plan.ts';
 
@@ -33,7 +34,7 @@ export interface SwitchoverCheck {
 export function checkSwitchover(
   view: ClusterView,
   analysis: Analysis,
-  opts: { target?: string; knownErrant: Map<string, string>; settings: SwitchoverSettings; longTransactions: LongTransaction[] },
+  opts: { target?: string; settings: SwitchoverSettings; longTransactions: LongTransaction[] },
 ): SwitchoverCheck {
   const refusals: string[] = [];
   const passed: string[] = [];
@@ -52,7 +53,7 @@ export function checkSwitchover(
     target = named.id;
     if (target === oldPrimary) return { oldPrimary, target, refusals: [`${target} is already the primary`], passed };
   } else {
-    const choice = chooseCandidate(replicaFactsFromView(view, replicas, opts.knownErrant, false), { oldPrimaryOrigin: p.settings?.gtidOrigin });
+    const choice = chooseCandidate(replicaFactsFromView(view, replicas, false), { oldPrimaryOrigin: p.settings?.gtidOrigin });
     if (!choice.candidate) return { oldPrimary, refusals: [`no replica may become primary: ${choice.refusal}`], passed };
     target = choice.candidate;
     passed.push(`target ${target} chosen: ${choice.reasons.join('; ')}`);
@@ -69,10 +70,10 @@ export function checkSwitchover(
     refusals.push(`target ${target} lags ${r.secondsBehind === null ? 'an unknown time' : `${r.secondsBehind} s`} (limit ${opts.settings.maxLagSeconds} s)`);
   else if (r) passed.push(`target lag ${r.secondsBehind} s`);
   if (inst.promotion === 'never') refusals.push(`target ${target} has promotion rule never`);
-  if (view.maintenance?.has(target)) refusals.push(`target ${target} is in maintenance`);
+  if (inMaintenance(view.decision, target, view.now)) refusals.push(`target ${target} is in maintenance`);
   if (r && r.sqlDelay > 0) refusals.push(`target ${target} is a delayed replica (${r.sqlDelay} s)`);
   if (t?.settings && (!t.settings.logBin || !t.settings.logReplicaUpdates)) refusals.push(`target ${target} has no usable binary log (log_bin and log_slave_updates must be ON)`);
-  const errant = opts.knownErrant.get(target) ?? (t?.gtids && p.gtids && p.settings ? errantTransactions(t.gtids.executed, p.gtids.executed, p.settings.gtidOrigin) : undefined);
+  const errant = view.decision?.errant.get(target) ?? (t?.gtids && p.gtids && p.settings ? errantTransactions(t.gtids.executed, p.gtids.executed, p.settings.gtidOrigin) : undefined);
   if (errant && (typeof errant === 'string' ? errant.length > 0 : !errant.isEmpty())) refusals.push(`target ${target} has errant transactions ${errant.toString()}`);
   else passed.push('no errant transactions on the target');
   const long = opts.longTransactions.filter((x) => x.seconds > opts.settings.maxTransactionSeconds);

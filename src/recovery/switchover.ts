@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { listWriteTransactions } from '../sql/queries.ts';
-import { foldVariables, text } from '../sql/row-values.ts';
+import { killPendingReadOnlyChanges, listWriteTransactions } from '../sql/queries.ts';
+import { foldVariables } from '../sql/row-values.ts';
 import { killClientSessions } from './fence.ts';
 import { flavorOf, promote, replicateFrom, StepRunner, waitForGtid, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
 
@@ -20,7 +20,7 @@ export interface SwitchoverResult {
 /**
  * A planned change of primary, checks passed: hold new writes at the router, make the old primary
  * read_only, give sessions a short grace then kill them, wait until the target has exactly what the
- * old primary wrote, promote it, re-point everyone (the old primary by current_pos), release writes.
+ * old primary wrote, promote it, re-point everyone (the old primary from all it executed), release writes.
  * Any failure before the promotion completes rolls back: a half-promoted target read_only and
  * replicating from the old primary again, then the old primary writable, writes released to it, the
  * reason reported.
@@ -31,7 +31,8 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
   const started = Date.now();
   const slog = log.child({ cluster: cluster.name, planId });
   const runner = new StepRunner(ctx, planId, 'switchover', slog);
-  const replicas = cluster.instances.map((i) => i.id).filter((id) => id !== oldPrimary && id !== target && monitor.probers.get(id)?.latest.reachable && !monitor.maintenance.has(id));
+  const inMaintenance = (id: string) => (ctx.decision.snapshot.maintenance.get(id) ?? 0) > started;
+  const replicas = cluster.instances.map((i) => i.id).filter((id) => id !== oldPrimary && id !== target && monitor.probers.get(id)?.latest.reachable && !inMaintenance(id));
   await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'switchover', plan: { oldPrimary, target, replicas, trigger } });
   slog.warn({ event: 'switchover_started', oldPrimary, target, trigger }, `switchover of ${cluster.name}: ${oldPrimary} -> ${target}`);
 
@@ -48,7 +49,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
 
     await runner.run('hold-writes', async () => {
       pauseStarted = Date.now();
-      await ctx.publisher?.holdWrites?.(cluster.name);
+      await ctx.decision.hold('switchover', planId);
       return { detail: 'writer endpoint holds new connections', value: undefined };
     });
 
@@ -64,8 +65,9 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
       // Transactions already committing finish; the wait ends as soon as no write transaction is open.
       const graceEnd = Date.now() + cluster.switchover.graceMs;
       while (Date.now() < graceEnd && (await listWriteTransactions(oldConn)).length > 0) await new Promise((r) => setTimeout(r, 10));
+      // Routers hold new writers since hold-writes and close what is left open to the old primary
+      // when the promotion is published.
       const killed = await killClientSessions(oldConn, cluster);
-      await ctx.publisher?.fence(cluster.name, oldPrimary);
       return { detail: `${killed} client session(s) killed (grace up to ${cluster.switchover.graceMs} ms)`, value: undefined };
     });
 
@@ -86,7 +88,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     await runner.run('repoint-replicas', async () => {
       const failures: string[] = [];
       await Promise.all(
-        [...replicas.map((id) => [id, 'slave_pos'] as const), [oldPrimary, 'current_pos'] as const].map(async ([id, mode]) => {
+        [...replicas.map((id) => [id, 'replica-position'] as const), [oldPrimary, 'all-executed'] as const].map(async ([id, mode]) => {
           try {
             await replicateFrom(await ctx.admin.get(id), flavorOf(monitor, id), cluster, targetInst, mode);
           } catch (e) {
@@ -98,16 +100,9 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     });
 
     const writePauseMs = await runner.run('publish', async () => {
-      monitor.lastKnownPrimary = target;
-      await ctx.publisher?.primaryChanged(cluster.name, target);
       const pause = Date.now() - (pauseStarted ?? Date.now());
+      await ctx.decision.promote(target, { kind: 'switchover', planId, oldPrimary, writePauseMs: pause });
       void monitor.probers.get(target)?.probeAfterChange();
-      await coordinator.updateClusterState(cluster.name, (s) => ({
-        ...s,
-        primary: target,
-        lastSwitchover: { planId, at: Date.now(), oldPrimary, newPrimary: target, writePauseMs: pause },
-        fenced: (s.fenced ?? []).filter((f) => f !== target && f !== oldPrimary),
-      }));
       return { detail: `primary of ${cluster.name} is ${target}; writes were paused ${pause} ms`, value: pause };
     });
 
@@ -134,10 +129,10 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
           const conn = await ctx.admin.get(target);
           const flavor = flavorOf(monitor, target);
           for (const sql of flavor.setReadOnly(true)) await conn.query(sql);
-          // current_pos: the target holds exactly the old primary's history (it waited for it, and
-          // the router held every write meanwhile), and its own binlog may be ahead of
-          // gtid_slave_pos if it was a primary before.
-          await replicateFrom(conn, flavor, cluster, cluster.instances.find((i) => i.id === oldPrimary)!, 'current_pos');
+          // From all it executed: the target holds exactly the old primary's history (it waited for
+          // it, and the router held every write meanwhile), and its own binlog may be ahead of its
+          // replica position if it was a primary before.
+          await replicateFrom(conn, flavor, cluster, cluster.instances.find((i) => i.id === oldPrimary)!, 'all-executed');
           undone = `; ${target} read_only and replicating from ${oldPrimary} again`;
         } catch (ue) {
           // Unreachable now: when it answers again, a writable non-primary is fenced and a replica
@@ -151,23 +146,19 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
         if (readOnlySet) {
           // A SET read_only that timed out is still waiting on the server (for a lock a session
           // holds) and would take effect after this rollback: end it first.
-          const pending = await conn.query(
-            "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = ? AND INFO LIKE 'SET GLOBAL %read_only%'",
-            [cluster.accounts.manager.user],
-          );
-          for (const r of pending) await conn.query(`KILL QUERY ${Number(text(r['id']))}`).catch(() => undefined);
+          await killPendingReadOnlyChanges(conn, cluster.accounts.manager.user);
           for (const sql of flavorOf(monitor, oldPrimary).setReadOnly(false)) await conn.query(sql);
         }
-        monitor.lastKnownPrimary = oldPrimary;
-        await ctx.publisher?.primaryChanged(cluster.name, oldPrimary);
+        await ctx.decision.rollBack(`switchover ${planId} rolled back: ${reason}`, { primary: oldPrimary });
         rolledBack = true;
         state = `rolled back: ${oldPrimary} is writable again and still the primary; nothing was lost${undone}`;
       } catch (re) {
         state = `ROLLBACK FAILED (${(re as Error).message}): ${oldPrimary} may be read_only; check \`regent status\` and set it writable or fail over`;
       }
     } else {
-      monitor.lastKnownPrimary = target;
-      await ctx.publisher?.primaryChanged(cluster.name, target);
+      await ctx.decision
+        .promote(target, { kind: 'switchover', planId, oldPrimary, writePauseMs: Date.now() - (pauseStarted ?? Date.now()) })
+        .catch((pe: Error) => log.error({ event: 'decision_not_saved', err: pe.message }, `could not record the switchover to ${target}: ${pe.message}`));
       state = `${target} WAS promoted and takes writes; a later step failed: re-point the remaining replicas (regent status shows which)`;
     }
     const durationMs = Date.now() - started;

@@ -1,19 +1,14 @@
 import type { ClusterConfig } from '../config/load.ts';
+import { emptyDecision, maintenanceSet, type Decision } from '../decision/decision.ts';
+import type { DecisionChange } from '../decision/record.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Logger } from '../util/log.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { DataPlane } from './data-plane.ts';
 import { ProxyListener } from './proxy-listener.ts';
-import { decideReader, decideWriter, routingTable, type Decision, type RoutingTable } from './routing-table.ts';
+import { decideReader, decideWriter, routingTable, type RouteDecision, type RoutingTable } from './routing-table.ts';
 import { HealthEndpoints } from './health-endpoints.ts';
 import { HaproxyAdmin } from './haproxy.ts';
-
-export interface RouterInput {
-  decidedPrimary?: string;
-  decidedAt?: number;
-  observations: Map<string, InstanceObservation>;
-  maintenance: Set<string>;
-}
 
 function parseHostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
@@ -22,9 +17,9 @@ function parseHostPort(s: string): { host: string; port: number } {
 
 /**
  * The writer and reader endpoints of one cluster, plus its HAProxy health endpoints and admin
- * socket. The manager feeds it every analysis (`update`) and the failover feeds it the two moments
- * that matter most: `fence` (stop writing to the old primary, hold new writers) and
- * `primaryChanged` (release them to the new one).
+ * socket. Two inputs: what Regent decided (`onDecision`, from the cluster's decision record: the
+ * decided primary, a change under way, fences) and what the servers report (`observe`, every
+ * analysis: reader health and lag).
  */
 export class ClusterRouter {
   #writer?: ProxyListener;
@@ -32,8 +27,8 @@ export class ClusterRouter {
   #health?: HealthEndpoints;
   #haproxy?: HaproxyAdmin;
   #table: RoutingTable;
-  #input: RouterInput = { observations: new Map(), maintenance: new Set() };
-  #fencing = false;
+  #decision: Decision;
+  #observations = new Map<string, InstanceObservation>();
   #cursor = 0;
 
   constructor(
@@ -42,6 +37,7 @@ export class ClusterRouter {
     private readonly metrics: RouterMetrics,
     private readonly log: Logger,
   ) {
+    this.#decision = emptyDecision(cluster.name);
     this.#table = this.#compute();
   }
 
@@ -99,51 +95,43 @@ export class ClusterRouter {
     await Promise.all([this.#writer?.stop(), this.#reader?.stop(), this.#health?.stop()]);
   }
 
-  update(input: RouterInput): void {
-    // Keep the promotion time while the primary stays the same.
-    this.#input = { ...input, decidedAt: input.decidedPrimary === this.#input.decidedPrimary ? this.#input.decidedAt : undefined };
+  /** The latest observations (every analysis): reader health and lag, the primary's reachability. */
+  observe(observations: Map<string, InstanceObservation>): void {
+    this.#observations = observations;
     this.#apply();
   }
 
   /**
-   * First step of a failover: no new writer connection reaches the old primary (decided here, at
-   * once), and open ones are closed (by the pipe processes: resolves when they have done it).
+   * A decision changed. A fence holds new writers at once and resolves only when every open
+   * connection to the fenced instance is closed (the pipe processes have done it); a promotion
+   * releases the held writers to the new primary and ends what is left open to the previous one.
    */
-  async fence(oldPrimary: string): Promise<void> {
-    this.#fencing = true;
+  async onDecision(d: Decision, change: DecisionChange): Promise<void> {
+    this.#decision = d;
     this.#apply();
-    const counts = await Promise.all([this.#writer?.closeConnectionsTo(oldPrimary), this.#reader?.closeConnectionsTo(oldPrimary)]);
-    const closed = counts.reduce<number>((a, b) => a + (b ?? 0), 0);
-    this.log.warn({ event: 'router_fenced', cluster: this.cluster.name, instance: oldPrimary, closed }, `router: writes to ${oldPrimary} stopped, ${closed} connection(s) closed`);
+    if (change.verb === 'fence') {
+      const closed = await this.#closeAllTo(change.instance);
+      this.log.warn({ event: 'router_fenced', cluster: this.cluster.name, instance: change.instance, closed }, `router: writes to ${change.instance} stopped, ${closed} connection(s) closed`);
+    } else if (change.verb === 'promote' && change.previous && change.previous !== change.primary) {
+      await this.#writer?.closeConnectionsTo(change.previous);
+    }
   }
 
-  /** A switchover starts: new writer connections wait; open ones end when their sessions are killed. */
-  holdWrites(): void {
-    this.#fencing = true;
-    this.#apply();
-  }
-
-  primaryChanged(newPrimary: string): void {
-    this.#fencing = false;
-    this.#input = { ...this.#input, decidedPrimary: newPrimary, decidedAt: Date.now() };
-    this.#apply();
-  }
-
-  /** A recovery ended without a new primary (refused or failed): route from observations again. */
-  recoveryEnded(): void {
-    if (!this.#fencing) return;
-    this.#fencing = false;
-    this.#apply();
+  async #closeAllTo(instance: string): Promise<number> {
+    const counts = await Promise.all([this.#writer?.closeConnectionsTo(instance), this.#reader?.closeConnectionsTo(instance)]);
+    return counts.reduce<number>((a, b) => a + (b ?? 0), 0);
   }
 
   #compute(): RoutingTable {
+    const d = this.#decision;
     return routingTable({
-      decidedPrimary: this.#input.decidedPrimary,
-      decidedAt: this.#input.decidedAt,
-      changing: this.#fencing,
-      observations: this.#input.observations,
+      decidedPrimary: d.decidedPrimary,
+      decidedAt: d.decidedAt || undefined,
+      changing: d.changing !== undefined,
+      fenced: d.fenced,
+      observations: this.#observations,
       instances: this.cluster.instances.map((i) => i.id),
-      maintenance: this.#input.maintenance,
+      maintenance: maintenanceSet(d, Date.now()),
       settings: this.cluster.router,
     });
   }
@@ -170,11 +158,11 @@ export class ClusterRouter {
     void this.#haproxy?.push(this.#table);
   }
 
-  #decideWriter(): Decision {
+  #decideWriter(): RouteDecision {
     return decideWriter(this.#table);
   }
 
-  #decideReader(): Decision {
+  #decideReader(): RouteDecision {
     const { decision, cursor } = decideReader(this.#table, this.cluster.router.readerPolicy, this.#cursor, this.#reader?.active ?? new Map());
     this.#cursor = cursor;
     return decision;

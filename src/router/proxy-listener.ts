@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../util/log.ts';
 import type { DataPlane } from './data-plane.ts';
 import type { RouterMetrics } from './metrics.ts';
-import type { Decision } from './routing-table.ts';
+import type { RouteDecision } from './routing-table.ts';
 
 interface Held {
   client: Socket;
@@ -27,7 +27,7 @@ export class ProxyListener {
     readonly cluster: string,
     readonly role: 'writer' | 'reader',
     readonly listen: { host: string; port: number },
-    private readonly decide: () => Decision,
+    private readonly decide: () => RouteDecision,
     private readonly address: (id: string) => { host: string; port: number } | undefined,
     private readonly dataPlane: DataPlane,
     private readonly holdTimeoutMs: number,

@@ -19,6 +19,8 @@ export interface RoutingInput {
   decidedAt?: number;
   /** A failover or switchover is under way: hold writes whatever the observations say. */
   changing: boolean;
+  /** Instances Regent fenced: never a writer target. */
+  fenced?: ReadonlySet<string>;
   observations: Map<string, InstanceObservation>;
   /** Instance ids in config order. */
   instances: string[];
@@ -32,6 +34,7 @@ export function routingTable(input: RoutingInput): RoutingTable {
   let writer: RoutingTable['writer'];
   if (!decidedPrimary) writer = { mode: 'hold', reason: 'no primary decided yet' };
   else if (input.changing) writer = { mode: 'hold', reason: 'primary change under way' };
+  else if (input.fenced?.has(decidedPrimary)) writer = { mode: 'hold', reason: `primary ${decidedPrimary} is fenced` };
   // Just promoted: the last probe (read_only, maybe) predates the promotion; the manager's word counts.
   else if (p && input.decidedAt !== undefined && p.at < input.decidedAt) writer = { mode: 'route', target: decidedPrimary };
   else if (!p?.reachable) writer = { mode: 'hold', reason: `primary ${decidedPrimary} unreachable` };
@@ -71,14 +74,14 @@ function isChained(host: string, port: number, instances: string[]): boolean {
 }
 
 /** Where one new connection goes: a backend, held until the table changes, or closed. */
-export type Decision = { target: string } | { hold: string } | { refuse: string };
+export type RouteDecision = { target: string } | { hold: string } | { refuse: string };
 
-export function decideWriter(table: RoutingTable): Decision {
+export function decideWriter(table: RoutingTable): RouteDecision {
   return table.writer.mode === 'route' ? { target: table.writer.target } : { hold: table.writer.reason };
 }
 
 /** A reader backend, or: hold like the writer does when a primary may come back, else refuse. */
-export function decideReader(table: RoutingTable, policy: RouterSettings['readerPolicy'], cursor: number, active: Map<string, number>): { decision: Decision; cursor: number } {
+export function decideReader(table: RoutingTable, policy: RouterSettings['readerPolicy'], cursor: number, active: Map<string, number>): { decision: RouteDecision; cursor: number } {
   const picked = pickReader(table, policy, cursor, active);
   if (picked.target) return { decision: { target: picked.target }, cursor: picked.cursor };
   return { decision: table.writer.mode === 'hold' ? { hold: 'no backend for readers' } : { refuse: 'no backend for readers' }, cursor: picked.cursor };

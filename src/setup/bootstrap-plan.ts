@@ -153,7 +153,7 @@ export function planBootstrap(cluster: ClusterConfig, facts: Map<string, Bootstr
         user: cluster.accounts.replication.user,
         password: cluster.accounts.replication.password,
         heartbeatPeriodSeconds: cluster.replication.heartbeatPeriodSeconds,
-        gtidMode: 'slave_pos',
+        startFrom: 'replica-position',
       });
       statements.push(change, { sql: f.flavor.startReplica() });
       what.push(`replicate from ${primaryId} by GTID`);

@@ -87,7 +87,7 @@ export async function cloneInstance(cluster: ClusterConfig, opts: CloneOptions):
       for (const sql of flavor.setReadOnly(true)) await mconn.query(sql);
       await mconn.query(flavor.stopReplica());
       for (const s of flavor.setGtidPosition(flavor.parseGtid(gtid))) await mconn.query(s.sql, s.params);
-      await replicateFrom(mconn, flavor, cluster, primary, 'slave_pos');
+      await replicateFrom(mconn, flavor, cluster, primary, 'replica-position');
       progress?.succeed();
       progress?.step('waiting for the clone to catch up');
       await waitCaughtUp(cluster, mconn, flavor, primary, opts.catchUpTimeoutSeconds ?? 300);

@@ -73,14 +73,21 @@ export type Row = Record<string, unknown>;
 /** SHOW VARIABLES / SHOW STATUS rows folded into lower-case name -> value text. */
 export type Vars = Record<string, string>;
 
+/**
+ * Where a server's replication starts from, by intent: `replica-position` continues from what it
+ * replicated so far (a replica re-pointed to a new source); `all-executed` starts from everything
+ * it has, its own writes included (a former primary rejoining). MySQL's auto-position always uses
+ * everything executed; MariaDB needs to be told (slave_pos / current_pos).
+ */
+export type ReplicationStart = 'replica-position' | 'all-executed';
+
 export interface SourceSpec {
   host: string;
   port: number;
   user: string;
   password?: Secret;
   heartbeatPeriodSeconds: number;
-  /** MariaDB MASTER_USE_GTID mode; MySQL always uses auto-position. */
-  gtidMode: 'slave_pos' | 'current_pos';
+  startFrom: ReplicationStart;
 }
 
 /**

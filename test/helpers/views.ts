@@ -3,6 +3,7 @@ import type { ClusterView } from '../../src/analysis/cluster-view.ts';
 import { MariaGtidPosition } from '../../src/gtid/index.ts';
 import type { InstanceObservation } from '../../src/monitor/observation.ts';
 import type { ReplicaStatus } from '../../src/sql/flavor.ts';
+import { emptyDecision, type Decision } from '../../src/decision/decision.ts';
 
 /** Builders for cluster views in pure tests: MariaDB flavor, instances 127.0.0.1:3301.. */
 
@@ -88,4 +89,17 @@ export function deadObs(n: number, kind: 'refused' | 'timeout' = 'refused'): Ins
 
 export function view(c: ClusterConfig, obs: InstanceObservation[], extra: Partial<ClusterView> = {}): ClusterView {
   return { cluster: c, observations: new Map(obs.map((o) => [o.id, o])), now: 1000, ...extra };
+}
+
+/** A decision record snapshot for pure tests: the decided primary, fenced and maintenance sets. */
+export function decided(opts: { primary?: string; decidedAt?: number; fenced?: string[]; maintenance?: string[]; errant?: Record<string, string>; commonPoints?: Record<string, string> } = {}): Decision {
+  return {
+    ...emptyDecision('c'),
+    decidedPrimary: opts.primary,
+    decidedAt: opts.decidedAt ?? 0,
+    fenced: new Set(opts.fenced ?? []),
+    maintenance: new Map((opts.maintenance ?? []).map((m) => [m, Number.MAX_SAFE_INTEGER])),
+    errant: new Map(Object.entries(opts.errant ?? {})),
+    commonPoints: new Map(Object.entries(opts.commonPoints ?? {})),
+  };
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyzeCluster } from '../../src/analysis/analyze.ts';
 import type { ProblemCode } from '../../src/analysis/problems.ts';
-import { cluster, deadObs, id, primaryObs, replicaObs, view } from '../helpers/views.ts';
+import { cluster, deadObs, decided, id, primaryObs, replicaObs, view } from '../helpers/views.ts';
 
 const c3 = cluster(3);
 const codes = (v: ReturnType<typeof view>) => analyzeCluster(v).problems.map((p) => `${p.code}@${p.instance ?? '-'}`).sort();
@@ -51,7 +51,7 @@ const cases: Case[] = [
   },
   {
     name: 'everything unreachable',
-    v: view(c3, [deadObs(1), deadObs(2), deadObs(3)], { lastKnownPrimary: id(1) }),
+    v: view(c3, [deadObs(1), deadObs(2), deadObs(3)], { decision: decided({ primary: id(1) }) }),
     expect: [`DeadPrimaryAndAllReplicas@${id(1)}`, `UnreachableInstance@${id(2)}`, `UnreachableInstance@${id(3)}`],
   },
   {
@@ -76,7 +76,7 @@ const cases: Case[] = [
   },
   {
     name: 'two writable primaries: the old one came back writable',
-    v: view(c3, [primaryObs(1, '0-1-10'), primaryObs(2, '0-1-10,1-2-3'), replicaObs(3, '0-1-10,1-2-3', { source: 2 })], { lastKnownPrimary: id(2) }),
+    v: view(c3, [primaryObs(1, '0-1-10'), primaryObs(2, '0-1-10,1-2-3'), replicaObs(3, '0-1-10,1-2-3', { source: 2 })], { decision: decided({ primary: id(2) }) }),
     expect: ['TwoWritablePrimaries@-', `OrphanInstance@${id(1)}`],
     primary: id(2),
   },
@@ -97,7 +97,7 @@ const cases: Case[] = [
   },
   {
     name: 'replica left pointing at a dead former primary',
-    v: view(c3, [deadObs(1), primaryObs(2, '0-2-12'), replicaObs(3, '0-1-10', { ...connecting, source: 1 })], { lastKnownPrimary: id(2) }),
+    v: view(c3, [deadObs(1), primaryObs(2, '0-2-12'), replicaObs(3, '0-1-10', { ...connecting, source: 1 })], { decision: decided({ primary: id(2) }) }),
     expect: [`ReplicaPointsElsewhere@${id(3)}`, `UnreachableInstance@${id(1)}`],
     primary: id(2),
   },
@@ -120,7 +120,7 @@ test('every problem carries evidence', () => {
 });
 
 test('maintenance instances are not reported', () => {
-  const v = view(c3, [primaryObs(1, '0-1-10'), replicaObs(2, '0-1-10', { ioThread: 'no', sqlThread: false }), replicaObs(3, '0-1-10')], { maintenance: new Set([id(2)]) });
+  const v = view(c3, [primaryObs(1, '0-1-10'), replicaObs(2, '0-1-10', { ioThread: 'no', sqlThread: false }), replicaObs(3, '0-1-10')], { decision: decided({ maintenance: [id(2)] }) });
   assert.deepEqual(codes(v), []);
 });
 
@@ -134,7 +134,7 @@ test('dead primary evidence names each replica and why it lost the primary', () 
 
 test('right after a failover, replicas whose last probe still names the old primary do not make it primary again', () => {
   // The old primary (n1) woke up writable; n2 was promoted; n3's last probe predates its re-pointing.
-  const v = view(c3, [primaryObs(1, '0-1-10'), primaryObs(2, '0-1-10'), replicaObs(3, '0-1-10', { source: 1 })], { lastKnownPrimary: id(2), fenced: new Set([id(1)]) });
+  const v = view(c3, [primaryObs(1, '0-1-10'), primaryObs(2, '0-1-10'), replicaObs(3, '0-1-10', { source: 1 })], { decision: decided({ primary: id(2), fenced: [id(1)] }) });
   const a = analyzeCluster(v);
   assert.equal(a.topology.primary, id(2));
   assert.ok(a.problems.some((p) => p.code === 'TwoWritablePrimaries'));

@@ -267,7 +267,7 @@ test('mariadb: changeSource sends the password only as a parameter', () => {
     user: 'repl',
     password: new Secret(password, 'env REGENT_REPL_PASSWORD'),
     heartbeatPeriodSeconds: 0.5,
-    gtidMode: 'slave_pos',
+    startFrom: 'replica-position',
   });
   assert.equal(
     sql,
@@ -276,7 +276,7 @@ test('mariadb: changeSource sends the password only as a parameter', () => {
   );
   assert.ok(!sql.includes(password));
   assert.deepEqual(params, ['db1.internal', 3306, 'repl', password, 0.5]);
-  const current = maria.changeSource({ host: 'h', port: 3307, user: 'u', heartbeatPeriodSeconds: 1, gtidMode: 'current_pos' });
+  const current = maria.changeSource({ host: 'h', port: 3307, user: 'u', heartbeatPeriodSeconds: 1, startFrom: 'all-executed' });
   assert.match(current.sql, /MASTER_USE_GTID = current_pos$/);
   assert.deepEqual(current.params, ['h', 3307, 'u', '', 1]);
 });

@@ -384,14 +384,14 @@ test('mysql: replication control statements', () => {
 
 test('mysql: changeSource sends the password only as a parameter', () => {
   const password = 'S3cr3t-repl-pw!';
-  for (const gtidMode of ['slave_pos', 'current_pos'] as const) {
+  for (const startFrom of ['replica-position', 'all-executed'] as const) {
     const { sql, params } = mysql84.changeSource({
       host: 'db1.internal',
       port: 3306,
       user: 'repl',
       password: new Secret(password, 'env REGENT_REPL_PASSWORD'),
       heartbeatPeriodSeconds: 0.5,
-      gtidMode,
+      startFrom,
     });
     assert.equal(
       sql,
@@ -401,7 +401,7 @@ test('mysql: changeSource sends the password only as a parameter', () => {
     assert.ok(!sql.includes(password));
     assert.deepEqual(params, ['db1.internal', 3306, 'repl', password, 0.5]);
   }
-  const noPassword = mysql84.changeSource({ host: 'h', port: 3307, user: 'u', heartbeatPeriodSeconds: 1, gtidMode: 'slave_pos' });
+  const noPassword = mysql84.changeSource({ host: 'h', port: 3307, user: 'u', heartbeatPeriodSeconds: 1, startFrom: 'replica-position' });
   assert.deepEqual(noPassword.params, ['h', 3307, 'u', '', 1]);
 });
 

@@ -126,7 +126,7 @@ export class MariadbFlavor implements Flavor {
     const params: unknown[] = [spec.host, spec.port, spec.user, spec.password?.reveal() ?? '', spec.heartbeatPeriodSeconds];
     const sql =
       'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, ' +
-      `MASTER_HEARTBEAT_PERIOD = ?, MASTER_CONNECT_RETRY = 1, MASTER_USE_GTID = ${spec.gtidMode}`;
+      `MASTER_HEARTBEAT_PERIOD = ?, MASTER_CONNECT_RETRY = 1, MASTER_USE_GTID = ${spec.startFrom === 'all-executed' ? 'current_pos' : 'slave_pos'}`;
     return { sql, params };
   }
 

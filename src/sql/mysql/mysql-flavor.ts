@@ -169,7 +169,7 @@ export class MysqlFlavor implements Flavor {
   }
 
   changeSource(spec: SourceSpec): { sql: string; params: unknown[] } {
-    // spec.gtidMode is MariaDB's choice; auto-position negotiates from gtid_executed either way.
+    // spec.startFrom matters to MariaDB only: auto-position negotiates from gtid_executed either way.
     const params: unknown[] = [spec.host, spec.port, spec.user, spec.password?.reveal() ?? '', spec.heartbeatPeriodSeconds];
     const sql =
       'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, ' +

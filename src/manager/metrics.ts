@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { emptyGtid } from '../gtid/index.ts';
-import type { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
+import type { ClusterSupervisor } from './cluster-supervisor.ts';
 
 export interface ManagerMetrics {
+  actions: Counter<'cluster' | 'action' | 'outcome'>;
   failovers: Counter<'cluster' | 'outcome'>;
   failoverSeconds: Histogram<'cluster'>;
   switchovers: Counter<'cluster' | 'outcome'>;
@@ -33,7 +34,8 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
   const obs = (s: ClusterSupervisor, id: string) => s.monitor.probers.get(id)?.latest;
   perInstance('regent_instance_up', 'Instance answered its last probe (1) or not (0)', (s, id) => (obs(s, id)?.reachable ? 1 : 0));
   perInstance('regent_instance_read_only', 'read_only of the instance', (s, id) => (obs(s, id)?.settings ? (obs(s, id)!.settings!.readOnly ? 1 : 0) : undefined));
-  perInstance('regent_instance_is_primary', 'The instance is the primary Regent decided on', (s, id) => (s.monitor.lastKnownPrimary === id ? 1 : 0));
+  perInstance('regent_instance_is_primary', 'The instance is the decided primary (the primary Regent decided on, which the writer endpoints follow)', (s, id) => (s.decision.snapshot.decidedPrimary === id ? 1 : 0));
+  perInstance('regent_instance_fenced', 'The instance is a former primary Regent fenced (never written to until it rejoins)', (s, id) => (s.decision.snapshot.fenced.has(id) ? 1 : 0));
   perInstance('regent_replica_lag_seconds', 'Seconds_Behind_Master of a replica', (s, id) => obs(s, id)?.replica?.secondsBehind ?? undefined);
   perInstance('regent_replica_io_thread_running', 'Replica IO thread: 1 running, 0.5 connecting, 0 stopped', (s, id) => {
     const r = obs(s, id)?.replica;
@@ -62,6 +64,16 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
     },
   });
   new Gauge({
+    name: 'regent_failover_blocked',
+    help: 'Automatic failover of the cluster is blocked by anti-flapping (1) until a person acknowledges the last recovery (regent ack), or allowed (0)',
+    labelNames: ['cluster'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of supervisors()) this.set({ cluster: s.cluster.name }, s.blockedUntil() === undefined ? 0 : 1);
+    },
+  });
+  new Gauge({
     name: 'regent_leader',
     help: 'This manager is the leader that executes plans (1) or a follower (0)',
     registers,
@@ -71,6 +83,7 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
   });
   const buckets = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
   return {
+    actions: new Counter({ name: 'regent_actions_total', help: 'Actions the dispatcher ran on its own (fences, failovers, rejoins, repairs), by outcome', labelNames: ['cluster', 'action', 'outcome'], registers }),
     failovers: new Counter({ name: 'regent_failovers_total', help: 'Failovers by outcome', labelNames: ['cluster', 'outcome'], registers }),
     failoverSeconds: new Histogram({ name: 'regent_failover_duration_seconds', help: 'Duration of failovers from plan to publish', labelNames: ['cluster'], buckets, registers }),
     switchovers: new Counter({ name: 'regent_switchovers_total', help: 'Switchovers by outcome', labelNames: ['cluster', 'outcome'], registers }),
