@@ -1,8 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { Sandbox } from '../src/sandbox/sandbox.ts';
-import { startSandbox } from '../test/helpers/env.ts';
+import { decidedPrimaryOf, startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
 import { summary } from './stats.ts';
 
@@ -47,14 +45,7 @@ export async function benchFailover(args: string[]): Promise<void> {
 }
 
 function publishedPrimary(sb: Sandbox): { host: string; port: number } {
-  const f = join(sb.dir, 'state/clusters', `${sb.manifest.cluster}.json`);
-  let primary: string | undefined;
-  try {
-    primary = existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { primary?: string }).primary : undefined;
-  } catch {
-    // being replaced right now
-  }
-  const [host, port] = (primary ?? `127.0.0.1:${sb.node(1).port}`).split(':');
+  const [host, port] = (decidedPrimaryOf(sb) ?? `127.0.0.1:${sb.node(1).port}`).split(':');
   return { host: host!, port: Number(port) };
 }
 

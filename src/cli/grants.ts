@@ -3,6 +3,7 @@ import { PASSWORD_PLACEHOLDERS } from '../doctor/facts.ts';
 import { readServerVersion } from '../doctor/server-version.ts';
 import type { GtidFlavor } from '../gtid/index.ts';
 import { flavorForVersion } from '../sql/flavors.ts';
+import { FAMILIES } from '../sql/families.ts';
 import { renderAccountScript, type AccountToGrant } from '../sql/grants.ts';
 import { UnsupportedServerError, UsageError } from '../errors.ts';
 
@@ -26,7 +27,7 @@ export async function grantsCommand(config: Config, opts: { cluster?: string; ho
       accounts.push({ role: 'clone', user: cluster.accounts.clone.user, host, passwordPlaceholder: PASSWORD_PLACEHOLDERS.clone, passwordSource: cluster.accounts.clone.password?.source });
     scripts.push(
       renderAccountScript(flavor, accounts, [
-        `Regent accounts for cluster ${cluster.name}: ${flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} (${how}).`,
+        `Regent accounts for cluster ${cluster.name}: ${FAMILIES[flavor].displayName} (${how}).`,
         `Host part '${host}'${opts.host ? '' : ' (any host; narrow it with --host, e.g. the manager hosts and the replicas\' network)'}.`,
         'Afterwards `regent doctor` checks that every instance has them.',
       ]),

@@ -30,7 +30,7 @@ const userSchema = z
 const credentialsSchema = z
   .strictObject({
     manager: userSchema.optional().describe('The account Regent connects with to observe and act (see `regent grants`).'),
-    replication: userSchema.optional().describe('The account replicas use to connect to their source (CHANGE MASTER TO MASTER_USER).'),
+    replication: userSchema.optional().describe('The account replicas use to connect to their source (the user of their replication channel).'),
     clone: userSchema
       .optional()
       .describe('The account `regent clone` loads data into a target with (needs to create and fill the application databases); defaults to the manager account.'),

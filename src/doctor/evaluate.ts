@@ -9,7 +9,9 @@ import { replicaFactsFromView } from '../recovery/plan.ts';
 import { emptyDecision } from '../decision/decision.ts';
 import { clonePrivileges, managerPrivileges, missingPrivileges, neededForFailover, REPLICATION_PRIVILEGES, sqlAccount } from '../sql/grants.ts';
 import { flag } from '../sql/row-values.ts';
-import { DIALECTS, type DoctorDialect } from './dialect.ts';
+import { familyOf } from '../sql/families.ts';
+import { familyNameOfVersion } from '../sql/flavors.ts';
+import type { DoctorDialect } from '../sql/family.ts';
 import {
   DEFAULT_THRESHOLDS,
   PASSWORD_PLACEHOLDERS,
@@ -73,18 +75,18 @@ const PROBLEM_RULES: Partial<Record<ProblemCode, ProblemRule>> = {
   NoWritablePrimary: {
     check: 'topology',
     severity: 'critical',
-    fix: (p, inst) => `once sure no other instance takes writes, on ${inst?.name ?? p.instance}: SET GLOBAL read_only = OFF; (or promote another one: regent switchover)`,
+    fix: (p, inst, ctx) => `once sure no other instance takes writes, on ${inst?.name ?? p.instance}: ${dialectOf(ctx, inst).setReadOnly(false)} (or promote another one: regent switchover)`,
   },
   TwoWritablePrimaries: {
     check: 'topology',
     severity: 'critical',
-    fix: (_p, _i, ctx) => `on the one that is not the primary: SET GLOBAL read_only = ON; then regent rejoin NODE ${ctx.configHint} (a running manager fences it by itself)`,
+    fix: (_p, _i, ctx) => `on the one that is not the primary: ${dialectOf(ctx, ctx.cluster.instances.find((i) => i.id === ctx.analysis.topology.primary)).setReadOnly(true)} then regent rejoin NODE ${ctx.configHint} (a running manager fences it by itself)`,
   },
   WritableReplica: {
     check: 'read-only',
     severity: 'warning',
     message: (p) => `read_only is OFF on a replica: a write there becomes an errant transaction (${p.evidence[0] ?? ''})`,
-    fix: (_p, inst, ctx) => `SET GLOBAL read_only = ON; and read_only=ON under ${dialectOf(ctx, inst).section} in its option file`,
+    fix: (_p, inst, ctx) => `${dialectOf(ctx, inst).setReadOnly(true)} and read_only=ON under ${dialectOf(ctx, inst).section} in its option file`,
   },
   ReplicationStopped: {
     check: 'replication',
@@ -136,15 +138,13 @@ const PROBLEM_RULES: Partial<Record<ProblemCode, ProblemRule>> = {
 };
 
 function dialectOf(ctx: Ctx, inst: InstanceConfig | undefined): DoctorDialect {
-  const f = inst ? flavorOf(ctx.byId.get(inst.id)) : undefined;
-  return DIALECTS[f ?? 'mariadb'];
+  return familyOf(inst ? flavorOf(ctx.byId.get(inst.id)) : undefined).doctor;
 }
 
 function flavorOf(fi: InstanceFacts | undefined): GtidFlavor | undefined {
   if (!fi) return undefined;
   if (fi.obs.flavor) return fi.obs.flavor;
-  if (!fi.version) return undefined;
-  return /mariadb/i.test(fi.version) ? 'mariadb' : 'mysql';
+  return fi.version ? familyNameOfVersion(fi.version) : undefined;
 }
 
 function errantOf(ctx: Ctx, id: string): string | undefined {
@@ -217,7 +217,7 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
     const obs = observations.get(inst.id)!;
     const isPrimary = inst.id === primaryId;
     const flavor = flavorOf(fi);
-    const d = DIALECTS[flavor ?? 'mariadb'];
+    const d = familyOf(flavor).doctor;
     const manager = cluster.accounts.manager;
 
     // Can Regent's own account log in and probe?
@@ -283,7 +283,7 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
 
     if (!s.gtidStrict)
       add('critical', 'gtid-strict', `${d.gtidStrictProblem(v)}: diverging GTID histories are not refused, so a failover or rejoin can silently skip or duplicate transactions`, d.gtidStrictFix, inst);
-    else add('ok', 'gtid-strict', flavor === 'mysql' ? 'gtid_mode ON, enforce_gtid_consistency ON' : 'gtid_strict_mode ON', undefined, inst);
+    else add('ok', 'gtid-strict', d.gtidStrictOk, undefined, inst);
 
     const sameId = (serverIds.get(s.serverId) ?? []).filter((id) => id !== inst.id);
     if (s.serverId === 0) add('critical', 'server-id', 'server_id is 0: the server refuses to replicate', `SET GLOBAL server_id = ${freeServerId}; and server_id=${freeServerId} under ${d.section} in its option file`, inst);
@@ -468,7 +468,7 @@ function checkSemiSync(ctx: Ctx, inst: InstanceConfig, fi: InstanceFacts, obs: I
   if (!cluster.replication.semiSync) return;
   const s = obs.settings!;
   const v = fi.vars;
-  const d = DIALECTS[flavorOf(fi) ?? 'mariadb'];
+  const d = familyOf(flavorOf(fi)).doctor;
   const [pv, rv, tv] = [d.semiSyncPrimary(v), d.semiSyncReplica(v), d.semiSyncTimeout(v)];
   const cfgTimeout = cluster.replication.semiSyncTimeoutMs;
   const conf = (assignments: string) => `and ${assignments} under ${d.section} in its option file`;

@@ -37,9 +37,6 @@ const DOCTOR_VARIABLES = [
 const UNLIMITED_PASSWORD_ERRORS = 4294967295;
 const VARIABLES_QUERY = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${DOCTOR_VARIABLES.map((n) => `'${n}'`).join(',')})`;
 
-/** MySQL keeps the heartbeat period out of SHOW REPLICA STATUS. */
-const MYSQL_HEARTBEAT_QUERY = "SELECT HEARTBEAT_INTERVAL AS period FROM performance_schema.replication_connection_configuration WHERE CHANNEL_NAME = ''";
-
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
 export async function gatherClusterFacts(cluster: ClusterConfig, opts: { configFile?: string } = {}): Promise<ClusterFacts> {
@@ -103,8 +100,9 @@ async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, clon
       const rows = await attempt('replica status', () => conn.query(flavor.replicaStatusQuery));
       const row = rows && defaultChannel(rows);
       if (row) facts.replicaUser = text(row['Master_User'] ?? row['Source_User']) || undefined;
-      if (facts.obs.replica.heartbeatPeriod === null && flavor.name === 'mysql') {
-        const hb = await attempt('heartbeat period', () => conn.queryOne(MYSQL_HEARTBEAT_QUERY));
+      const hbQuery = flavor.family.heartbeatPeriodQuery;
+      if (facts.obs.replica.heartbeatPeriod === null && hbQuery) {
+        const hb = await attempt('heartbeat period', () => conn.queryOne(hbQuery));
         if (hb) facts.heartbeatPeriodSeconds = nullableNumber(hb['period']);
       }
     }
@@ -128,18 +126,7 @@ async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, clon
 async function loginLockout(conn: DbConnection, facts: InstanceFacts, flavor: Flavor | undefined, users: string[]): Promise<string | undefined> {
   const maxErrors = Number(facts.vars['max_password_errors'] ?? UNLIMITED_PASSWORD_ERRORS);
   if (Number.isFinite(maxErrors) && maxErrors < UNLIMITED_PASSWORD_ERRORS) return `max_password_errors is ${maxErrors}: refused logins count towards blocking the account`;
-  if (flavor?.name !== 'mysql') return undefined;
-  try {
-    // MySQL 8.0.19+: per-account FAILED_LOGIN_ATTEMPTS in User_attributes.
-    const rows = await conn.query(`SELECT User AS u, User_attributes AS a FROM mysql.user WHERE User IN (${users.map(() => '?').join(',')})`, users);
-    for (const r of rows) {
-      const attempts = Number((JSON.parse(text(r['a']) || '{}') as { Password_locking?: { failed_login_attempts?: number } }).Password_locking?.failed_login_attempts ?? 0);
-      if (attempts > 0) return `account '${text(r['u'])}' locks after ${attempts} failed logins (FAILED_LOGIN_ATTEMPTS)`;
-    }
-  } catch {
-    // older server without User_attributes: no per-account locking
-  }
-  return undefined;
+  return flavor?.family.accountLockout?.(conn, users);
 }
 
 async function tryLogin(inst: InstanceConfig, account: Account, timeouts: { connectTimeoutMs: number; queryTimeoutMs: number }): Promise<LoginFacts> {

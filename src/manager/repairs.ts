@@ -55,7 +55,7 @@ export const repointReplica: ActionSpec = {
     if (ctx.monitor.probers.get(src)?.latest.reachable && !decision.fenced.has(src)) return { outcome: 'refused', detail: `${id} replicates from ${src}, which is alive and not fenced: a chain a DBA may have set up` };
     const flavor = flavorOf(ctx.monitor, id);
     const common = decision.commonPoints.get(src);
-    const verdict = decideRejoin({ node, primary: pObs, commonPoint: common !== undefined ? flavor.parseGtid(common) : undefined, policy: 'manual', flashbackAvailable: false });
+    const verdict = decideRejoin({ node, primary: pObs, commonPoint: common !== undefined ? flavor.parseGtid(common) : undefined, policy: 'manual', rewind: 'never while re-pointing a replica' });
     if (verdict.action !== 'join') return { outcome: 'refused', detail: `${id} replicates from ${src} and cannot be re-pointed safely: ${verdict.reason}` };
     await replicateFrom(await ctx.admin.get(id), flavor, ctx.cluster, ctx.cluster.instances.find((i) => i.id === primary)!, 'replica-position');
     ctx.log.warn({ event: 'replica_repointed', cluster: ctx.cluster.name, instance: id, from: src, to: primary }, `${id} replicated from ${src} (gone); now from ${primary}`);

@@ -20,7 +20,8 @@ export function decideRejoin(input: {
   primary: InstanceObservation;
   commonPoint?: GtidState;
   policy: 'manual' | 'flashback';
-  flashbackAvailable: boolean;
+  /** Whether the server family can rewind this node (true), or why not. */
+  rewind: true | string;
 }): RejoinDecision {
   const { node, primary, commonPoint, policy } = input;
   if (!node.reachable || !node.gtids || !node.settings) return { action: 'refuse', reason: `${node.id} is not reachable` };
@@ -40,6 +41,6 @@ export function decideRejoin(input: {
   const list = errant.toString();
   if (policy === 'manual') return { action: 'refuse', reason: `${node.id} has errant transactions ${list} (rejoin policy is manual: it stays read_only and fenced; rewind it with rejoin.errant: flashback, or rebuild it with regent clone)`, errant: list };
   if (!commonPoint) return { action: 'refuse', reason: `${node.id} has errant transactions ${list} but the point where it parted from the cluster is unknown, so they cannot be rewound safely; rebuild it with regent clone`, errant: list };
-  if (!input.flashbackAvailable) return { action: 'refuse', reason: `${node.id} has errant transactions ${list}; flashback needs MariaDB, ROW binlogs and mariadb-binlog`, errant: list };
+  if (input.rewind !== true) return { action: 'refuse', reason: `${node.id} has errant transactions ${list} and cannot be rewound here: ${input.rewind}; rebuild it with regent clone`, errant: list };
   return { action: 'rewind', commonPoint, errant, reason: `${node.id} has errant transactions ${list} after ${commonPoint.toString()}: save, rewind with flashback, rejoin` };
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { applySqlFile, dumpBinlogAfter, flashbackAvailable } from './binlog-tools.ts';
 import { decideRejoin } from './rejoin-plan.ts';
 import { flavorOf, replicateFrom, StepRunner, type RecoveryContext, type StepRecord } from './steps.ts';
 
@@ -21,7 +20,7 @@ export interface RejoinResult {
 
 /**
  * Makes an instance (a former primary, typically) a replica of the current primary. It is fenced
- * first (read_only). Clean: replicate by current_pos. Errant transactions with `flashback`: save
+ * first (read_only). Clean: replicate from all it executed. Errant transactions with `flashback`: save
  * them to a file under the state directory, reverse them with mariadb-binlog --flashback (applied
  * with sql_log_bin=0), reset the GTID state to the common point, then replicate. With `manual`:
  * leave it read_only and report exactly which GTIDs are errant.
@@ -46,7 +45,7 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
     primary: pObs,
     commonPoint: commonText !== undefined ? flavor.parseGtid(commonText) : undefined,
     policy: cluster.rejoin.errant,
-    flashbackAvailable: flavor.name === 'mariadb' && flashbackAvailable() && node.settings?.binlogFormat === 'ROW',
+    rewind: !flavor.family.rewind ? `${flavor.family.displayName} has no rewind tool` : node.settings ? flavor.family.rewind.check(node.settings) : 'its settings are unknown',
   });
   await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: Date.now(), kind: 'rejoin', plan: { instance, primary, trigger, decision: { action: decision.action, reason: decision.reason } } });
 
@@ -72,20 +71,19 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
       savedTo = join(dir, `${cluster.name}-${nodeInst.name}-${stamp}.sql`);
       const flashFile = join(dir, `${cluster.name}-${nodeInst.name}-${stamp}.flashback.sql`);
       const from = decision.commonPoint.toString();
+      const rewind = flavor.family.rewind!;
       await runner.run('save-errant', async () => {
-        const bytes = await dumpBinlogAfter(nodeInst, conn, cluster.accounts.manager, from, savedTo!, false);
+        const bytes = await rewind.saveEvents(nodeInst, conn, cluster.accounts.manager, from, savedTo!);
         return { detail: `errant events ${decision.errant.toString()} saved to ${savedTo} (${bytes} bytes)`, value: undefined };
       });
       await runner.run('flashback', async () => {
         await conn.query(flavor.stopReplica());
-        await dumpBinlogAfter(nodeInst, conn, cluster.accounts.manager, from, flashFile, true);
-        await applySqlFile(nodeInst, cluster.accounts.manager, flashFile);
+        await rewind.reverse(nodeInst, conn, cluster.accounts.manager, from, flashFile);
         return { detail: `events after ${from} reversed on ${instance}`, value: undefined };
       });
       await runner.run('reset-gtid', async () => {
         // The node's binlog still holds the errant GTIDs; its history restarts at the common point.
-        await conn.query('RESET MASTER');
-        for (const s of flavor.setGtidPosition(decision.commonPoint)) await conn.query(s.sql, s.params);
+        for (const s of flavor.resetHistoryTo(decision.commonPoint)) await conn.query(s.sql, s.params);
         return { detail: `GTID state of ${instance} reset to ${from}`, value: undefined };
       });
     }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { ClusterConfig } from '../config/load.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Flavor } from '../sql/flavor.ts';
@@ -71,11 +70,7 @@ export function planBootstrap(cluster: ClusterConfig, facts: Map<string, Bootstr
     if (s.logBin && !s.logReplicaUpdates)
       refusals.push(`${inst.id}: log_slave_updates is off; add log_slave_updates=ON to its config and restart (a promoted replica must carry what it applied)`);
     if (!s.gtidStrict)
-      refusals.push(
-        f.flavor.name === 'mariadb'
-          ? `${inst.id}: gtid_strict_mode is OFF; run SET GLOBAL gtid_strict_mode=ON and add gtid_strict_mode=ON to its config`
-          : `${inst.id}: GTID mode is not ON; set gtid_mode=ON and enforce_gtid_consistency=ON`,
-      );
+      refusals.push(`${inst.id}: ${f.flavor.family.doctor.gtidStrictProblem({})}; ${f.flavor.family.doctor.gtidStrictFix}`);
     if (s.binlogFormat !== 'ROW') warnings.push(`${inst.id}: binlog_format is ${s.binlogFormat}; ROW is needed for flashback rewind of errant transactions`);
     const missing = missingPrivileges(f.managerGrants, managerPrivileges(f.flavor.name));
     if (missing.length > 0)
@@ -104,7 +99,7 @@ export function planBootstrap(cluster: ClusterConfig, facts: Map<string, Bootstr
         instance: primaryId,
         description: `create replication account '${cluster.accounts.replication.user}'@'%'`,
         statements: [
-          createReplicationUser(primary.flavor.name, cluster.accounts.replication.user, cluster.accounts.replication.password?.reveal() ?? ''),
+          primary.flavor.family.grants.createReplicationUser(cluster.accounts.replication.user, '%', cluster.accounts.replication.password?.reveal() ?? ''),
           { sql: 'GRANT REPLICATION SLAVE ON *.* TO ?@?', params: [cluster.accounts.replication.user, '%'] },
         ],
       });
@@ -186,14 +181,3 @@ export function planBootstrap(cluster: ClusterConfig, facts: Map<string, Bootstr
   return { primary: primaryId, refusals, warnings, steps, replicas };
 }
 
-/**
- * The statement goes to the binary log, and from there to every replica. MariaDB logs CREATE USER
- * as written, so it gets the mysql_native_password hash instead of the password; MySQL rewrites the
- * logged statement itself.
- */
-function createReplicationUser(flavor: Flavor['name'], user: string, password: string): { sql: string; params: unknown[] } {
-  if (flavor !== 'mariadb') return { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', params: [user, '%', password] };
-  const sha1 = (b: string | Buffer) => createHash('sha1').update(b).digest();
-  const hash = password === '' ? '' : `*${sha1(sha1(password)).toString('hex').toUpperCase()}`;
-  return { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?', params: [user, '%', hash] };
-}

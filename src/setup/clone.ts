@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
-import { Transform } from 'node:stream';
 import type { Account, ClusterConfig, InstanceConfig } from '../config/load.ts';
 import { DbConnection } from '../sql/connection.ts';
 import type { Flavor } from '../sql/flavor.ts';
 import { detectFlavor } from '../monitor/probe.ts';
-import { foldVariables, text } from '../sql/row-values.ts';
+import { foldVariables } from '../sql/row-values.ts';
+import { dropDatabase, listDatabases, withoutBinlog } from '../sql/queries.ts';
 import { replicateFrom, waitForGtid } from '../recovery/steps.ts';
-import { requireExecutable } from '../util/deps.ts';
 import type { Progress } from '../util/progress.ts';
 import { CloneRefused } from '../errors.ts';
 
@@ -32,7 +30,7 @@ export interface CloneResult {
 }
 
 async function userDatabases(conn: DbConnection): Promise<string[]> {
-  return (await conn.query('SHOW DATABASES')).map((r) => text(Object.values(r)[0])).filter((d) => !SYSTEM_DATABASES.has(d));
+  return (await listDatabases(conn)).filter((d) => !SYSTEM_DATABASES.has(d));
 }
 
 /**
@@ -53,7 +51,8 @@ export async function cloneInstance(cluster: ClusterConfig, opts: CloneOptions):
   const sconn = await DbConnection.open(source.host, source.port, cluster.accounts.manager, timeouts);
   try {
     const flavor = await detectFlavor(tconn);
-    if (flavor.name !== 'mariadb') throw new CloneRefused('clone uses mariadb-dump and supports MariaDB targets only');
+    const tool = flavor.family.clone;
+    if (!tool) throw new CloneRefused(`clone has no tool for ${flavor.family.displayName} targets yet (MariaDB only: mariadb-dump); rebuild the server with your own backup tool`);
     progress?.step(`checking target ${target.id}`);
     const existing = await userDatabases(tconn);
     const targetGtids = flavor.parseGtids(foldVariables(await tconn.query(flavor.variablesQuery)));
@@ -64,9 +63,8 @@ export async function cloneInstance(cluster: ClusterConfig, opts: CloneOptions):
       await tconn.query(flavor.stopReplica());
       await tconn.query(flavor.resetReplica());
       for (const sql of flavor.setReadOnly(true)) await tconn.query(sql);
-      await tconn.query('SET SESSION sql_log_bin = 0');
-      for (const db of existing) await tconn.query(`DROP DATABASE \`${db.replace(/`/g, '``')}\``);
-      await tconn.query('RESET MASTER');
+      await withoutBinlog(tconn);
+      for (const db of existing) await dropDatabase(tconn, db);
     }
     progress?.succeed(opts.discardTargetData ? `target ${target.id} emptied (${existing.length} database(s) dropped)` : `target ${target.id} is empty`);
 
@@ -75,7 +73,7 @@ export async function cloneInstance(cluster: ClusterConfig, opts: CloneOptions):
     let bytes = 0;
     if (databases.length > 0) {
       progress?.step(`copying ${databases.join(', ')} from ${source.id}`);
-      ({ gtid, bytes } = await dumpInto(cluster, source, target, loader, databases, (b) => progress?.step(`copying ${databases.join(', ')} from ${source.id}: ${(b / 1048576).toFixed(1)} MiB`)));
+      ({ gtid, bytes } = await tool.copy(cluster, source, target, loader, databases, (b) => progress?.step(`copying ${databases.join(', ')} from ${source.id}: ${(b / 1048576).toFixed(1)} MiB`)));
       progress?.succeed(`copied ${(bytes / 1048576).toFixed(1)} MiB at GTID ${gtid || '(empty)'}`);
     } else {
       gtid = flavor.parseGtids(foldVariables(await sconn.query(flavor.variablesQuery))).executed.toString();
@@ -86,7 +84,8 @@ export async function cloneInstance(cluster: ClusterConfig, opts: CloneOptions):
     try {
       for (const sql of flavor.setReadOnly(true)) await mconn.query(sql);
       await mconn.query(flavor.stopReplica());
-      for (const s of flavor.setGtidPosition(flavor.parseGtid(gtid))) await mconn.query(s.sql, s.params);
+      // The target's history is the snapshot's; anything its binary log held before is gone.
+      for (const s of flavor.resetHistoryTo(flavor.parseGtid(gtid))) await mconn.query(s.sql, s.params);
       await replicateFrom(mconn, flavor, cluster, primary, 'replica-position');
       progress?.succeed();
       progress?.step('waiting for the clone to catch up');
@@ -117,64 +116,4 @@ async function waitCaughtUp(cluster: ClusterConfig, conn: DbConnection, flavor: 
   } finally {
     await pconn.close();
   }
-}
-
-/** mariadb-dump | mariadb, passwords through MYSQL_PWD; returns the snapshot's GTID position. */
-function dumpInto(cluster: ClusterConfig, source: InstanceConfig, target: InstanceConfig, loader: Account, databases: string[], onBytes: (n: number) => void): Promise<{ gtid: string; bytes: number }> {
-  const dumpBin = requireExecutable('mariadb-dump', 'mariadb-client');
-  const clientBin = requireExecutable('mariadb', 'mariadb-client');
-  return new Promise((resolve, reject) => {
-    const dump = spawn(
-      dumpBin,
-      [`--host=${source.host}`, `--port=${source.port}`, `--user=${cluster.accounts.manager.user}`, '--single-transaction', '--gtid', '--master-data=2', '--routines', '--events', '--triggers', '--hex-blob', '--databases', ...databases],
-      { env: { ...process.env, MYSQL_PWD: cluster.accounts.manager.password?.reveal() ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const load = spawn(clientBin, [`--host=${target.host}`, `--port=${target.port}`, `--user=${loader.user}`, '--init-command=SET SESSION sql_log_bin=0', '--batch'], {
-      env: { ...process.env, MYSQL_PWD: loader.password?.reveal() ?? '' },
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    let gtid = '';
-    let bytes = 0;
-    let tail = '';
-    let lastReport = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        // The deferred "-- SET GLOBAL gtid_slave_pos='...'" comes near the end of the dump.
-        const textChunk = tail + chunk.toString('utf8');
-        const m = /-- SET GLOBAL gtid_slave_pos='([^']*)'/.exec(textChunk);
-        if (m) gtid = m[1] ?? '';
-        tail = textChunk.slice(-200);
-        if (Date.now() - lastReport > 250) {
-          lastReport = Date.now();
-          onBytes(bytes);
-        }
-        cb(null, chunk);
-      },
-    });
-    let dumpErr = '';
-    let loadErr = '';
-    dump.stderr!.on('data', (b: Buffer) => (dumpErr += b.toString('utf8')));
-    load.stderr!.on('data', (b: Buffer) => (loadErr += b.toString('utf8')));
-    dump.stdout!.pipe(meter).pipe(load.stdin!);
-    let dumpCode: number | null | undefined;
-    let loadCode: number | null | undefined;
-    const finish = () => {
-      if (dumpCode === undefined || loadCode === undefined) return;
-      if (dumpCode !== 0) reject(new Error(`mariadb-dump from ${source.id} failed (${dumpCode}): ${dumpErr.trim().split('\n').slice(-2).join(' ')}`));
-      else if (loadCode !== 0) reject(new Error(`loading into ${target.id} failed (${loadCode}): ${loadErr.trim().split('\n').slice(-2).join(' ')}`));
-      else if (!gtid && databases.length > 0) reject(new Error('the dump carried no GTID position (is the source binlogging with GTIDs?)'));
-      else resolve({ gtid, bytes });
-    };
-    dump.on('close', (c) => {
-      dumpCode = c;
-      finish();
-    });
-    load.on('close', (c) => {
-      loadCode = c;
-      finish();
-    });
-    dump.on('error', reject);
-    load.on('error', reject);
-  });
 }

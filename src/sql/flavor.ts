@@ -1,5 +1,6 @@
 import type { GtidFlavor, GtidState } from '../gtid/index.ts';
 import type { Secret } from '../util/secret.ts';
+import type { FlavorFamily } from './family.ts';
 
 /**
  * What one probe learns about a server's replication side (the default replication channel).
@@ -93,10 +94,12 @@ export interface SourceSpec {
 /**
  * A server family. Everything that differs between MariaDB and MySQL lives behind this interface:
  * the SQL text Regent sends and how it reads the answers. Implementations are pure (no I/O), so
- * they are unit-tested on recorded rows; `sql/admin.ts` runs what they produce.
+ * they are unit-tested on recorded rows; the recovery code runs what they produce.
  */
 export interface Flavor {
   readonly name: GtidFlavor;
+  /** What is the same for every version of this family: privileges, the doctor's words, tools. */
+  readonly family: FlavorFamily;
   /** SHOW GLOBAL VARIABLES for what `parseSettings` and `parseGtids` read (a SHOW, so a missing
    *  plugin variable is simply absent instead of failing the whole probe). */
   readonly variablesQuery: string;
@@ -131,6 +134,11 @@ export interface Flavor {
   waitForGtid(gtid: GtidState, timeoutSeconds: number): { sql: string; params: unknown[] };
   /** Statements that make this server a semi-sync primary (or not) and a semi-sync replica (or not). */
   semiSyncRole(role: 'primary' | 'replica', timeoutMs: number): string[];
-  /** Set the global GTID position before starting replication of a restored copy (clone, rewind). */
+  /** Set the GTID position a new replica starts replicating from (bootstrap). */
   setGtidPosition(gtid: GtidState): { sql: string; params: unknown[] }[];
+  /**
+   * Forget the server's binary log and restart its GTID history at `gtid`: a restored copy (clone)
+   * or a rewound former primary, whose binary log still names transactions it no longer has.
+   */
+  resetHistoryTo(gtid: GtidState): { sql: string; params: unknown[] }[];
 }

@@ -1,49 +1,19 @@
 import type { GtidFlavor } from '../gtid/index.ts';
+import type { PrivilegeNeed } from './family.ts';
+import { FAMILIES } from './families.ts';
 
 /**
  * The privileges each Regent account needs, per server family, with what needs them. `regent grants`
  * prints these, bootstrap and doctor check them, and the sandbox creates its users with exactly these.
  */
-export interface PrivilegeNeed {
-  privilege: string;
-  why: string;
-}
+export type { PrivilegeNeed } from './family.ts';
 
-const MARIADB_MANAGER: PrivilegeNeed[] = [
-  { privilege: 'SELECT', why: 'checksums and reading data for clone' },
-  { privilege: 'PROCESS', why: 'listing client sessions to fence a primary' },
-  { privilege: 'RELOAD', why: 'FLUSH statements during clone and rejoin' },
-  { privilege: 'SLAVE MONITOR', why: 'SHOW ALL SLAVES STATUS' },
-  { privilege: 'BINLOG MONITOR', why: 'SHOW BINARY LOGS and binlog positions' },
-  { privilege: 'REPLICATION SLAVE ADMIN', why: 'START/STOP/CHANGE MASTER, gtid_slave_pos, semi-sync replica side' },
-  { privilege: 'REPLICATION MASTER ADMIN', why: 'semi-sync primary settings' },
-  { privilege: 'READ_ONLY ADMIN', why: 'setting read_only (SUPER no longer covers it in 10.11)' },
-  { privilege: 'BINLOG ADMIN', why: 'purging and resetting binary logs on rejoin' },
-  { privilege: 'CONNECTION ADMIN', why: 'killing client sessions when fencing, connecting when max_connections is reached' },
-  { privilege: 'REPLICATION SLAVE', why: 'reading binlogs remotely for flashback and errant-transaction capture' },
-  { privilege: 'BINLOG REPLAY', why: 'applying flashback events' },
-  { privilege: 'SHOW VIEW', why: 'clone: mariadb-dump of views' },
-  { privilege: 'TRIGGER', why: 'clone: mariadb-dump of triggers' },
-  { privilege: 'EVENT', why: 'clone: mariadb-dump of events' },
-  { privilege: 'LOCK TABLES', why: 'clone: mariadb-dump of non-transactional tables' },
-];
 
-const MYSQL_MANAGER: PrivilegeNeed[] = [
-  { privilege: 'SELECT', why: 'checksums and reading data for clone' },
-  { privilege: 'PROCESS', why: 'listing client sessions to fence a primary' },
-  { privilege: 'RELOAD', why: 'FLUSH statements during clone and rejoin' },
-  { privilege: 'REPLICATION CLIENT', why: 'SHOW REPLICA STATUS and binlog positions' },
-  { privilege: 'REPLICATION SLAVE', why: 'reading binlogs remotely' },
-  { privilege: 'REPLICATION_SLAVE_ADMIN', why: 'START/STOP/CHANGE REPLICATION SOURCE' },
-  { privilege: 'SYSTEM_VARIABLES_ADMIN', why: 'read_only, super_read_only, semi-sync settings' },
-  { privilege: 'CONNECTION_ADMIN', why: 'killing client sessions when fencing' },
-  { privilege: 'BINLOG_ADMIN', why: 'resetting binary logs on rejoin' },
-];
 
 export const REPLICATION_PRIVILEGES = ['REPLICATION SLAVE'];
 
 export function managerPrivileges(flavor: GtidFlavor): PrivilegeNeed[] {
-  return flavor === 'mariadb' ? MARIADB_MANAGER : MYSQL_MANAGER;
+  return FAMILIES[flavor].grants.manager;
 }
 
 /** Privileges named in SHOW GRANTS output for one account (global level only). */
@@ -69,13 +39,8 @@ export function missingPrivileges(have: Set<string>, needed: PrivilegeNeed[]): P
  * sessions), stopping IO threads, promoting and re-pointing. The others serve clone, rejoin and
  * flashback, which a failover does not need.
  */
-const FAILOVER_PRIVILEGES: Record<GtidFlavor, ReadonlySet<string>> = {
-  mariadb: new Set(['PROCESS', 'SLAVE MONITOR', 'REPLICATION SLAVE ADMIN', 'REPLICATION MASTER ADMIN', 'READ_ONLY ADMIN', 'CONNECTION ADMIN']),
-  mysql: new Set(['PROCESS', 'REPLICATION CLIENT', 'REPLICATION_SLAVE_ADMIN', 'SYSTEM_VARIABLES_ADMIN', 'CONNECTION_ADMIN']),
-};
-
 export function neededForFailover(flavor: GtidFlavor, privilege: string): boolean {
-  return FAILOVER_PRIVILEGES[flavor].has(privilege);
+  return FAMILIES[flavor].grants.failover.has(privilege);
 }
 
 /** The replication account's privileges, with what needs them. */
@@ -87,27 +52,9 @@ export function replicationPrivileges(_flavor: GtidFlavor): PrivilegeNeed[] {
  * What the clone account (credentials.clone) needs: `regent clone` and `repair --reclone` load a
  * mariadb-dump into the target with sql_log_bin=0. MariaDB only (clone refuses MySQL targets).
  */
-const MARIADB_CLONE: PrivilegeNeed[] = [
-  { privilege: 'SELECT', why: 'clone: reading back what was loaded' },
-  { privilege: 'INSERT', why: 'clone: loading the rows' },
-  { privilege: 'CREATE', why: 'clone: CREATE DATABASE and CREATE TABLE' },
-  { privilege: 'DROP', why: 'clone: DROP TABLE IF EXISTS before each table' },
-  { privilege: 'ALTER', why: 'clone: ALTER TABLE ... DISABLE/ENABLE KEYS' },
-  { privilege: 'INDEX', why: 'clone: indexes of the loaded tables' },
-  { privilege: 'REFERENCES', why: 'clone: foreign keys' },
-  { privilege: 'LOCK TABLES', why: 'clone: LOCK TABLES around each table load' },
-  { privilege: 'CREATE VIEW', why: 'clone: views' },
-  { privilege: 'SHOW VIEW', why: 'clone: views' },
-  { privilege: 'CREATE ROUTINE', why: 'clone: stored procedures and functions' },
-  { privilege: 'ALTER ROUTINE', why: 'clone: stored procedures and functions' },
-  { privilege: 'EVENT', why: 'clone: events' },
-  { privilege: 'TRIGGER', why: 'clone: triggers' },
-  { privilege: 'SET USER', why: 'clone: views, routines and triggers keep their DEFINER' },
-  { privilege: 'BINLOG ADMIN', why: 'clone: SET SESSION sql_log_bin=0, so the loaded data keeps the source\'s GTIDs' },
-];
 
 export function clonePrivileges(flavor: GtidFlavor): PrivilegeNeed[] {
-  return flavor === 'mariadb' ? MARIADB_CLONE : [];
+  return FAMILIES[flavor].grants.clone;
 }
 
 /** 'name'@'host' with both parts quoted as SQL string literals. */

@@ -43,3 +43,11 @@ export async function killPendingReadOnlyChanges(conn: DbConnection, user: strin
 export async function withoutBinlog(conn: DbConnection): Promise<void> {
   await conn.query('SET SESSION sql_log_bin = 0');
 }
+
+export async function listDatabases(conn: DbConnection): Promise<string[]> {
+  return (await conn.query('SHOW DATABASES')).map((r) => text(Object.values(r)[0]));
+}
+
+export async function dropDatabase(conn: DbConnection, name: string): Promise<void> {
+  await conn.query(`DROP DATABASE \`${name.replace(/`/g, '``')}\``);
+}

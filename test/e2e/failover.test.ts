@@ -1,19 +1,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox, SandboxNode } from '../../src/sandbox/sandbox.ts';
-import { eventually, runCli, startSandbox } from '../helpers/env.ts';
+import { decidedPrimaryOf, eventually, runCli, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess, Writer } from '../helpers/manager.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The primary Regent published (its state file), falling back to node1 before the first decision. */
 function publishedPrimary(sb: Sandbox): { host: string; port: number } {
-  const f = join(sb.dir, 'state/clusters', `${sb.manifest.cluster}.json`);
-  const primary = existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { primary?: string }).primary : undefined;
-  const [host, port] = (primary ?? `127.0.0.1:${sb.node(1).port}`).split(':');
+  const [host, port] = (decidedPrimaryOf(sb) ?? `127.0.0.1:${sb.node(1).port}`).split(':');
   return { host: host!, port: Number(port) };
 }
 

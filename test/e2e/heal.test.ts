@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { openSandbox, PORT, type Sandbox, type SandboxNode } from '../../src/sandbox/sandbox.ts';
-import { runCli, startSandbox, type CliResult } from '../helpers/env.ts';
+import { decidedPrimaryOf, runCli, startSandbox, type CliResult } from '../helpers/env.ts';
 import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';
 
 /**
@@ -59,11 +59,6 @@ function nodeById(sb: Sandbox, id: unknown): SandboxNode {
 
 const idOf = (n: SandboxNode) => `127.0.0.1:${n.port}`;
 
-/** The primary in Regent's state file. */
-function statePrimary(sb: Sandbox): string | undefined {
-  const f = join(sb.dir, 'state/clusters', `${sb.manifest.cluster}.json`);
-  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { primary?: string }).primary : undefined;
-}
 
 function editCluster(sb: Sandbox, edit: (cluster: Record<string, unknown>) => void): void {
   const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as { clusters: Record<string, unknown>[] };
@@ -211,7 +206,7 @@ describe('switchover, rejoin and repair with a running manager', () => {
     assert.equal(await variable(sb, expectOld, '@@read_only'), '1');
     await waitUntil(() => replicatingFrom(sb, expectOld, newP), 5000, `${expectOld.name} replicating from ${newP.name}`);
     for (const other of sb.nodes.filter((n) => n !== newP && n !== expectOld)) await waitUntil(() => replicatingFrom(sb, other, newP), 5000, `${other.name} replicating from ${newP.name}`);
-    assert.equal(statePrimary(sb), idOf(newP));
+    assert.equal(decidedPrimaryOf(sb), idOf(newP));
     assert.equal((await viaWriterPort(sb, 'SELECT @@server_id AS s') as { s: number }[])[0]!.s, newP.serverId);
     return newP;
   }
@@ -227,7 +222,7 @@ describe('switchover, rejoin and repair with a running manager', () => {
   /** The primary node1 writable, node2 and node3 its replicas: nothing changed. */
   async function assertUntouched(): Promise<void> {
     assert.equal(await variable(sb, sb.node(1), '@@read_only'), '0');
-    assert.equal(statePrimary(sb), idOf(sb.node(1)));
+    assert.equal(decidedPrimaryOf(sb), idOf(sb.node(1)));
     assert.equal(await slaveStatus(sb, sb.node(1)), undefined, 'node1 replicates from someone');
     for (const n of [sb.node(2), sb.node(3)]) {
       assert.equal(await variable(sb, n, '@@read_only'), '1');
@@ -292,7 +287,7 @@ describe('switchover, rejoin and repair with a running manager', () => {
     assert.equal(manager.count((e) => e.event === 'switchover_succeeded'), 0);
 
     assert.equal(await variable(sb, sb.node(1), '@@read_only'), '0');
-    assert.equal(statePrimary(sb), idOf(sb.node(1)));
+    assert.equal(decidedPrimaryOf(sb), idOf(sb.node(1)));
     assert.equal(await slaveStatus(sb, sb.node(1)), undefined, 'node1 replicates from someone');
     assert.ok(await replicatingFrom(sb, sb.node(3), sb.node(1)), 'node3 no longer replicates from node1');
     // Writes through the writer endpoint work again, on node1.
@@ -400,7 +395,7 @@ describe('switchover, rejoin and repair with a running manager', () => {
     assert.match(r.stderr, new RegExp(`switchover refused: .*target ${idOf(target).replace(/\./g, '\\.')} has errant transactions ${errant}`));
     assert.equal(started(mark), 0);
     assert.equal(await variable(sb, failoverPrimary, '@@read_only'), '0');
-    assert.equal(statePrimary(sb), idOf(failoverPrimary));
+    assert.equal(decidedPrimaryOf(sb), idOf(failoverPrimary));
     for (const n of sb.nodes.filter((x) => x !== failoverPrimary)) {
       assert.equal(await variable(sb, n, '@@read_only'), '1');
       assert.ok(await replicatingFrom(sb, n, failoverPrimary), `${n.name} no longer replicates from the primary`);
@@ -455,7 +450,7 @@ describe('rejoin with errant transactions (manual refuses, flashback rewinds); c
     await sleep(500);
     assert.deepEqual(await rows(sb, n1, "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SET GLOBAL %read_only%'"), [], 'a SET read_only is still pending');
     assert.equal(await variable(sb, n1, '@@read_only'), '0', 'the rolled-back primary became read_only after all');
-    assert.equal(statePrimary(sb), idOf(n1));
+    assert.equal(decidedPrimaryOf(sb), idOf(n1));
     await viaWriterPort(sb, 'INSERT INTO app.locked VALUES (1)');
     assert.equal(await variable(sb, n1, '(SELECT COUNT(*) FROM app.locked)'), '1');
     assert.equal(manager!.events.slice(mark).filter((e) => e.event === 'switchover_succeeded').length, 0);
@@ -613,7 +608,7 @@ describe('rejoin with errant transactions (manual refuses, flashback rewinds); c
     t.diagnostic(r.stdout.trim().split('\n').pop()!);
     assert.match(r.stdout, new RegExp(`switchover done in \\d+ ms: ${idOf(newP).replace(/\./g, '\\.')} -> ${idOf(target).replace(/\./g, '\\.')}`));
     assert.equal(await variable(sb, target, '@@read_only'), '0');
-    assert.equal(statePrimary(sb), idOf(target));
+    assert.equal(decidedPrimaryOf(sb), idOf(target));
     for (const n of sb.nodes.filter((x) => x !== target)) {
       assert.equal(await variable(sb, n, '@@read_only'), '1');
       await waitUntil(() => replicatingFrom(sb, n, target), 5000, `${n.name} replicating from ${target.name}`);
@@ -629,7 +624,7 @@ describe('rejoin with errant transactions (manual refuses, flashback rewinds); c
     assert.match(r.stderr, new RegExp(`promote: failpoint promote:before-writable.*rolled back: ${idOf(primary).replace(/\./g, '\\.')} is writable again.*${idOf(target).replace(/\./g, '\\.')} read_only and replicating from ${idOf(primary).replace(/\./g, '\\.')} again`));
     assert.equal(await variable(sb, primary, '@@read_only'), '0');
     assert.equal(await variable(sb, target, '@@read_only'), '1');
-    assert.equal(statePrimary(sb), idOf(primary));
+    assert.equal(decidedPrimaryOf(sb), idOf(primary));
     await waitUntil(() => replicatingFrom(sb, target, primary), 5000, `${target.name} replicating from ${primary.name} again`);
     // And it really follows: a write on the primary arrives.
     await sb.sql(primary, ['CREATE TABLE app.after_undo (id INT PRIMARY KEY) ENGINE=InnoDB', 'INSERT INTO app.after_undo VALUES (1)']);

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/sandbox.ts';
 import { createProgress } from '../../src/util/progress.ts';
+import type { ClusterState } from '../../src/coordination/coordinator.ts';
+import { decisionFromState } from '../../src/decision/decision.ts';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -98,4 +100,14 @@ export async function eventually(cond: () => Promise<boolean>, timeoutMs: number
     await new Promise((r) => setTimeout(r, stepMs));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The primary a local manager decided on, from its state file (undefined before its first decision). */
+export function decidedPrimaryOf(sb: Sandbox): string | undefined {
+  const f = join(sb.dir, 'state/clusters', `${sb.manifest.cluster}.json`);
+  try {
+    return decisionFromState(sb.manifest.cluster, JSON.parse(readFileSync(f, 'utf8')) as ClusterState).decidedPrimary;
+  } catch {
+    return undefined; // no decision yet, or the file is being replaced right now
+  }
 }

@@ -2,6 +2,7 @@ import { MariaGtidPosition } from '../../gtid/index.ts';
 import type { GtidState } from '../../gtid/index.ts';
 import type { Flavor, ReplicaStatus, Row, SemiSyncStatus, ServerGtids, ServerSettings, SourceSpec, Vars } from '../flavor.ts';
 import { big, flag, int, ioThreadState, nullableNumber, text } from '../row-values.ts';
+import { mariadbFamily } from './mariadb-family.ts';
 
 const VARIABLES = [
   'server_id',
@@ -26,6 +27,7 @@ const inList = (names: string[]): string => names.map((n) => `'${n}'`).join(',')
 /** MariaDB 10.6+: domain-server-seq GTIDs, SHOW ALL SLAVES STATUS, MASTER_GTID_WAIT, built-in semi-sync. */
 export class MariadbFlavor implements Flavor {
   readonly name = 'mariadb' as const;
+  readonly family = mariadbFamily;
   readonly variablesQuery = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${inList(VARIABLES)})`;
   readonly statusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN (${inList(STATUS)})`;
   // SHOW ALL SLAVES STATUS (not SHOW SLAVE STATUS) because only it carries the heartbeat counter
@@ -148,5 +150,10 @@ export class MariadbFlavor implements Flavor {
 
   setGtidPosition(gtid: GtidState): { sql: string; params: unknown[] }[] {
     return [{ sql: 'SET GLOBAL gtid_slave_pos = ?', params: [gtid.toString()] }];
+  }
+
+  resetHistoryTo(gtid: GtidState): { sql: string; params: unknown[] }[] {
+    // gtid_binlog_pos still names what the binary log holds: it goes with the logs.
+    return [{ sql: 'RESET MASTER', params: [] }, ...this.setGtidPosition(gtid)];
   }
 }

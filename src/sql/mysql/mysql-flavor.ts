@@ -2,6 +2,7 @@ import { MysqlGtidSet } from '../../gtid/index.ts';
 import type { GtidState } from '../../gtid/index.ts';
 import type { Flavor, ReplicaStatus, Row, SemiSyncStatus, ServerGtids, ServerSettings, SourceSpec, Vars } from '../flavor.ts';
 import { big, flag, int, ioThreadState, nullableNumber, text } from '../row-values.ts';
+import { mysqlFamily } from './mysql-family.ts';
 
 export interface MysqlVersion {
   major: number;
@@ -61,6 +62,7 @@ const atLeast = (v: MysqlVersion, major: number, minor: number, patch: number): 
 /** MySQL 8.0.23+ and 8.4: uuid:interval GTID sets, SHOW REPLICA STATUS, auto-position, semi-sync plugins. */
 export class MysqlFlavor implements Flavor {
   readonly name = 'mysql' as const;
+  readonly family = mysqlFamily;
   readonly variablesQuery = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${inList(VARIABLES)})`;
   readonly statusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN (${inList(STATUS)})`;
   readonly replicaStatusQuery = 'SHOW REPLICA STATUS';
@@ -205,5 +207,10 @@ export class MysqlFlavor implements Flavor {
       { sql: reset, params: [] },
       { sql: 'SET GLOBAL gtid_purged = ?', params: [gtid.toString()] },
     ];
+  }
+
+  resetHistoryTo(gtid: GtidState): { sql: string; params: unknown[] }[] {
+    // Assigning gtid_purged already resets the binary logs and gtid_executed first.
+    return this.setGtidPosition(gtid);
   }
 }

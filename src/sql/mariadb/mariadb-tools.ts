@@ -1,18 +1,14 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import type { Account, InstanceConfig } from '../config/load.ts';
-import type { DbConnection } from '../sql/connection.ts';
-import { text } from '../sql/row-values.ts';
-import { findExecutable } from '../util/deps.ts';
+import type { Account, InstanceConfig } from '../../config/load.ts';
+import type { DbConnection } from '../connection.ts';
+import { text } from '../row-values.ts';
+import { findExecutable } from '../../util/deps.ts';
 
 /**
  * mariadb-binlog and the mariadb client, run as child processes. The password goes through the
  * MYSQL_PWD environment variable, never the command line (which `ps` shows to everyone).
  */
-
-export function flashbackAvailable(): boolean {
-  return Boolean(findExecutable('mariadb-binlog') && findExecutable('mariadb'));
-}
 
 function run(cmd: string, args: string[], account: Account, opts: { stdoutFile?: string; stdin?: NodeJS.ReadableStream; timeoutMs?: number } = {}): Promise<{ code: number | null; stderr: string; bytes: number }> {
   return new Promise((resolve, reject) => {
