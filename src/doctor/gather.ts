@@ -5,6 +5,7 @@ import { classifyError, DbConnection } from '../sql/connection.ts';
 import type { Flavor, Row } from '../sql/flavor.ts';
 import { parseGlobalGrants } from '../sql/grants.ts';
 import { foldVariables, nullableNumber, text } from '../sql/row-values.ts';
+import { accountHosts, globalVariables, ownGrants, serverClockSeconds, whoAmI } from '../sql/queries.ts';
 import type { ClusterFacts, InstanceFacts, LoginFacts } from './facts.ts';
 
 /**
@@ -35,7 +36,6 @@ const DOCTOR_VARIABLES = [
 
 /** max_password_errors when it is off (the maximum of the variable). */
 const UNLIMITED_PASSWORD_ERRORS = 4294967295;
-const VARIABLES_QUERY = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${DOCTOR_VARIABLES.map((n) => `'${n}'`).join(',')})`;
 
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
@@ -77,23 +77,22 @@ async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, clon
       facts.obs = unreachable(inst.id, err.kind, err.message);
     }
     if (conn.closed) return facts;
-    const who = await attempt('CURRENT_USER()', () => conn.queryOne('SELECT CURRENT_USER() AS u, USER() AS client, @@version AS version'));
+    const who = await attempt('CURRENT_USER()', () => whoAmI(conn));
     if (who) {
-      facts.version = text(who['version']);
-      const [user = manager.user, host = '%'] = splitAccount(text(who['u']));
+      facts.version = who.version;
+      const [user = manager.user, host = '%'] = splitAccount(who.account);
       facts.managerAccount = { user, host };
-      facts.clientHost = splitAccount(text(who['client']))[1];
+      facts.clientHost = splitAccount(who.client)[1];
     }
-    const grants = await attempt('SHOW GRANTS', () => conn.query('SHOW GRANTS FOR CURRENT_USER()'));
-    if (grants) facts.managerPrivileges = [...parseGlobalGrants(grants.map(firstColumn))];
-    const vars = await attempt('variables', () => conn.query(VARIABLES_QUERY));
+    const grants = await attempt('SHOW GRANTS', () => ownGrants(conn));
+    if (grants) facts.managerPrivileges = [...parseGlobalGrants(grants)];
+    const vars = await attempt('variables', () => globalVariables(conn, DOCTOR_VARIABLES));
     if (vars) facts.vars = foldVariables(vars);
 
     // The server's clock against ours, taken at the middle of the round trip.
     const t0 = nowMs();
-    const clock = await attempt('clock', () => conn.queryOne('SELECT UNIX_TIMESTAMP(NOW(6)) AS t'));
+    const serverSeconds = (await attempt('clock', () => serverClockSeconds(conn))) ?? NaN;
     const t1 = nowMs();
-    const serverSeconds = clock ? Number(text(clock['t'])) : NaN;
     if (Number.isFinite(serverSeconds)) facts.clock = { offsetMs: serverSeconds * 1000 - (t0 + t1) / 2, roundTripMs: t1 - t0 };
 
     if (facts.obs.replica && flavor) {
@@ -108,8 +107,8 @@ async function gatherInstance(cluster: ClusterConfig, inst: InstanceConfig, clon
     }
 
     const repl = cluster.accounts.replication;
-    const hosts = await attempt('replication account hosts', () => conn.query('SELECT Host AS h FROM mysql.user WHERE User = ?', [repl.user]));
-    if (hosts) facts.replicationAccountHosts = hosts.map((h) => text(h['h']));
+    const hosts = await attempt('replication account hosts', () => accountHosts(conn, repl.user));
+    if (hosts) facts.replicationAccountHosts = hosts;
     facts.loginsSkipped = await loginLockout(conn, facts, flavor, [repl.user, ...(cloneSeparate ? [cluster.accounts.clone.user] : [])]);
   } finally {
     await conn.close();
@@ -133,18 +132,14 @@ async function tryLogin(inst: InstanceConfig, account: Account, timeouts: { conn
   let conn: DbConnection | undefined;
   try {
     conn = await DbConnection.open(inst.host, inst.port, account, timeouts);
-    const grants = await conn.query('SHOW GRANTS FOR CURRENT_USER()').catch(() => undefined);
-    return { ok: true, privileges: grants ? [...parseGlobalGrants(grants.map(firstColumn))] : undefined };
+    const grants = await ownGrants(conn).catch(() => undefined);
+    return { ok: true, privileges: grants ? [...parseGlobalGrants(grants)] : undefined };
   } catch (e) {
     const err = classifyError(e, inst.id, account.user);
     return { ok: false, errorKind: err.kind, error: err.message };
   } finally {
     await conn?.close();
   }
-}
-
-function firstColumn(row: Row): string {
-  return text(Object.values(row)[0]);
 }
 
 function defaultChannel(rows: Row[]): Row | undefined {

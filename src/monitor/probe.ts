@@ -1,13 +1,13 @@
 import type { DbConnection } from '../sql/connection.ts';
 import { flavorForVersion } from '../sql/flavors.ts';
 import type { Flavor } from '../sql/flavor.ts';
-import { foldVariables, text } from '../sql/row-values.ts';
+import { foldVariables } from '../sql/row-values.ts';
+import { serverVersion } from '../sql/queries.ts';
 import type { InstanceObservation } from './observation.ts';
 
 /** Asks the server which family it is; the answer decides every later statement. */
 export async function detectFlavor(conn: DbConnection): Promise<Flavor> {
-  const row = await conn.queryOne('SELECT @@version AS version, @@version_comment AS comment');
-  return flavorForVersion(`${text(row?.['version'])} ${text(row?.['comment'])}`);
+  return flavorForVersion(await serverVersion(conn));
 }
 
 /** One full probe over an open connection: settings, GTID positions, semi-sync, replica status. */

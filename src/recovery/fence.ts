@@ -1,7 +1,7 @@
 import type { ClusterConfig } from '../config/load.ts';
 import type { DbConnection } from '../sql/connection.ts';
 import type { Flavor } from '../sql/flavor.ts';
-import { text } from '../sql/row-values.ts';
+import { killConnection, listClientSessions } from '../sql/queries.ts';
 
 /**
  * Makes a server refuse writes: read_only on, then every client session killed so that no open
@@ -14,14 +14,10 @@ export async function fenceServer(conn: DbConnection, flavor: Flavor, cluster: C
 }
 
 export async function killClientSessions(conn: DbConnection, cluster: ClusterConfig): Promise<number> {
-  const rows = await conn.query(
-    "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler', ?, ?) AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')",
-    [cluster.accounts.manager.user, cluster.accounts.replication.user],
-  );
   let killed = 0;
-  for (const r of rows) {
+  for (const id of await listClientSessions(conn, [cluster.accounts.manager.user, cluster.accounts.replication.user])) {
     try {
-      await conn.query(`KILL CONNECTION ${Number(text(r['id']))}`);
+      await killConnection(conn, id);
       killed++;
     } catch {
       // the session ended by itself in between

@@ -10,6 +10,7 @@ import { inspectCluster } from '../monitor/inspect.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { DbConnection } from '../sql/connection.ts';
 import { managerPrivileges, REPLICATION_PRIVILEGES } from '../sql/grants.ts';
+import { createAccount, createDatabase, dropDatabase, withoutBinlog } from '../sql/queries.ts';
 import { requireExecutable } from '../util/deps.ts';
 import { createProgress, type Progress } from '../util/progress.ts';
 import { bootstrapCluster } from '../setup/bootstrap.ts';
@@ -348,7 +349,13 @@ export async function addSandboxNode(sandbox: Sandbox, progress: Progress = crea
   const secret = (name: string) => readFileSync(join(m.dir, 'secrets', `${name}.pw`), 'utf8').trim();
   await createUsers(sandbox, n, { manager: secret('manager'), replication: secret('replication'), app: secret('app'), admin: secret('admin') });
   // The application database comes with the clone.
-  await sandbox.sql(n, ['SET SESSION sql_log_bin = 0', 'DROP DATABASE app']);
+  const c = await sandbox.root(n);
+  try {
+    await withoutBinlog(c);
+    await dropDatabase(c, 'app');
+  } finally {
+    await c.close();
+  }
   progress.succeed();
 
   m.nodes.push(n);
@@ -436,17 +443,13 @@ async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: stri
   try {
     // Created on every node without binlogging: each server starts with an empty GTID history,
     // and any node can become primary with the same accounts.
-    await c.query('SET SESSION sql_log_bin = 0');
-    await c.query("CREATE USER 'regent'@'127.0.0.1' IDENTIFIED BY ?", [pw.manager]);
-    await c.query(`GRANT ${managerPrivileges('mariadb').map((p) => p.privilege).join(', ')} ON *.* TO 'regent'@'127.0.0.1'`);
-    await c.query("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY ?", [pw.replication]);
-    await c.query(`GRANT ${REPLICATION_PRIVILEGES.join(', ')} ON *.* TO 'repl'@'127.0.0.1'`);
-    await c.query('CREATE DATABASE app');
-    await c.query("CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY ?", [pw.app]);
-    await c.query("GRANT ALL ON app.* TO 'app'@'127.0.0.1'");
+    await withoutBinlog(c);
+    await createAccount(c, 'regent', '127.0.0.1', pw.manager, managerPrivileges('mariadb').map((p) => p.privilege));
+    await createAccount(c, 'repl', '127.0.0.1', pw.replication, REPLICATION_PRIVILEGES);
+    await createDatabase(c, 'app');
+    await createAccount(c, 'app', '127.0.0.1', pw.app, [], { database: 'app', allOnDatabase: true });
     // For loading clones (regent clone / sandbox add); Regent itself never acts with it otherwise.
-    await c.query("CREATE USER 'admin'@'127.0.0.1' IDENTIFIED BY ?", [pw.admin]);
-    await c.query("GRANT ALL PRIVILEGES ON *.* TO 'admin'@'127.0.0.1' WITH GRANT OPTION");
+    await createAccount(c, 'admin', '127.0.0.1', pw.admin, ['ALL PRIVILEGES'], { grantOption: true });
   } finally {
     await c.close();
   }

@@ -3,6 +3,7 @@ import { closeAll, inspectCluster, type InspectedInstance } from '../monitor/ins
 import { DbConnection } from '../sql/connection.ts';
 import { DbError } from '../errors.ts';
 import { parseGlobalGrants } from '../sql/grants.ts';
+import { accountHosts, ownGrants } from '../sql/queries.ts';
 import { foldVariables, text } from '../sql/row-values.ts';
 import type { Progress } from '../util/progress.ts';
 import { planBootstrap, type BootstrapFacts, type ReplicationAccountCheck } from './bootstrap-plan.ts';
@@ -30,8 +31,7 @@ export async function bootstrapCluster(cluster: ClusterConfig, opts: { progress?
     const facts = new Map<string, BootstrapFacts>();
     for (const i of inspected) {
       if (!i.conn || !i.flavor) continue;
-      const grants = await i.conn.query('SHOW GRANTS FOR CURRENT_USER()');
-      facts.set(i.instance.id, { obs: i.obs, flavor: i.flavor, managerGrants: parseGlobalGrants(grants.map((g) => text(Object.values(g)[0]))) });
+      facts.set(i.instance.id, { obs: i.obs, flavor: i.flavor, managerGrants: parseGlobalGrants(await ownGrants(i.conn)) });
     }
     const repl = await checkReplicationAccount(cluster, inspected, facts);
     const plan = planBootstrap(cluster, facts, repl);
@@ -91,8 +91,8 @@ async function checkReplicationAccount(cluster: ClusterConfig, inspected: Inspec
     return { loginOk: true, exists: true, managerCanCreate: true };
   } catch (e) {
     const loginError = e instanceof DbError ? e.message : String(e);
-    const rows = await primary.conn.query('SELECT COUNT(*) AS n FROM mysql.user WHERE User = ?', [account.user]);
-    const exists = Number(text(rows[0]?.['n'])) > 0;
+    const hosts = await accountHosts(primary.conn, account.user);
+    const exists = hosts.length > 0;
     const grants = facts.get(primary.instance.id)?.managerGrants ?? new Set<string>();
     const all = grants.has('ALL PRIVILEGES');
     const managerCanCreate = grants.has('GRANT OPTION') && (all || (grants.has('CREATE USER') && grants.has('REPLICATION SLAVE')));

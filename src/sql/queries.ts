@@ -1,4 +1,5 @@
 import type { DbConnection } from './connection.ts';
+import type { Row } from './flavor.ts';
 import { int, text } from './row-values.ts';
 
 /**
@@ -50,4 +51,47 @@ export async function listDatabases(conn: DbConnection): Promise<string[]> {
 
 export async function dropDatabase(conn: DbConnection, name: string): Promise<void> {
   await conn.query(`DROP DATABASE \`${name.replace(/`/g, '``')}\``);
+}
+
+/** SELECT @@version and @@version_comment: what tells the server family. */
+export async function serverVersion(conn: DbConnection): Promise<string> {
+  const row = await conn.queryOne('SELECT @@version AS version, @@version_comment AS comment');
+  return `${text(row?.['version'])} ${text(row?.['comment'])}`;
+}
+
+/** The session's account as the server matched it, this client's host as the server sees it, and the version. */
+export async function whoAmI(conn: DbConnection): Promise<{ account: string; client: string; version: string } | undefined> {
+  const row = await conn.queryOne('SELECT CURRENT_USER() AS u, USER() AS client, @@version AS version');
+  return row ? { account: text(row['u']), client: text(row['client']), version: text(row['version']) } : undefined;
+}
+
+/** SHOW GRANTS FOR CURRENT_USER(), one line per grant. */
+export async function ownGrants(conn: DbConnection): Promise<string[]> {
+  return (await conn.query('SHOW GRANTS FOR CURRENT_USER()')).map((r) => text(Object.values(r)[0]));
+}
+
+/** The given global variables (names the server does not have are simply absent). */
+export async function globalVariables(conn: DbConnection, names: string[]): Promise<Row[]> {
+  return conn.query(`SHOW GLOBAL VARIABLES WHERE Variable_name IN (${names.map((n) => `'${n.replace(/'/g, '')}'`).join(',')})`);
+}
+
+/** The server's clock (seconds since the epoch, with microseconds). */
+export async function serverClockSeconds(conn: DbConnection): Promise<number> {
+  return Number(text((await conn.queryOne('SELECT UNIX_TIMESTAMP(NOW(6)) AS t'))?.['t']));
+}
+
+/** Host parts of the accounts with this user name (mysql.user). */
+export async function accountHosts(conn: DbConnection, user: string): Promise<string[]> {
+  return (await conn.query('SELECT Host AS h FROM mysql.user WHERE User = ?', [user])).map((r) => text(r['h']));
+}
+
+/** CREATE USER with a password sent as a parameter; the account gets the given global privileges. */
+export async function createAccount(conn: DbConnection, user: string, host: string, password: string, globalPrivileges: string[], extra: { database?: string; allOnDatabase?: boolean; grantOption?: boolean } = {}): Promise<void> {
+  await conn.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
+  if (globalPrivileges.length > 0) await conn.query(`GRANT ${globalPrivileges.join(', ')} ON *.* TO ?@?${extra.grantOption ? ' WITH GRANT OPTION' : ''}`, [user, host]);
+  if (extra.database && extra.allOnDatabase) await conn.query(`GRANT ALL ON \`${extra.database.replace(/`/g, '``')}\`.* TO ?@?`, [user, host]);
+}
+
+export async function createDatabase(conn: DbConnection, name: string): Promise<void> {
+  await conn.query(`CREATE DATABASE \`${name.replace(/`/g, '``')}\``);
 }
