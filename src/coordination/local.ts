@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive } from '../sandbox/processes.ts';
+import { isAlive } from '../util/processes.ts';
 import type { ClusterState, Coordinator, JournalEntry, ManagerInfo } from './coordinator.ts';
 import { ClusterLockedError } from '../errors.ts';
 

@@ -11,7 +11,7 @@ import { clonePrivileges, managerPrivileges, missingPrivileges, neededForFailove
 import { flag } from '../sql/row-values.ts';
 import { familyOf } from '../sql/families.ts';
 import { familyNameOfVersion } from '../sql/flavors.ts';
-import type { DoctorDialect } from '../sql/family.ts';
+import type { DoctorDialect } from '../sql/flavor.ts';
 import {
   DEFAULT_THRESHOLDS,
   PASSWORD_PLACEHOLDERS,

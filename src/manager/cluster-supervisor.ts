@@ -110,7 +110,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
   }
 
   view(): ClusterView {
-    const v = this.monitor.view(this.decision.snapshot);
+    const v: ClusterView = { cluster: this.cluster, observations: this.monitor.observations(), now: Date.now(), decision: this.decision.snapshot };
     const lost = this.options.leaseLostForMs?.();
     return lost === undefined ? v : { ...v, leaseLostForMs: lost };
   }
@@ -123,6 +123,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
       coordinator: this.coordinator,
       log: this.log,
       decision: this.decision,
+      view: () => this.view(),
       pauseAfterStep: this.options.pauseAfterStep,
       delayBeforeStep: this.options.delayBeforeStep,
       skipDrain: this.options.skipDrain,

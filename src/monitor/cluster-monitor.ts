@@ -1,7 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { ClusterView } from '../analysis/cluster-view.ts';
 import type { ClusterConfig } from '../config/load.ts';
-import type { Decision } from '../decision/decision.ts';
 import type { Logger } from '../util/log.ts';
 import type { InstanceObservation } from './observation.ts';
 import { InstanceProber } from './prober.ts';
@@ -12,8 +10,7 @@ export const SUSPECT_PROBE_INTERVAL_MS = 20;
 /**
  * One prober per instance of a cluster, and the cluster view they add up to. Emits `observation`
  * for every probe result so the manager can re-analyse at once (event-driven, not on a timer).
- * It only observes: what Regent decided is the decision record's, and comes into a view as a
- * read-only snapshot.
+ * It only observes: the supervisor judges these observations against the cluster's decision.
  */
 export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObservation]; lost: [string] }> {
   readonly probers = new Map<string, InstanceProber>();
@@ -47,11 +44,6 @@ export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObserva
     return observations;
   }
 
-  /** The latest observations with the decision they are judged against. */
-  view(decision?: Decision, now = Date.now()): ClusterView {
-    return { cluster: this.cluster, observations: this.observations(), now, decision };
-  }
-
   /** Fast probing of every instance while the primary is in doubt; back to normal when it is settled. */
   setSuspecting(on: boolean): void {
     if (on === this.#suspecting) return;
@@ -64,10 +56,9 @@ export class ClusterMonitor extends EventEmitter<{ observation: [InstanceObserva
     return this.#suspecting;
   }
 
-  /** Probes every instance now, in parallel, and returns the fresh view. */
-  async refresh(decision?: Decision): Promise<ClusterView> {
+  /** Probes every instance now, in parallel. */
+  async refresh(): Promise<void> {
     await Promise.all([...this.probers.values()].map((p) => p.probeNow()));
-    return this.view(decision);
   }
 
   /** Probes the given instances now, in parallel (the others keep their latest observation). */

@@ -146,7 +146,7 @@ const STEPS: Record<StepName, StepImpl> = {
   'choose-candidate': async (run) => {
     const { ctx, plan } = run;
     await ctx.monitor.reprobe(run.replicas);
-    const view = ctx.monitor.view(ctx.decision.snapshot);
+    const view = ctx.view();
     const old = plan.oldPrimary;
     const facts = replicaFactsFromView(view, run.replicas, true)
       // What was received counts as recorded at the stop, not as the server shows it now; the

@@ -1,3 +1,4 @@
+import type { ClusterView } from '../analysis/cluster-view.ts';
 import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
 import type { DecisionRecord } from '../decision/record.ts';
@@ -22,6 +23,8 @@ export interface RecoveryContext {
   log: Logger;
   /** What Regent decided about the cluster: recoveries change it only through its verbs. */
   decision: DecisionRecord;
+  /** The latest observations judged against the current decision. */
+  view(): ClusterView;
   /** Progress for live displays (dashboard, SSE): called when a step starts and ends. */
   onStep?: (e: StepEvent) => void;
   /** Test-only: stop after this step and wait forever (a manager killed mid-recovery). */

@@ -14,7 +14,7 @@ import { createAccount, createDatabase, dropDatabase, withoutBinlog } from '../s
 import { requireExecutable } from '../util/deps.ts';
 import { createProgress, type Progress } from '../util/progress.ts';
 import { bootstrapCluster } from '../setup/bootstrap.ts';
-import { isAlive, isOurProcess, readPidFile, sleep, terminate, waitUntil } from './processes.ts';
+import { isAlive, isOurProcess, readPidFile, sleep, terminate, waitUntil } from '../util/processes.ts';
 import { SandboxError } from '../errors.ts';
 
 /**

@@ -1,8 +1,10 @@
 import mysql from 'mysql2';
 import type { Account } from '../config/load.ts';
-import type { Row } from './flavor.ts';
 import { DbError, UnsupportedServerError } from '../errors.ts';
 
+
+/** A result row as mysql2 returns it. */
+export type Row = Record<string, unknown>;
 
 export interface Timeouts {
   connectTimeoutMs: number;

@@ -1,5 +1,5 @@
 import type { GtidFlavor } from '../gtid/index.ts';
-import type { FlavorFamily } from './family.ts';
+import type { FlavorFamily } from './flavor.ts';
 import { mariadbFamily } from './mariadb/mariadb-family.ts';
 import { mysqlFamily } from './mysql/mysql-family.ts';
 

@@ -1,12 +1,12 @@
 import type { GtidFlavor } from '../gtid/index.ts';
-import type { PrivilegeNeed } from './family.ts';
+import type { PrivilegeNeed } from './flavor.ts';
 import { FAMILIES } from './families.ts';
 
 /**
  * The privileges each Regent account needs, per server family, with what needs them. `regent grants`
  * prints these, bootstrap and doctor check them, and the sandbox creates its users with exactly these.
  */
-export type { PrivilegeNeed } from './family.ts';
+export type { PrivilegeNeed } from './flavor.ts';
 
 
 

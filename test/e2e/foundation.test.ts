@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSandbox, type Sandbox } from '../../src/sandbox/sandbox.ts';
-import { isAlive } from '../../src/sandbox/processes.ts';
+import { isAlive } from '../../src/util/processes.ts';
 import { freePorts, runCli, sandboxBasePort, startSandbox, tempDir } from '../helpers/env.ts';
 
 interface StatusJson {

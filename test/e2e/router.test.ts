@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { autoRouterProcesses } from '../../src/config/load.ts';
-import { isAlive } from '../../src/sandbox/processes.ts';
+import { isAlive } from '../../src/util/processes.ts';
 import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { eventually, freePorts, runCli, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';

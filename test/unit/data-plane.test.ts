@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { DataPlane } from '../../src/router/data-plane.ts';
-import { isAlive } from '../../src/sandbox/processes.ts';
+import { isAlive } from '../../src/util/processes.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { eventually } from '../helpers/env.ts';
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { Transform } from 'node:stream';
 import type { Account, ClusterConfig, InstanceConfig } from '../../config/load.ts';
 import { requireExecutable } from '../../util/deps.ts';
-import type { CloneTool } from '../family.ts';
+import type { CloneTool } from '../flavor.ts';
 
 /**
  * Clone for MariaDB: a consistent mariadb-dump (--single-transaction, the GTID position of the

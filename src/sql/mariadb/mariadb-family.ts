@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { MariaGtidPosition } from '../../gtid/index.ts';
-import type { DoctorDialect, FlavorFamily, PrivilegeNeed } from '../family.ts';
+import type { DoctorDialect, FlavorFamily, PrivilegeNeed } from '../flavor.ts';
 import { mariadbClone } from './mariadb-clone.ts';
 import { mariadbRewind } from './mariadb-rewind.ts';
 

@@ -1,7 +1,6 @@
 import type { Account, InstanceConfig } from '../../config/load.ts';
 import type { DbConnection } from '../connection.ts';
-import type { RewindTool } from '../family.ts';
-import type { ServerSettings } from '../flavor.ts';
+import type { RewindTool, ServerSettings } from '../flavor.ts';
 import { findExecutable } from '../../util/deps.ts';
 import { applySqlFile, dumpBinlogAfter } from './mariadb-tools.ts';
 

@@ -1,7 +1,6 @@
 import { MysqlGtidSet } from '../../gtid/index.ts';
 import type { DbConnection } from '../connection.ts';
-import type { DoctorDialect, FlavorFamily, PrivilegeNeed } from '../family.ts';
-import type { Vars } from '../flavor.ts';
+import type { DoctorDialect, FlavorFamily, PrivilegeNeed, Vars } from '../flavor.ts';
 import { text } from '../row-values.ts';
 
 /** MySQL 8.0.23+ and 8.4, whatever the version: privileges and the doctor's words. No rewind or clone tool. */
