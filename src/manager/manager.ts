@@ -72,7 +72,7 @@ export class Manager {
       });
       this.supervisors.set(c.name, supervisor);
       const r = c.router;
-      if (opts.withRouter !== false && (r.writer || r.reader || r.healthCheckBasePort || r.haproxySocket)) {
+      if (opts.withRouter !== false && (r.writer || r.reader || r.sql || r.healthCheckBasePort || r.haproxySocket)) {
         const router = new ClusterRouter(c, this.dataPlane, routerMetrics, log);
         this.routers.set(c.name, router);
         supervisor.on('analysis', () =>
