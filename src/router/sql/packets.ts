@@ -102,21 +102,40 @@ export class PacketReader {
       this.#consume(total);
       return { seq: raw[3]!, lastSeq: raw[3]!, payload: raw.subarray(HEADER), raw };
     }
-    // Several frames: walk the headers to see whether the last one is here.
-    let at = 0;
-    let payloadLen = 0;
+    // Several frames: walk the headers (once each, across calls) to see whether the last one is here.
     const all = this.#buffered;
+    let at = this.#scanAt;
+    let payloadLen = this.#scanLen;
+    if (at === 0) {
+      payloadLen = 0;
+    }
     for (;;) {
-      if (all - at < HEADER) return undefined;
-      const h = this.#peek(at, HEADER);
-      const flen = readLength(h, 0);
+      if (all - at < HEADER) break;
+      const flen = readLength(this.#peek(at, HEADER), 0);
+      if (all - at < HEADER + flen) {
+        // Announced but not all here yet: the size is known already.
+        if (payloadLen + flen > this.maxPacket) throw new PacketTooLarge(this.maxPacket);
+        break;
+      }
       payloadLen += flen;
       if (payloadLen > this.maxPacket) throw new PacketTooLarge(this.maxPacket);
-      if (all - at < HEADER + flen) return undefined;
       at += HEADER + flen;
-      if (flen < MAX_FRAME) break;
+      if (flen < MAX_FRAME) {
+        this.#scanAt = 0;
+        this.#scanLen = 0;
+        return this.#takeFrames(at, payloadLen);
+      }
     }
-    const raw = this.#join(at);
+    this.#scanAt = at;
+    this.#scanLen = payloadLen;
+    return undefined;
+  }
+
+  #scanAt = 0;
+  #scanLen = 0;
+
+  #takeFrames(at: number, payloadLen: number): Packet {
+    const raw = this.#join(at).subarray(0, at);
     this.#consume(at);
     const payload = Buffer.allocUnsafe(payloadLen);
     let src = 0;
@@ -136,6 +155,8 @@ export class PacketReader {
   clear(): void {
     this.#chunks = [];
     this.#buffered = 0;
+    this.#scanAt = 0;
+    this.#scanLen = 0;
   }
 
   /** Takes every buffered byte out, raw (used when a stream changes hands, e.g. after a TLS upgrade). */
@@ -145,16 +166,23 @@ export class PacketReader {
     return b;
   }
 
+  /** n bytes at offset `at` of the buffered stream, copied only when they straddle chunks. */
   #peek(at: number, n: number): Buffer {
     let off = at;
-    for (const c of this.#chunks) {
-      if (off < c.length) {
-        if (off + n <= c.length) return c.subarray(off, off + n);
-        break;
-      }
-      off -= c.length;
+    let i = 0;
+    while (i < this.#chunks.length && off >= this.#chunks[i]!.length) off -= this.#chunks[i++]!.length;
+    const c = this.#chunks[i]!;
+    if (off + n <= c.length) return c.subarray(off, off + n);
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const src = this.#chunks[i++]!;
+      const k = Math.min(n - got, src.length - off);
+      src.copy(out, got, off, off + k);
+      got += k;
+      off = 0;
     }
-    return this.#join(at + n).subarray(at, at + n);
+    return out;
   }
 
   /** Makes the first chunk at least n bytes long by joining chunks. */
@@ -162,7 +190,7 @@ export class PacketReader {
     if (this.#chunks[0]!.length >= n) return this.#chunks[0]!;
     const joined = Buffer.concat(this.#chunks);
     this.#chunks = [joined];
-    return joined.length >= n ? joined : joined;
+    return joined;
   }
 
   #consume(n: number): void {
