@@ -10,6 +10,8 @@ const NEEDS = {
   demo: { mariadbd: 'mariadb-server', 'mariadb-install-db': 'mariadb-server', mariadb: 'mariadb-client', 'mariadb-binlog': 'mariadb-client', 'mariadb-dump': 'mariadb-client' },
   test: {
     mariadbd: 'mariadb-server',
+    // the SQL endpoint's end-to-end test runs sysbench's prepared statements through it
+    sysbench: 'sysbench',
     'mariadb-install-db': 'mariadb-server',
     mariadb: 'mariadb-client',
     'mariadb-binlog': 'mariadb-client',

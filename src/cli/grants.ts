@@ -25,6 +25,8 @@ export async function grantsCommand(config: Config, opts: { cluster?: string; ho
     ];
     if (cluster.accounts.clone !== cluster.accounts.manager)
       accounts.push({ role: 'clone', user: cluster.accounts.clone.user, host, passwordPlaceholder: PASSWORD_PLACEHOLDERS.clone, passwordSource: cluster.accounts.clone.password?.source });
+    if (cluster.accounts.router !== cluster.accounts.manager)
+      accounts.push({ role: 'router', user: cluster.accounts.router.user, host, passwordPlaceholder: PASSWORD_PLACEHOLDERS.router, passwordSource: cluster.accounts.router.password?.source });
     scripts.push(
       renderAccountScript(flavor, accounts, [
         `Regent accounts for cluster ${cluster.name}: ${FAMILIES[flavor].displayName} (${how}).`,

@@ -51,7 +51,7 @@ export async function runCommand(config: Config, opts: { observeOnly?: boolean }
   const skipDrain = process.env.REGENT_TEST_SKIP_DRAIN === '1';
   if (skipDrain) log.warn({ event: 'test_mode' }, 'REGENT_TEST_SKIP_DRAIN is set: failovers skip the relay-log drain (test-only, loses data)');
   const observeOnly = opts.observeOnly ?? false;
-  if (observeOnly && !config.clusters.some((c) => c.router.writer || c.router.reader || c.router.healthCheckBasePort || c.router.haproxySocket)) {
+  if (observeOnly && !config.clusters.some((c) => c.router.writer || c.router.reader || c.router.sql || c.router.healthCheckBasePort || c.router.haproxySocket)) {
     log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader or health endpoints configured: nothing to serve');
     return 2;
   }

@@ -12,6 +12,7 @@ import {
   type RawInstance,
   type ReplicationSettings,
   type RouterSettings,
+  type SqlEndpointSettings,
   type SwitchoverSettings,
   type RejoinSettings,
   type RepairSettings,
@@ -36,7 +37,9 @@ export interface ClusterConfig {
   name: string;
   primary?: string;
   instances: InstanceConfig[];
-  accounts: { manager: Account; replication: Account; clone: Account };
+  accounts: { manager: Account; replication: Account; clone: Account; router: Account };
+  /** The SQL endpoint (router.sql) with its files and secrets read. */
+  sql?: SqlEndpointConfig;
   monitor: MonitorSettings;
   failover: FailoverSettings;
   replication: ReplicationSettings;
@@ -45,6 +48,13 @@ export interface ClusterConfig {
   switchover: SwitchoverSettings;
   rejoin: RejoinSettings;
   repair: RepairSettings;
+}
+
+export interface SqlEndpointConfig {
+  settings: SqlEndpointSettings;
+  passwords: Map<string, Secret>;
+  tls?: { cert: Buffer; key: Buffer; mode: 'required' | 'optional' };
+  backendTls?: { ca?: Buffer; verify: boolean; required: boolean };
 }
 
 export interface Config {
@@ -109,7 +119,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   const account = (
     cluster: (typeof raw.clusters)[number],
     index: number,
-    role: 'manager' | 'replication' | 'clone',
+    role: 'manager' | 'replication' | 'clone' | 'router',
     defaultUser: string,
   ): Account => {
     const own = cluster.credentials?.[role];
@@ -146,8 +156,10 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
       accounts: (() => {
         const manager = account(c, ci, 'manager', 'regent');
         const hasClone = Boolean(c.credentials?.clone ?? raw.credentials.clone);
-        return { manager, replication: account(c, ci, 'replication', 'repl'), clone: hasClone ? account(c, ci, 'clone', 'admin') : manager };
+        const hasRouter = Boolean(c.credentials?.router ?? raw.credentials.router);
+        return { manager, replication: account(c, ci, 'replication', 'repl'), clone: hasClone ? account(c, ci, 'clone', 'admin') : manager, router: hasRouter ? account(c, ci, 'router', 'regent_router') : manager };
       })(),
+      sql: c.router.sql && sqlEndpoint(c.router.sql, `clusters[${ci}].router.sql`, baseDir, file, secret),
       monitor: c.monitor,
       failover: c.failover,
       replication: c.replication,
@@ -241,6 +253,31 @@ function routerProcesses(setting: number | 'auto'): number {
 /** What `routerProcesses: auto` means on this machine. */
 export function autoRouterProcesses(): number {
   return Math.max(0, Math.min(4, availableParallelism() - 2));
+}
+
+function sqlEndpoint(
+  raw: SqlEndpointSettings,
+  field: string,
+  baseDir: string,
+  file: string,
+  secret: (ref: SecretRef | undefined, field: string) => Secret | undefined,
+): SqlEndpointConfig {
+  const pem = (path: string, key: string): Buffer => {
+    const full = resolve(baseDir, path);
+    try {
+      return readFileSync(full);
+    } catch (e) {
+      throw new ConfigError(`config ${file}: ${field}.${key}: cannot read ${full} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  };
+  const passwords = new Map<string, Secret>();
+  for (const [user, ref] of Object.entries(raw.passwords)) passwords.set(user, secret(ref, `${field}.passwords.${user}`)!);
+  return {
+    settings: raw,
+    passwords,
+    tls: raw.tls && { cert: pem(raw.tls.cert, 'tls.cert'), key: pem(raw.tls.key, 'tls.key'), mode: raw.tls.mode },
+    backendTls: raw.backendTls && { ca: raw.backendTls.ca ? pem(raw.backendTls.ca, 'backendTls.ca') : undefined, verify: raw.backendTls.verify, required: raw.backendTls.required },
+  };
 }
 
 function coordination(

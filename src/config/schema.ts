@@ -34,6 +34,9 @@ const credentialsSchema = z
     clone: userSchema
       .optional()
       .describe('The account `regent clone` loads data into a target with (needs to create and fill the application databases); defaults to the manager account.'),
+    router: userSchema
+      .optional()
+      .describe("The SQL endpoint's service account: reads the account hashes it verifies logins against (SELECT on mysql.global_priv, MySQL: mysql.user); defaults to the manager account."),
   })
   .describe('Accounts, for all clusters unless a cluster overrides them.');
 
@@ -124,6 +127,57 @@ const hooksSchema = z
   })
   .describe('Shell commands run around recoveries, with REGENT_CLUSTER, REGENT_OLD_PRIMARY, REGENT_NEW_PRIMARY in their environment.');
 
+const sqlEndpointSchema = z
+  .strictObject({
+    listen: hostPort.describe('Listen address of the SQL-aware endpoint: one address for the application; reads go to replicas, everything else to the primary (docs/sql-endpoint.md).'),
+    causalReads: z
+      .enum(['none', 'session', 'global'])
+      .default('session')
+      .describe(
+        'Read-your-writes. session: after a session writes, its reads go to a replica only once that replica has applied the GTID of its last write (else they wait, then go to the primary). global: every read sees every write the endpoint saw acknowledged before it started, from any session. none: reads go to any replica in the pool.',
+      ),
+    causalWaitTimeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe('How long a read waits (MASTER_GTID_WAIT on the replica) for a replica to apply what it must see before going to the primary; replicas further behind than this are not waited for.'),
+    hints: z
+      .boolean()
+      .default(true)
+      .describe('Honour routing hints in statements: a comment `/* regent:primary */` sends the statement to the primary; `/* regent:replica */` lets a statement the classifier is unsure about (a stored function, say) go to a replica. Writes, locks and transactions never go to a replica.'),
+    maxPacketBytes: z
+      .number()
+      .int()
+      .min(1 << 20)
+      .max(1 << 30)
+      .default(32 << 20)
+      .describe('Largest packet (statement) a client may send; a bigger one gets error 1153 and the session is closed. Packets over 16 MiB (several frames) are supported up to this.'),
+    connectTimeoutMs: z.number().int().min(50).default(2000).describe('Timeout of opening a backend connection (TCP, handshake, login) for a session.'),
+    accountRefreshSeconds: z.number().min(1).default(60).describe('How often the account hashes are read again (they are also re-read when a login fails).'),
+    passwords: z
+      .record(z.string(), secretRefSchema)
+      .default({})
+      .describe('Passwords of application accounts that use another plugin than mysql_native_password (ed25519, caching_sha2_password), by user name: the router cannot verify those from a hash. Accounts with such plugins and no password here are refused at login with a message saying so.'),
+    tls: z
+      .strictObject({
+        cert: z.string().min(1).describe('PEM certificate (chain) the endpoint presents to clients; relative to the config file.'),
+        key: z.string().min(1).describe('PEM private key of the certificate.'),
+        mode: z.enum(['optional', 'required']).default('optional').describe('required: clients without TLS are refused at login (error 3159); optional: clients choose.'),
+      })
+      .optional()
+      .describe('TLS between clients and the endpoint.'),
+    backendTls: z
+      .strictObject({
+        ca: z.string().min(1).optional().describe('PEM file of the CA that signed the servers\' certificates; relative to the config file (default: the system CAs).'),
+        verify: z.boolean().default(true).describe('Verify the server certificate (and host name).'),
+        required: z.boolean().default(false).describe('Refuse a backend that does not offer TLS (otherwise such a server is used without it).'),
+      })
+      .optional()
+      .describe('TLS between the endpoint and the servers.'),
+  })
+  .describe('The SQL-aware endpoint (MySQL protocol): read/write split with read-your-writes.');
+
 const routerSchema = z
   .strictObject({
     writer: hostPort.optional().describe('Listen address of the writer endpoint: every connection goes to the current primary.'),
@@ -146,6 +200,7 @@ const routerSchema = z
       .optional()
       .describe('First port of the per-instance HTTP health endpoints: instance i (0-based, config order) answers on basePort+i with /primary and /replica.'),
     haproxySocket: z.string().min(1).optional().describe('HAProxy admin socket: Regent pushes server states through it so HAProxy never sends a write to a replica.'),
+    sql: sqlEndpointSchema.optional().describe('The SQL-aware endpoint, beside the writer and reader endpoints (off unless set).'),
   })
   .describe('The built-in router and HAProxy integration.');
 
@@ -236,6 +291,7 @@ export type FailoverSettings = z.infer<typeof failoverSchema>;
 export type ReplicationSettings = z.infer<typeof replicationSchema>;
 export type HookSettings = z.infer<typeof hooksSchema>;
 export type RouterSettings = z.infer<typeof routerSchema>;
+export type SqlEndpointSettings = z.infer<typeof sqlEndpointSchema>;
 export type SwitchoverSettings = z.infer<typeof switchoverSchema>;
 export type RejoinSettings = z.infer<typeof rejoinSchema>;
 export type RepairSettings = z.infer<typeof repairSchema>;

@@ -126,4 +126,5 @@ export const PASSWORD_PLACEHOLDERS = {
   manager: '<MANAGER_PASSWORD>',
   replication: '<REPLICATION_PASSWORD>',
   clone: '<CLONE_PASSWORD>',
+  router: '<ROUTER_PASSWORD>',
 } as const;

@@ -77,7 +77,7 @@ export class Manager {
       const supervisor = new ClusterSupervisor(c, this.coordinator, log, supervisorOptions);
       this.supervisors.set(c.name, supervisor);
       const r = c.router;
-      if (opts.withRouter !== false && (r.writer || r.reader || r.healthCheckBasePort || r.haproxySocket)) {
+      if (opts.withRouter !== false && (r.writer || r.reader || r.sql || r.healthCheckBasePort || r.haproxySocket)) {
         const router = new ClusterRouter(c, this.dataPlane, routerMetrics, log);
         this.routers.set(c.name, router);
         supervisor.decision.subscribe((d, change) => router.onDecision(d, change));

@@ -9,6 +9,7 @@ import { ProxyListener } from './proxy-listener.ts';
 import { decideReader, decideWriter, routingTable, type RouteDecision, type RoutingTable } from './routing-table.ts';
 import { HealthEndpoints } from './health-endpoints.ts';
 import { HaproxyAdmin } from './haproxy.ts';
+import { SqlEndpoint, type SqlRouting } from './sql/endpoint.ts';
 
 function parseHostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
@@ -26,6 +27,7 @@ export class ClusterRouter {
   #reader?: ProxyListener;
   #health?: HealthEndpoints;
   #haproxy?: HaproxyAdmin;
+  #sql?: SqlEndpoint;
   #table: RoutingTable;
   #decision: Decision;
   #observations = new Map<string, InstanceObservation>();
@@ -45,8 +47,8 @@ export class ClusterRouter {
     return this.#table;
   }
 
-  get endpoints(): { writer?: string; reader?: string } {
-    return { writer: this.cluster.router.writer, reader: this.cluster.router.reader };
+  get endpoints(): { writer?: string; reader?: string; sql?: string } {
+    return { writer: this.cluster.router.writer, reader: this.cluster.router.reader, sql: this.cluster.router.sql?.listen };
   }
 
   async start(): Promise<void> {
@@ -82,6 +84,24 @@ export class ClusterRouter {
     // A pipe process (re)started: connections held for want of one can go now.
     this.dataPlane.on('ready', this.#releaseHeld);
     if (r.haproxySocket) this.#haproxy = new HaproxyAdmin(r.haproxySocket, this.cluster, log);
+    const sql = this.cluster.sql;
+    if (r.sql && sql) {
+      this.#sql = new SqlEndpoint({
+        cluster: this.cluster.name,
+        listen: parseHostPort(r.sql.listen),
+        settings: { ...sql.settings, holdTimeoutMs: r.holdTimeoutMs },
+        serviceAccount: this.cluster.accounts.router,
+        passwords: sql.passwords,
+        clientTls: sql.tls,
+        backendTls: sql.backendTls,
+        address,
+        instances: this.cluster.instances.map((i) => i.id),
+        metrics: this.metrics.sql,
+        log,
+      });
+      this.#sql.update(this.#sqlRouting());
+      await this.#sql.start();
+    }
     log.info({ event: 'router_started', writer: r.writer, reader: r.reader, health: r.healthCheckBasePort, haproxy: r.haproxySocket }, `router of ${this.cluster.name} started`);
   }
 
@@ -92,7 +112,7 @@ export class ClusterRouter {
 
   async stop(): Promise<void> {
     this.dataPlane.off('ready', this.#releaseHeld);
-    await Promise.all([this.#writer?.stop(), this.#reader?.stop(), this.#health?.stop()]);
+    await Promise.all([this.#writer?.stop(), this.#reader?.stop(), this.#health?.stop(), this.#sql?.stop()]);
   }
 
   /** The latest observations (every analysis): reader health and lag, the primary's reachability. */
@@ -155,7 +175,21 @@ export class ClusterRouter {
     }
     this.#writer?.release();
     this.#reader?.release();
+    this.#sql?.update(this.#sqlRouting());
     void this.#haproxy?.push(this.#table);
+  }
+
+  /** The SQL endpoint's snapshot: the table, and each instance's applied GTIDs and lag from the observations. */
+  #sqlRouting(): SqlRouting {
+    const applied: SqlRouting['applied'] = new Map();
+    const lag = new Map<string, number | null>();
+    let flavor: SqlRouting['flavor'] = 'mariadb';
+    for (const o of this.#observations.values()) {
+      if (o.flavor) flavor = o.flavor;
+      if (o.gtids) applied.set(o.id, o.gtids.executed);
+      if (o.replica) lag.set(o.id, o.replica.secondsBehind);
+    }
+    return { table: this.#table, applied, lag, flavor };
   }
 
   #decideWriter(): RouteDecision {

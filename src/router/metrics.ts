@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { createSqlMetrics, type SqlMetrics } from './sql/metrics.ts';
 
 export interface RouterMetrics {
   accepted: Counter<'cluster' | 'role'>;
@@ -9,6 +10,8 @@ export interface RouterMetrics {
   holdSeconds: Histogram<'cluster' | 'role'>;
   refused: Counter<'cluster' | 'role'>;
   backendChanges: Counter<'cluster' | 'role'>;
+  /** The SQL endpoints' own metrics (regent_sql_*). */
+  sql: SqlMetrics;
 }
 
 /** Router metrics, registered once per registry (the manager's /metrics serves them). */
@@ -23,5 +26,6 @@ export function createRouterMetrics(registry: Registry): RouterMetrics {
     holdSeconds: new Histogram({ name: 'regent_router_hold_seconds', help: 'How long held connections waited', labelNames: ['cluster', 'role'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers }),
     refused: new Counter({ name: 'regent_router_refused_total', help: 'Connections closed without a backend (hold timeout, no replica)', labelNames: ['cluster', 'role'], registers }),
     backendChanges: new Counter({ name: 'regent_router_backend_changes_total', help: 'Changes of the writer target or of the reader pool', labelNames: ['cluster', 'role'], registers }),
+    sql: createSqlMetrics(registry),
   };
 }

@@ -9,7 +9,7 @@ import { analyzeCluster } from '../analysis/analyze.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { DbConnection } from '../sql/connection.ts';
-import { managerPrivileges, REPLICATION_PRIVILEGES } from '../sql/grants.ts';
+import { managerPrivileges, REPLICATION_PRIVILEGES, routerGrantStatements } from '../sql/grants.ts';
 import { createAccount, createDatabase, dropDatabase, withoutBinlog } from '../sql/queries.ts';
 import { requireExecutable } from '../util/deps.ts';
 import { createProgress, type Progress } from '../util/progress.ts';
@@ -67,19 +67,19 @@ const MANIFEST = 'sandbox.json';
 
 /**
  * Port layout from the base port: node i at base+i-1 (up to 20 nodes, plus ones added later),
- * the router's writer and reader at base+50 and base+51, the manager's API at base+52, and the
- * per-instance health endpoints from base+60.
+ * the router's writer and reader at base+50 and base+51, the manager's API at base+52, the SQL
+ * endpoint at base+53, and the per-instance health endpoints from base+60.
  */
-export const PORT = { writer: 50, reader: 51, api: 52, health: 60, maxNodes: 40 } as const;
+export const PORT = { writer: 50, reader: 51, api: 52, sql: 53, health: 60, maxNodes: 40 } as const;
 
 function sandboxPorts(base: number, count: number): number[] {
   const nodes = Array.from({ length: count }, (_, i) => base + i);
   const health = Array.from({ length: count }, (_, i) => base + PORT.health + i);
-  return [...nodes, base + PORT.writer, base + PORT.reader, base + PORT.api, ...health];
+  return [...nodes, base + PORT.writer, base + PORT.reader, base + PORT.api, base + PORT.sql, ...health];
 }
 
 function describePorts(base: number): string {
-  return `${base}+ for nodes, ${base + PORT.writer}-${base + PORT.api} for the router and API, ${base + PORT.health}+ for health checks`;
+  return `${base}+ for nodes, ${base + PORT.writer}-${base + PORT.sql} for the router and API, ${base + PORT.health}+ for health checks`;
 }
 const ROOT = { user: 'root' };
 const ROOT_TIMEOUTS = { connectTimeoutMs: 2000, queryTimeoutMs: 30000 };
@@ -108,7 +108,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const nodes: SandboxNode[] = Array.from({ length: count }, (_, i) => nodeLayout(dir, i, basePort + i));
   const secretsDir = join(dir, 'secrets');
   mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
-  const passwords = { manager: newPassword(), replication: newPassword(), app: newPassword(), admin: newPassword(), 'api-token': newPassword() };
+  const passwords = { manager: newPassword(), replication: newPassword(), app: newPassword(), admin: newPassword(), router: newPassword(), 'api-token': newPassword() };
   for (const [k, v] of Object.entries(passwords)) writeFileSync(join(secretsDir, `${k}.pw`), `${v}\n`, { mode: 0o600 });
 
   const manifest: SandboxManifest = {
@@ -347,7 +347,7 @@ export async function addSandboxNode(sandbox: Sandbox, progress: Progress = crea
   progress.step(`starting ${n.name} on 127.0.0.1:${n.port}`);
   await sandbox.start(n);
   const secret = (name: string) => readFileSync(join(m.dir, 'secrets', `${name}.pw`), 'utf8').trim();
-  await createUsers(sandbox, n, { manager: secret('manager'), replication: secret('replication'), app: secret('app'), admin: secret('admin') });
+  await createUsers(sandbox, n, { manager: secret('manager'), replication: secret('replication'), app: secret('app'), admin: secret('admin'), router: existsSync(join(m.dir, 'secrets', 'router.pw')) ? secret('router') : undefined });
   // The application database comes with the clone.
   const c = await sandbox.root(n);
   try {
@@ -438,7 +438,7 @@ function serverConfig(n: SandboxNode, extra: string[]): string {
   ].join('\n');
 }
 
-async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: string; replication: string; app: string; admin: string }): Promise<void> {
+async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: string; replication: string; app: string; admin: string; router?: string }): Promise<void> {
   const c = await sandbox.root(n);
   try {
     // Created on every node without binlogging: each server starts with an empty GTID history,
@@ -450,6 +450,11 @@ async function createUsers(sandbox: Sandbox, n: SandboxNode, pw: { manager: stri
     await createAccount(c, 'app', '127.0.0.1', pw.app, [], { database: 'app', allOnDatabase: true });
     // For loading clones (regent clone / sandbox add); Regent itself never acts with it otherwise.
     await createAccount(c, 'admin', '127.0.0.1', pw.admin, ['ALL PRIVILEGES'], { grantOption: true });
+    // The SQL endpoint's service account: reads account hashes, nothing else.
+    if (pw.router) {
+      await createAccount(c, 'regent_router', '127.0.0.1', pw.router, []);
+      for (const g of routerGrantStatements('mariadb', "'regent_router'@'127.0.0.1'")) await c.query(g);
+    }
   } finally {
     await c.close();
   }
@@ -463,6 +468,7 @@ function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>, mana
       manager: { user: 'regent', password: { file: 'secrets/manager.pw' } },
       replication: { user: 'repl', password: { file: 'secrets/replication.pw' } },
       clone: { user: 'admin', password: { file: 'secrets/admin.pw' } },
+      router: { user: 'regent_router', password: { file: 'secrets/router.pw' } },
     },
     clusters: [
       {
@@ -473,6 +479,7 @@ function regentYaml(m: SandboxManifest, overrides: Record<string, unknown>, mana
           writer: `127.0.0.1:${base + PORT.writer}`,
           reader: `127.0.0.1:${base + PORT.reader}`,
           healthCheckBasePort: base + PORT.health,
+          sql: { listen: `127.0.0.1:${base + PORT.sql}` },
         },
         ...overrides,
       },

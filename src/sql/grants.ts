@@ -76,8 +76,23 @@ export function grantStatement(needs: PrivilegeNeed[], account: string, failover
   return `${lines.join('\n')}\n   ON *.* TO ${account};`;
 }
 
+/**
+ * The SQL endpoint's service account (credentials.router): reads the account hashes logins are
+ * verified against. Table-level grants, not global ones. Causal waits (MASTER_GTID_WAIT) run on
+ * the application's own replica connections and need no privilege.
+ */
+export function routerPrivileges(flavor: GtidFlavor): { privilege: string; on: string; why: string }[] {
+  return flavor === 'mariadb'
+    ? [{ privilege: 'SELECT', on: 'mysql.global_priv', why: 'account names, plugins and password hashes, to verify logins to the SQL endpoint' }]
+    : [{ privilege: 'SELECT', on: 'mysql.user', why: 'account names, plugins and password hashes, to verify logins to the SQL endpoint' }];
+}
+
+export function routerGrantStatements(flavor: GtidFlavor, account: string): string[] {
+  return routerPrivileges(flavor).map((p) => `GRANT ${p.privilege} ON ${p.on} TO ${account}`);
+}
+
 export interface AccountToGrant {
-  role: 'manager' | 'replication' | 'clone';
+  role: 'manager' | 'replication' | 'clone' | 'router';
   user: string;
   /** Host part of the account ('%' for any). */
   host: string;
@@ -91,6 +106,7 @@ const PURPOSE: Record<AccountToGrant['role'], string> = {
   manager: 'Regent observes and acts with this account (probes, failover, switchover, rejoin, clone reads)',
   replication: 'replicas connect to their source with this account',
   clone: 'regent clone / repair --reclone load data into a target with this account',
+  router: 'the SQL endpoint reads account hashes with this account to verify application logins',
 };
 
 /**
@@ -102,8 +118,15 @@ export function renderAccountScript(flavor: GtidFlavor, accounts: AccountToGrant
   const out: string[] = [...header.map((h) => `-- ${h}`)];
   out.push('-- Run on every instance (any of them may become the primary). sql_log_bin=0 keeps these', '-- statements out of the binary log, so no server gets GTIDs the others lack.', 'SET SESSION sql_log_bin = 0;');
   for (const a of accounts) {
-    const needs = a.role === 'manager' ? managerPrivileges(flavor) : a.role === 'replication' ? replicationPrivileges(flavor) : clonePrivileges(flavor);
     const account = sqlAccount(a.user, a.host);
+    if (a.role === 'router') {
+      out.push('', `-- ${a.role} account: ${PURPOSE[a.role]}.`);
+      out.push(`-- Replace ${a.passwordPlaceholder} with its password${a.passwordSource ? ` (Regent reads it from ${a.passwordSource})` : ''}.`);
+      out.push(`CREATE USER ${account} IDENTIFIED BY '${a.passwordPlaceholder}';`);
+      for (const p of routerPrivileges(flavor)) out.push(`GRANT ${p.privilege} ON ${p.on} TO ${account}; -- ${p.why.replace(/;/g, ',')}`);
+      continue;
+    }
+    const needs = a.role === 'manager' ? managerPrivileges(flavor) : a.role === 'replication' ? replicationPrivileges(flavor) : clonePrivileges(flavor);
     out.push('', `-- ${a.role} account: ${PURPOSE[a.role]}.`);
     out.push(`-- Replace ${a.passwordPlaceholder} with its password${a.passwordSource ? ` (Regent reads it from ${a.passwordSource})` : ''}.`);
     if (a.role === 'clone' && needs.length === 0) {

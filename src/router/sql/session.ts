@@ -1,0 +1,994 @@
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { GtidState } from '../../gtid/index.ts';
+import type { Logger } from '../../util/log.ts';
+import type { RoutingTable } from '../routing-table.ts';
+import { checkLogin, newScramble, normalizeAddress, type AccountRow, type BackendCredential } from './auth.ts';
+import { BackendConnection, BackendFailed, BackendRefused } from './backend.ts';
+import { classify, type Classification } from './classify.ts';
+import type { SqlMetrics } from './metrics.ts';
+import { compressFrames, Decompressor, CompressedStreamError, frame, HEADER, MalformedPacket, PacketReader, PacketTooLarge, PayloadReader, type Packet } from './packets.ts';
+import {
+  buildAuthSwitch,
+  buildGreeting,
+  CAP,
+  COM,
+  ENDPOINT_CAPS,
+  ER,
+  errPacket,
+  HOP_CAPS,
+  NATIVE_PLUGIN,
+  okPacket,
+  parseChangeUser,
+  parseHandshakeResponse,
+  queryPayload,
+  STATUS,
+  type ErrInfo,
+} from './protocol.ts';
+import { ResponseRelay, type Expect, type ResponseSummary } from './response.ts';
+import { route, type CausalMode, type Route, type RouteReason } from './route.ts';
+
+export interface SqlSessionSettings {
+  causalReads: CausalMode;
+  causalWaitTimeoutMs: number;
+  hints: boolean;
+  maxPacketBytes: number;
+  holdTimeoutMs: number;
+  connectTimeoutMs: number;
+  tlsMode?: 'required' | 'optional';
+}
+
+/** What a session needs from its endpoint (the endpoint owns routing state and shared caches). */
+export interface EndpointContext {
+  cluster: string;
+  settings: SqlSessionSettings;
+  log: Logger;
+  metrics: SqlMetrics;
+  flavor(): 'mariadb' | 'mysql';
+  serverVersion(): string;
+  serverCharset(): number;
+  clientTls?: SecureContext;
+  backendTls?: { options: import('node:tls').ConnectionOptions; required: boolean };
+  accounts(): AccountRow[];
+  /** Re-reads the accounts (after a failed login); resolves when done or refused by rate limit. */
+  refreshAccounts(): Promise<boolean>;
+  password(user: string): string | undefined;
+  address(id: string): { host: string; port: number } | undefined;
+  table(): RoutingTable;
+  applied(): Map<string, GtidState>;
+  lag(): Map<string, number | null>;
+  globalWritten(): GtidState | undefined;
+  /** Resolves with the writer target once there is one, or undefined after `timeoutMs`. */
+  waitWriter(timeoutMs: number): Promise<string | undefined>;
+  cursor(next?: number): number;
+  learnApplied(id: string, gtid: GtidState): void;
+  noteWrite(gtid: GtidState): void;
+  parseGtid(text: string): GtidState;
+  session(id: number): Session | undefined;
+  backendOpened(b: BackendConnection, role: 'primary' | 'replica'): void;
+  closed(s: Session): void;
+}
+
+/** An error for the client, with the server's code; `fatal` closes the session after sending it. */
+class ClientError extends Error {
+  constructor(
+    readonly err: { code: number; state: string },
+    message: string,
+    readonly fatal = false,
+  ) {
+    super(message);
+  }
+}
+
+interface Prepared {
+  id: number;
+  sql: string;
+  cls: Classification;
+  params: number;
+  columns: number;
+  /** The statement's id on each backend connection it is prepared on. */
+  on: Map<BackendConnection, number>;
+  /** Last parameter types the client bound (sent again to a backend that has not seen them). */
+  types?: Buffer;
+  typesOn: Set<BackendConnection>;
+  /** COM_STMT_SEND_LONG_DATA payloads since the last execute, for whichever backend executes. */
+  longData: Buffer[];
+  cursorOn?: BackendConnection;
+}
+
+/** Variables the router manages itself or that cannot be set: never replayed. */
+const NOT_REPLAYED = new Set(['last_gtid', 'session_track_system_variables', 'session_track_schema', 'session_track_state_change', 'session_track_transaction_info', 'session_track_gtids', 'gtid_seq_no', 'insert_id', 'last_insert_id', 'identity', 'warning_count', 'error_count']);
+
+let nextSessionId = 1;
+
+/**
+ * One client session: handshake, authenticated, idle, in statement (and within it, in transaction
+ * by the status flags the servers report). It owns a primary connection and, lazily, one replica
+ * connection; everything needed to open another backend for the same session (user credential,
+ * schema, session variables, SET ROLE, prepared statements with their parameter types) is recorded
+ * here, so a backend connection can be replaced under the session.
+ */
+export class Session {
+  readonly id = nextSessionId++;
+  readonly remote: string;
+  state: 'handshake' | 'authenticating' | 'idle' | 'statement' | 'closed' = 'handshake';
+  #socket: Socket;
+  #reader: PacketReader;
+  #decompress?: Decompressor;
+  #cseq = 0;
+  #scramble = newScramble();
+  #caps = 0;
+  #tls = false;
+  // Who the client is.
+  user = '';
+  #credential?: BackendCredential;
+  #charset = 45;
+  #attrs?: Buffer;
+  // Recorded session state.
+  #schema?: string;
+  #vars = new Map<string, string>();
+  #replaySql: string[] = [];
+  #setOption?: number;
+  #version = 1;
+  #prepared = new Map<number, Prepared>();
+  #stmtSeq = 0;
+  #lastPrepared?: number;
+  // Routing state.
+  #primary?: BackendConnection;
+  #replica?: BackendConnection;
+  #last?: BackendConnection;
+  #trx: 'none' | 'primary' | { replica: string } = 'none';
+  #autocommit = true;
+  #pinned?: string;
+  #written?: GtidState;
+  #blind = false;
+  #infile?: { backend: BackendConnection; relay: ResponseRelay };
+  #busy = false;
+  #handshakeWaiter?: (p: Packet) => void;
+  /** Sequence id the client expects next during the handshake. */
+  #hsSeq = 1;
+
+  constructor(
+    socket: Socket,
+    private readonly ctx: EndpointContext,
+  ) {
+    this.#socket = socket;
+    this.remote = normalizeAddress(socket.remoteAddress ?? '');
+    this.#reader = new PacketReader(ctx.settings.maxPacketBytes);
+    this.#attach(socket);
+  }
+
+  get primary(): BackendConnection | undefined {
+    return this.#primary;
+  }
+  get replica(): BackendConnection | undefined {
+    return this.#replica;
+  }
+  get pinned(): string | undefined {
+    return this.#pinned;
+  }
+  get inTransaction(): boolean {
+    return this.#trx !== 'none';
+  }
+  get written(): GtidState | undefined {
+    return this.#written;
+  }
+
+  #attach(s: Socket): void {
+    s.on('data', (c: Buffer) => this.#onClientData(c));
+    s.on('error', () => this.close('client socket error'));
+    s.on('close', () => this.close('client closed the connection'));
+  }
+
+  start(): void {
+    const caps = ENDPOINT_CAPS | (this.ctx.clientTls ? CAP.SSL : 0);
+    this.#write(frame(buildGreeting({ version: this.ctx.serverVersion(), connectionId: this.id, scramble: this.#scramble, caps, charset: this.ctx.serverCharset(), status: STATUS.AUTOCOMMIT, plugin: NATIVE_PLUGIN }), 0));
+    void this.#handshake().catch((e) => {
+      this.#fail(e, this.#hsSeq);
+      this.close('login failed');
+    });
+  }
+
+  // ---- client I/O ---------------------------------------------------------------------
+
+  #onClientData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    try {
+      if (this.#decompress) for (const b of this.#decompress.push(chunk)) this.#reader.push(b);
+      else this.#reader.push(chunk);
+    } catch (e) {
+      this.#protocolError('compression', ER.MALFORMED, `malformed compressed packet: ${(e as Error).message}`, 0);
+      return;
+    }
+    this.#drain();
+  }
+
+  #drain(): void {
+    for (;;) {
+      if (this.state === 'closed') return;
+      if (this.#busy && !this.#infile && !this.#handshakeWaiter) {
+        // A command is running: keep what comes (pipelined commands) but stop reading past a bound.
+        if (this.#reader.buffered > this.ctx.settings.maxPacketBytes * 2) this.#socket.pause();
+        return;
+      }
+      let p: Packet | undefined;
+      try {
+        p = this.#reader.next();
+      } catch (e) {
+        if (e instanceof PacketTooLarge) {
+          this.#protocolError('too_large', ER.NET_PACKET_TOO_LARGE, `Got a packet bigger than 'max_allowed_packet' bytes (the SQL endpoint's router.sql.maxPacketBytes is ${e.limit})`, 1);
+          return;
+        }
+        throw e;
+      }
+      if (!p) return;
+      if (this.#handshakeWaiter) {
+        const w = this.#handshakeWaiter;
+        this.#handshakeWaiter = undefined;
+        w(p);
+        continue;
+      }
+      if (this.#infile) {
+        const { backend, relay } = this.#infile;
+        backend.send(p.raw);
+        if (p.payload.length === 0) {
+          this.#infile = undefined;
+          relay.infileSent();
+        }
+        continue;
+      }
+      if (this.state !== 'idle') return;
+      this.#busy = true;
+      this.state = 'statement';
+      void this.#command(p)
+        .catch((e) => this.#fail(e, p.lastSeq + 1))
+        .finally(() => {
+          this.#busy = false;
+          if (this.state === 'statement') this.state = 'idle';
+          if (this.#socket.isPaused() && this.state !== 'closed') this.#socket.resume();
+          setImmediate(() => this.#drain());
+        });
+    }
+  }
+
+  #nextPacket(): Promise<Packet> {
+    return new Promise((resolve) => {
+      this.#handshakeWaiter = resolve;
+      this.#drain();
+    });
+  }
+
+  /** Writes to the client, compressed when the client asked for it. Returns false when the socket is full. */
+  #write(data: Buffer | Buffer[]): boolean {
+    if (this.state === 'closed') return false;
+    if (this.#decompress) {
+      const joined = Array.isArray(data) ? (data.length === 1 ? data[0]! : Buffer.concat(data)) : data;
+      const { out, nextSeq } = compressFrames(joined, this.#cseq);
+      this.#cseq = nextSeq;
+      return this.#socket.write(out);
+    }
+    if (!Array.isArray(data)) return this.#socket.write(data);
+    if (data.length === 1) return this.#socket.write(data[0]!);
+    this.#socket.cork();
+    let ok = true;
+    for (const d of data) ok = this.#socket.write(d) && ok;
+    this.#socket.uncork();
+    return ok;
+  }
+
+  /** The sink for a backend's relayed response: backpressure pauses that backend. */
+  #sinkFor(b: BackendConnection, relay: ResponseRelay): (bufs: Buffer[]) => void {
+    return (bufs) => {
+      if (!this.#write(bufs)) {
+        b.pause();
+        this.#socket.once('drain', () => b.resume());
+      }
+      if (relay.awaitingInfile && !this.#infile) {
+        this.#infile = { backend: b, relay };
+        setImmediate(() => this.#drain());
+      }
+    };
+  }
+
+  #sendError(e: { code: number; state: string }, message: string, seq: number): void {
+    this.#write(errPacket(e, message, seq));
+  }
+
+  #protocolError(kind: string, e: { code: number; state: string }, message: string, seq: number): void {
+    this.ctx.metrics.protocolErrors.inc({ cluster: this.ctx.cluster, kind });
+    this.ctx.log.info({ event: 'sql_protocol_error', cluster: this.ctx.cluster, session: this.id, kind, err: message }, `SQL endpoint: session ${this.id}: ${message}`);
+    this.#sendError(e, message, seq);
+    this.close(kind);
+  }
+
+  #fail(e: unknown, seq: number): void {
+    if (this.state === 'closed') return;
+    if (e instanceof ClientError) {
+      this.#sendError(e.err, e.message, seq);
+      if (e.fatal) this.close(e.message);
+      return;
+    }
+    if (e instanceof BackendRefused) {
+      this.#sendError({ code: e.err.code, state: e.err.state }, e.err.message, seq);
+      return;
+    }
+    if (e instanceof MalformedPacket) {
+      this.ctx.metrics.protocolErrors.inc({ cluster: this.ctx.cluster, kind: 'malformed' });
+      this.#sendError(ER.MALFORMED, `Malformed communication packet: ${e.message}`, seq);
+      return;
+    }
+    // A backend lost mid-command (or an internal failure): the session cannot go on consistently.
+    this.ctx.log.warn({ event: 'sql_session_failed', cluster: this.ctx.cluster, session: this.id, err: (e as Error).message }, `SQL endpoint: session ${this.id} closed: ${(e as Error).message}`);
+    this.#sendError(ER.UNKNOWN, `Regent SQL endpoint: ${(e as Error).message}`, seq);
+    this.close((e as Error).message);
+  }
+
+  close(why: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.#primary?.quit();
+    this.#replica?.quit();
+    this.#socket.end();
+    this.#socket.destroy();
+    this.ctx.log.debug({ event: 'sql_session_closed', cluster: this.ctx.cluster, session: this.id, why });
+    this.ctx.closed(this);
+  }
+
+  // ---- handshake and authentication -------------------------------------------------------
+
+  async #handshake(): Promise<void> {
+    let p = await this.#nextPacket();
+    let hs = parseHandshakeResponse(p.payload);
+    if (hs.sslRequest) {
+      if (!this.ctx.clientTls) throw new ClientError(ER.HANDSHAKE, 'TLS is not configured on this endpoint', true);
+      await this.#startTls();
+      p = await this.#nextPacket();
+      hs = parseHandshakeResponse(p.payload);
+    }
+    this.state = 'authenticating';
+    this.#hsSeq = p.lastSeq + 1;
+    if (this.ctx.settings.tlsMode === 'required' && !this.#tls) {
+      this.ctx.metrics.authFailures.inc({ cluster: this.ctx.cluster, reason: 'tls_required' });
+      throw new ClientError(ER.SECURE_TRANSPORT_REQUIRED, 'Connections using insecure transport are prohibited: this endpoint requires TLS (router.sql.tls.mode: required)', true);
+    }
+    this.#caps = (hs.caps & (ENDPOINT_CAPS | CAP.SSL)) >>> 0;
+    this.user = hs.user;
+    this.#charset = hs.charset;
+    this.#attrs = hs.attrs;
+    let seq = p.lastSeq + 1;
+    let token = hs.authResponse;
+    if (hs.plugin && hs.plugin !== NATIVE_PLUGIN && this.#caps & CAP.PLUGIN_AUTH) {
+      // The client answered for another plugin: ask for mysql_native_password on our scramble.
+      this.#write(frame(buildAuthSwitch(NATIVE_PLUGIN, this.#scramble), seq));
+      const reply = await this.#nextPacket();
+      token = Buffer.from(reply.payload);
+      seq = reply.lastSeq + 1;
+      this.#hsSeq = seq;
+    }
+    this.#credential = await this.#verify(hs.user, token, seq);
+    this.#schema = hs.database;
+    await this.#openPrimary(seq).catch((e) => {
+      if (e instanceof BackendRefused) {
+        this.ctx.metrics.authFailures.inc({ cluster: this.ctx.cluster, reason: 'backend_refused' });
+        if (e.err.code === 1045) void this.ctx.refreshAccounts();
+        throw new ClientError({ code: e.err.code, state: e.err.state }, e.err.message, true);
+      }
+      throw e;
+    });
+    this.#write(okPacket(seq, this.#primary!.lastStatus || STATUS.AUTOCOMMIT));
+    if (this.#caps & CAP.COMPRESS) {
+      this.#decompress = new Decompressor();
+      // Bytes that came right after the handshake were already compressed.
+      const pending = this.#reader.takeAll();
+      if (pending.length > 0) for (const b of this.#decompress.push(pending)) this.#reader.push(b);
+    }
+    this.state = 'idle';
+    this.ctx.log.debug({ event: 'sql_session_started', cluster: this.ctx.cluster, session: this.id, user: this.user, remote: this.remote, tls: this.#tls, compress: Boolean(this.#decompress) });
+  }
+
+  async #startTls(): Promise<void> {
+    const raw = this.#socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('error');
+    raw.removeAllListeners('close');
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.clientTls });
+    this.#socket = secure;
+    this.#tls = true;
+    this.#attach(secure);
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secure', () => resolve());
+      secure.once('error', reject);
+    });
+  }
+
+  async #verify(user: string, token: Buffer, seq: number): Promise<BackendCredential> {
+    let check = checkLogin(this.ctx.accounts(), user, this.remote, token, this.#scramble, (u) => this.ctx.password(u));
+    if (!check.ok && (check.reason === 'unknown_user' || check.reason === 'bad_password')) {
+      // The account may be new or its password changed since the cache was read.
+      if (await this.ctx.refreshAccounts()) check = checkLogin(this.ctx.accounts(), user, this.remote, token, this.#scramble, (u) => this.ctx.password(u));
+    }
+    if (check.ok) return check.credential;
+    this.ctx.metrics.authFailures.inc({ cluster: this.ctx.cluster, reason: check.reason });
+    if (check.reason === 'plugin_unsupported')
+      throw new ClientError(
+        ER.NOT_SUPPORTED_AUTH_MODE,
+        `Account '${user}' authenticates with ${check.plugin ?? 'an unknown plugin'}: Regent's SQL endpoint verifies logins from mysql_native_password hashes only. Configure the account's password as a secret under router.sql.passwords.${user}, or switch the account to mysql_native_password`,
+        true,
+      );
+    if (check.reason === 'account_locked') throw new ClientError({ code: 4151, state: 'HY000' }, `Access denied, this account is locked`, true);
+    void seq;
+    throw new ClientError(ER.ACCESS_DENIED, `Access denied for user '${user}'@'${this.remote}' (using password: ${token.length > 0 ? 'YES' : 'NO'})`, true);
+  }
+
+  // ---- backends ----------------------------------------------------------------------
+
+  #backendCaps(): number {
+    // The client's choices, less what only concerns the client's hop, plus session tracking (the
+    // router's source of last_gtid and session state) and multi-results (harmless, needed by CALL).
+    return ((this.#caps & ~HOP_CAPS) | CAP.SESSION_TRACK | CAP.PROTOCOL_41 | CAP.PLUGIN_AUTH | CAP.SECURE_CONNECTION | CAP.TRANSACTIONS) >>> 0;
+  }
+
+  #init(): string[] {
+    return this.ctx.flavor() === 'mysql' ? ["SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_gtids='OWN_GTID'"] : ["SET SESSION session_track_system_variables='*', session_track_schema=ON"];
+  }
+
+  async #open(id: string, role: 'primary' | 'replica'): Promise<BackendConnection> {
+    const addr = this.ctx.address(id);
+    if (!addr) throw new BackendFailed(`no address for ${id}`);
+    const b = await BackendConnection.open({
+      id,
+      host: addr.host,
+      port: addr.port,
+      user: this.user,
+      credential: this.#credential!,
+      database: this.#schema,
+      charset: this.#charset,
+      caps: this.#backendCaps(),
+      attrs: this.#attrs,
+      tls: this.ctx.backendTls,
+      connectTimeoutMs: this.ctx.settings.connectTimeoutMs,
+      maxPacket: Math.max(this.ctx.settings.maxPacketBytes, 1 << 24),
+      init: this.#init(),
+    });
+    this.ctx.backendOpened(b, role);
+    b.onClose(() => {
+      for (const p of this.#prepared.values()) {
+        p.on.delete(b);
+        p.typesOn.delete(b);
+        if (p.cursorOn === b) p.cursorOn = undefined;
+      }
+      if (this.#primary === b) this.#primary = undefined;
+      if (this.#replica === b) this.#replica = undefined;
+      if (this.#last === b) this.#last = undefined;
+    });
+    await this.#replay(b);
+    return b;
+  }
+
+  /** Brings a backend connection up to the session's recorded state. */
+  async #replay(b: BackendConnection): Promise<void> {
+    if (b.stateVersion === this.#version) return;
+    const vars = [...this.#vars].filter(([k]) => !NOT_REPLAYED.has(k));
+    // Character sets before collations, as SET NAMES would leave them.
+    vars.sort(([a], [c]) => Number(a.startsWith('collation')) - Number(c.startsWith('collation')));
+    if (vars.length > 0) await b.run(`SET SESSION ${vars.map(([k, v]) => `${k} = ${sqlValue(v)}`).join(', ')}`);
+    if (this.#schema && b.stateVersion > 0) await b.run(`USE ${quoteIdent(this.#schema)}`);
+    for (const sql of this.#replaySql) await b.run(sql);
+    if (this.#setOption !== undefined) {
+      const r = await b.exchange(frame(Buffer.from([COM.SET_OPTION, this.#setOption & 0xff, this.#setOption >> 8]), 0), 'ok');
+      if (r.summary.error) throw new BackendRefused(r.summary.error);
+    }
+    b.stateVersion = this.#version;
+  }
+
+  async #openPrimary(seq: number): Promise<BackendConnection> {
+    const target = await this.ctx.waitWriter(this.ctx.settings.holdTimeoutMs);
+    if (!target) {
+      const w = this.ctx.table().writer;
+      throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: no primary within router.holdTimeoutMs (${this.ctx.settings.holdTimeoutMs} ms)${w.mode === 'hold' ? `: ${w.reason}` : ''}`, true);
+    }
+    void seq;
+    const b = await this.#open(target, 'primary');
+    this.#primary = b;
+    return b;
+  }
+
+  /** The primary connection, to the current writer target (waiting while writes are held). */
+  async #primaryConn(): Promise<BackendConnection> {
+    const target = await this.ctx.waitWriter(this.ctx.settings.holdTimeoutMs);
+    if (!target) throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: no primary within router.holdTimeoutMs (${this.ctx.settings.holdTimeoutMs} ms)`);
+    const p = this.#primary;
+    if (p && !p.closed && p.id === target) {
+      if (p.stateVersion !== this.#version) await this.#replay(p);
+      return p;
+    }
+    if (p) {
+      if (!this.#movable()) throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: the primary changed and this session holds state that cannot move (${this.#pinned ?? 'open transaction'})`, true);
+      p.quit();
+    }
+    const b = await this.#open(target, 'primary');
+    this.#primary = b;
+    return b;
+  }
+
+  /** No transaction, no pinned state: the session can continue on another primary connection. */
+  #movable(): boolean {
+    return this.#trx === 'none' && !this.#pinned;
+  }
+
+  async #replicaConn(id: string): Promise<BackendConnection | undefined> {
+    const r = this.#replica;
+    if (r && !r.closed && r.id === id) {
+      if (r.stateVersion !== this.#version) await this.#replay(r);
+      return r;
+    }
+    r?.quit();
+    this.#replica = undefined;
+    try {
+      const b = await this.#open(id, 'replica');
+      this.#replica = b;
+      return b;
+    } catch (e) {
+      this.ctx.log.info({ event: 'sql_replica_unavailable', cluster: this.ctx.cluster, session: this.id, instance: id, err: (e as Error).message }, `SQL endpoint: replica ${id} unavailable for session ${this.id}: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** The routing table changed: connections to a former primary or to a replica out of the pool go. */
+  tableChanged(table: RoutingTable): void {
+    if (this.state === 'closed') return;
+    const p = this.#primary;
+    if (p && !(table.writer.mode === 'route' && table.writer.target === p.id)) {
+      if (this.#busy && this.#last === p) this.close(`primary ${p.id} is no longer the writer`);
+      else if (!this.#movable()) this.close(`primary ${p.id} is no longer the writer and the session holds state on it`);
+      else {
+        p.quit();
+        this.#primary = undefined;
+      }
+    }
+    const r = this.#replica;
+    if (r && !table.readers.includes(r.id) && !(typeof this.#trx === 'object') && !(this.#busy && this.#last === r)) {
+      r.quit();
+      this.#replica = undefined;
+    }
+  }
+
+  // ---- commands -----------------------------------------------------------------------
+
+  async #command(p: Packet): Promise<void> {
+    const payload = p.payload;
+    if (payload.length === 0) throw new ClientError(ER.MALFORMED, 'Malformed communication packet: empty command');
+    const cmd = payload[0]!;
+    // A new command starts a new sequence; with compression the compressed sequence follows the client's.
+    if (this.#decompress) this.#cseq = (this.#decompress.lastSeq + 1) & 0xff;
+    switch (cmd) {
+      case COM.QUIT:
+        this.close('COM_QUIT');
+        return;
+      case COM.QUERY:
+        return this.#query(p);
+      case COM.INIT_DB:
+        return this.#sessionCommand(p, 'ok');
+      case COM.PING:
+      case COM.REFRESH:
+      case COM.DEBUG:
+      case COM.SHUTDOWN:
+        await this.#onPrimary(p, 'ok', 'session_command');
+        return;
+      case COM.STATISTICS:
+        await this.#onPrimary(p, 'one', 'session_command');
+        return;
+      case COM.PROCESS_INFO:
+        await this.#onPrimary(p, 'result', 'session_command');
+        return;
+      case COM.FIELD_LIST:
+        await this.#onPrimary(p, 'fieldlist', 'read');
+        return;
+      case COM.PROCESS_KILL:
+        return this.#kill(p, payload.length >= 5 ? payload.readUInt32LE(1) : -1, false);
+      case COM.SET_OPTION:
+        return this.#setOptionCommand(p);
+      case COM.RESET_CONNECTION:
+        return this.#resetConnection(p);
+      case COM.CHANGE_USER:
+        return this.#changeUser(p);
+      case COM.STMT_PREPARE:
+        return this.#prepare(p);
+      case COM.STMT_EXECUTE:
+        return this.#execute(p);
+      case COM.STMT_SEND_LONG_DATA:
+        return this.#longData(p);
+      case COM.STMT_CLOSE:
+        return this.#closeStmt(p);
+      case COM.STMT_RESET:
+        return this.#resetStmt(p);
+      case COM.STMT_FETCH:
+        return this.#fetch(p);
+      default:
+        this.ctx.metrics.protocolErrors.inc({ cluster: this.ctx.cluster, kind: 'unknown_command' });
+        throw new ClientError(ER.UNKNOWN_COM, `Unknown command 0x${cmd.toString(16).padStart(2, '0')}: Regent's SQL endpoint does not relay it`);
+    }
+  }
+
+  /** Runs a client command on `b`, streaming the answer, and learns from what came back. */
+  async #run(b: BackendConnection, raw: Buffer, expect: Expect, opts: { stmtId?: number } = {}): Promise<ResponseSummary> {
+    const relay = new ResponseRelay(expect, { clientSessionTrack: Boolean(this.#caps & CAP.SESSION_TRACK), stmtId: opts.stmtId });
+    this.#last = b;
+    const { summary } = await b.relay(raw, relay, this.#sinkFor(b, relay));
+    this.#learn(b, summary);
+    return summary;
+  }
+
+  #learn(b: BackendConnection, summary: ResponseSummary): void {
+    const status = summary.status;
+    if (status !== undefined) {
+      const inTrans = Boolean(status & STATUS.IN_TRANS);
+      if (b === this.#primary) {
+        this.#trx = inTrans ? 'primary' : 'none';
+        this.#autocommit = Boolean(status & STATUS.AUTOCOMMIT);
+      } else this.#trx = inTrans ? { replica: b.id } : 'none';
+    }
+    for (const t of summary.track) {
+      if (t.schema !== undefined && t.schema !== this.#schema) {
+        this.#schema = t.schema || undefined;
+        this.#changed(b);
+      }
+      for (const [k, v] of t.vars ?? []) {
+        if (k === 'last_gtid') {
+          if (v && b === this.#primary) this.#wrote(v);
+          continue;
+        }
+        if (NOT_REPLAYED.has(k)) continue;
+        if (this.#vars.get(k) === v) continue;
+        this.#vars.delete(k);
+        this.#vars.set(k, v);
+        this.#changed(b);
+      }
+      if (t.gtids && b === this.#primary) this.#wrote(t.gtids);
+    }
+  }
+
+  /** Session state changed by a statement that ran on `b`: `b` has it, the others need it replayed. */
+  #changed(b: BackendConnection): void {
+    const upToDate = b.stateVersion === this.#version;
+    this.#version++;
+    if (upToDate) b.stateVersion = this.#version;
+  }
+
+  #wrote(text: string): void {
+    let g: GtidState;
+    try {
+      g = this.ctx.parseGtid(text);
+    } catch {
+      this.#blind = true;
+      return;
+    }
+    this.#written = this.#written ? this.#written.union(g) : g;
+    this.ctx.noteWrite(g);
+  }
+
+  #count(to: 'primary' | 'replica', reason: RouteReason): void {
+    this.ctx.metrics.statements.inc({ cluster: this.ctx.cluster, route: to, reason });
+  }
+
+  #route(cls: Classification): Route {
+    const cursor = this.ctx.cursor();
+    const r = route(
+      cls,
+      { trx: this.#trx, autocommit: this.#autocommit, pinned: this.#pinned, replica: this.#replica && !this.#replica.closed ? this.#replica.id : undefined, written: this.#written, blind: this.#blind },
+      {
+        table: this.ctx.table(),
+        applied: this.ctx.applied(),
+        lag: this.ctx.lag(),
+        mode: this.ctx.settings.causalReads,
+        globalWritten: this.ctx.settings.causalReads === 'global' ? this.ctx.globalWritten() : undefined,
+        waitTimeoutMs: this.ctx.settings.causalWaitTimeoutMs,
+        hints: this.ctx.settings.hints,
+        cursor,
+      },
+    );
+    if (r.cursor !== cursor) this.ctx.cursor(r.cursor);
+    return r.route;
+  }
+
+  /** The backend a routed statement runs on (a replica when it is there and caught up, else the primary). */
+  async #target(r: Route): Promise<{ b: BackendConnection; to: 'primary' | 'replica'; reason: RouteReason }> {
+    if (r.to === 'last') {
+      const last = this.#last && !this.#last.closed ? this.#last : await this.#primaryConn();
+      return { b: last, to: last === this.#primary ? 'primary' : 'replica', reason: r.reason };
+    }
+    if (r.to === 'replica') {
+      const b = await this.#replicaConn(r.id);
+      if (b && (!r.wait || (await this.#causalWait(b, r.wait)))) return { b, to: 'replica', reason: r.reason };
+      if (b && typeof this.#trx === 'object') return { b, to: 'replica', reason: r.reason };
+      return { b: await this.#primaryConn(), to: 'primary', reason: b ? 'causal_wait' : 'no_replica' };
+    }
+    return { b: await this.#primaryConn(), to: 'primary', reason: r.reason };
+  }
+
+  /** Waits (up to the configured time) until the replica has applied `gtid`. */
+  async #causalWait(b: BackendConnection, gtid: GtidState): Promise<boolean> {
+    const started = performance.now();
+    const seconds = (this.ctx.settings.causalWaitTimeoutMs / 1000).toFixed(3);
+    const text = gtid.toString().replace(/'/g, '');
+    const sql = this.ctx.flavor() === 'mysql' ? `SELECT WAIT_FOR_EXECUTED_GTID_SET('${text}', ${seconds})` : `SELECT MASTER_GTID_WAIT('${text}', ${seconds})`;
+    let outcome: 'caught_up' | 'timeout' | 'error' = 'error';
+    try {
+      const { rows } = await b.run(sql);
+      outcome = rows[0]?.[0] === '0' ? 'caught_up' : 'timeout';
+    } catch (e) {
+      if (e instanceof BackendFailed) throw e;
+      outcome = 'error';
+    }
+    this.ctx.metrics.causalWaits.inc({ cluster: this.ctx.cluster, outcome });
+    this.ctx.metrics.causalWaitSeconds.observe({ cluster: this.ctx.cluster }, (performance.now() - started) / 1000);
+    if (outcome === 'caught_up') this.ctx.learnApplied(b.id, gtid);
+    return outcome === 'caught_up';
+  }
+
+  async #query(p: Packet): Promise<void> {
+    const sql = p.payload.toString('utf8', 1);
+    const cls = classify(sql);
+    if (cls.kill) return this.#kill(p, cls.kill.id, cls.kill.query);
+    const r = this.#route(cls);
+    const { b, to, reason } = await this.#target(r);
+    this.#count(to, reason);
+    if (cls.pin && to === 'primary') this.#pinned ??= cls.pin;
+    if (cls.trackingChanged) this.#blind = true;
+    const summary = await this.#run(b, p.raw, 'result');
+    if (!summary.error && cls.replay && b === this.#primary) {
+      this.#replaySql.push(sql);
+      this.#changed(b);
+    }
+  }
+
+  async #onPrimary(p: Packet, expect: Expect, reason: RouteReason): Promise<ResponseSummary> {
+    const b = await this.#primaryConn();
+    this.#count('primary', reason);
+    return this.#run(b, p.raw, expect);
+  }
+
+  async #sessionCommand(p: Packet, expect: Expect): Promise<void> {
+    const s = await this.#onPrimary(p, expect, 'session_command');
+    if (!s.error && p.payload[0] === COM.INIT_DB) {
+      const db = p.payload.toString('utf8', 1);
+      if (db !== this.#schema) {
+        this.#schema = db;
+        this.#changed(this.#primary!);
+      }
+    }
+  }
+
+  async #setOptionCommand(p: Packet): Promise<void> {
+    if (p.payload.length < 3) throw new MalformedPacket('COM_SET_OPTION without its option');
+    const s = await this.#onPrimary(p, 'ok', 'session_command');
+    if (!s.error) {
+      this.#setOption = p.payload.readUInt16LE(1);
+      this.#changed(this.#primary!);
+    }
+  }
+
+  async #resetConnection(p: Packet): Promise<void> {
+    const b = await this.#primaryConn();
+    this.#count('primary', 'session_command');
+    const s = await this.#run(b, p.raw, 'ok');
+    if (s.error) return;
+    // The server forgot the session's state; so does the router (the schema stays, as on the server).
+    this.#vars.clear();
+    this.#replaySql = [];
+    this.#setOption = undefined;
+    this.#prepared.clear();
+    this.#pinned = undefined;
+    this.#blind = false;
+    this.#trx = 'none';
+    this.#autocommit = true;
+    this.#replica?.quit();
+    this.#replica = undefined;
+    for (const sql of this.#init()) await b.run(sql);
+    this.#version++;
+    b.stateVersion = this.#version;
+  }
+
+  async #changeUser(p: Packet): Promise<void> {
+    const cu = parseChangeUser(p.payload, this.#caps);
+    let token = cu.authResponse;
+    let seq = p.lastSeq + 1;
+    if (token.length !== 20 && token.length !== 0) {
+      this.#scramble = newScramble();
+      this.#write(frame(buildAuthSwitch(NATIVE_PLUGIN, this.#scramble), seq));
+      const reply = await this.#nextPacket();
+      token = Buffer.from(reply.payload);
+      seq = reply.lastSeq + 1;
+    }
+    const credential = await this.#verify(cu.user, token, seq);
+    this.#primary?.quit();
+    this.#replica?.quit();
+    this.#primary = this.#replica = this.#last = undefined;
+    this.user = cu.user;
+    this.#credential = credential;
+    this.#schema = cu.database;
+    if (cu.charset) this.#charset = cu.charset & 0xff;
+    if (cu.attrs) this.#attrs = cu.attrs;
+    this.#vars.clear();
+    this.#replaySql = [];
+    this.#setOption = undefined;
+    this.#prepared.clear();
+    this.#pinned = undefined;
+    this.#blind = false;
+    this.#trx = 'none';
+    this.#autocommit = true;
+    this.#version++;
+    try {
+      await this.#openPrimary(seq);
+    } catch (e) {
+      if (e instanceof BackendRefused) throw new ClientError({ code: e.err.code, state: e.err.state }, e.err.message, true);
+      throw e;
+    }
+    this.#write(okPacket(seq, this.#primary!.lastStatus || STATUS.AUTOCOMMIT));
+  }
+
+  async #kill(p: Packet, id: number, queryOnly: boolean): Promise<void> {
+    const target = this.ctx.session(id);
+    const thread = target?.primary?.threadId;
+    if (!target || thread === undefined) throw new ClientError(ER.NO_SUCH_THREAD, `Unknown thread id: ${id}`);
+    const b = await this.#primaryConn();
+    this.#count('primary', 'session_bound');
+    // The client knows the router's session ids; the primary knows its own thread ids.
+    await this.#run(b, frame(queryPayload(`KILL ${queryOnly ? 'QUERY ' : ''}${thread}`), 0), 'result');
+    if (!queryOnly && target !== this) target.close('killed');
+  }
+
+  // ---- prepared statements ----------------------------------------------------------------
+
+  #stmt(payload: Buffer): Prepared {
+    if (payload.length < 5) throw new MalformedPacket('statement command without a statement id');
+    let id = payload.readUInt32LE(1);
+    if (id === 0xffffffff && this.#lastPrepared !== undefined) id = this.#lastPrepared;
+    const s = this.#prepared.get(id);
+    if (!s) throw new ClientError(ER.UNKNOWN_STMT_HANDLER, `Unknown prepared statement handler (${id}) given to the SQL endpoint`);
+    return s;
+  }
+
+  async #prepare(p: Packet): Promise<void> {
+    const sql = p.payload.toString('utf8', 1);
+    const b = await this.#primaryConn();
+    const id = ++this.#stmtSeq;
+    this.#count('primary', 'session_command');
+    const s = await this.#run(b, p.raw, 'prepare', { stmtId: id });
+    if (s.error || !s.prepared) return;
+    const cls = classify(sql);
+    this.#prepared.set(id, { id, sql, cls, params: s.prepared.params, columns: s.prepared.columns, on: new Map([[b, s.prepared.stmtId]]), typesOn: new Set(), longData: [] });
+    this.#lastPrepared = id;
+  }
+
+  /** The statement's id on `b`, preparing it there first when needed. */
+  async #preparedOn(s: Prepared, b: BackendConnection): Promise<number | undefined> {
+    const known = s.on.get(b);
+    if (known !== undefined) return known;
+    const r = await b.exchange(frame(Buffer.concat([Buffer.from([COM.STMT_PREPARE]), Buffer.from(s.sql, 'utf8')]), 0), 'prepare');
+    if (r.summary.error || !r.summary.prepared) return undefined;
+    s.on.set(b, r.summary.prepared.stmtId);
+    s.typesOn.delete(b);
+    return r.summary.prepared.stmtId;
+  }
+
+  async #execute(p: Packet): Promise<void> {
+    const s = this.#stmt(p.payload);
+    const r = this.#route(s.cls);
+    let { b, to, reason } = await this.#target(r);
+    let backendId = await this.#preparedOn(s, b);
+    if (backendId === undefined && b !== this.#primary) {
+      b = await this.#primaryConn();
+      to = 'primary';
+      reason = 'unsure';
+      backendId = await this.#preparedOn(s, b);
+    }
+    if (backendId === undefined) throw new ClientError(ER.UNKNOWN_STMT_HANDLER, `statement ${s.id} could not be prepared again on ${b.id}`);
+    this.#count(to, reason);
+    if (s.cls.pin && to === 'primary') this.#pinned ??= s.cls.pin;
+    const raw = this.#executePacket(p, s, b, backendId);
+    for (const ld of s.longData) {
+      const copy = Buffer.from(ld);
+      copy.writeUInt32LE(backendId >>> 0, 1);
+      b.send(frame(copy, 0));
+    }
+    s.longData = [];
+    const flags = p.payload.length > 5 ? p.payload[5]! : 0;
+    if (flags & 0x07) s.cursorOn = b;
+    await this.#run(b, raw, 'result');
+  }
+
+  /** The client's COM_STMT_EXECUTE for backend `b`: its statement id, and the parameter types when `b` has not seen them. */
+  #executePacket(p: Packet, s: Prepared, b: BackendConnection, backendId: number): Buffer {
+    const payload = p.payload;
+    if (payload.length < 10) throw new MalformedPacket('COM_STMT_EXECUTE shorter than 10 bytes');
+    const n = s.params;
+    let raw = p.raw;
+    if (n > 0) {
+      const nullBytes = (n + 7) >> 3;
+      const boundAt = 10 + nullBytes;
+      if (payload.length <= boundAt) throw new MalformedPacket('COM_STMT_EXECUTE ends before its parameters');
+      const bound = payload[boundAt]!;
+      if (bound === 1) {
+        if (payload.length < boundAt + 1 + 2 * n) throw new MalformedPacket('COM_STMT_EXECUTE ends inside its parameter types');
+        const types = payload.subarray(boundAt + 1, boundAt + 1 + 2 * n);
+        if (!s.types || !s.types.equals(types)) {
+          s.types = Buffer.from(types);
+          s.typesOn.clear();
+        }
+        s.typesOn.add(b);
+      } else if (!s.typesOn.has(b)) {
+        if (!s.types) throw new MalformedPacket('COM_STMT_EXECUTE without parameter types on its first execution');
+        const rebuilt = Buffer.concat([payload.subarray(0, boundAt), Buffer.from([1]), s.types, payload.subarray(boundAt + 1)]);
+        rebuilt.writeUInt32LE(backendId >>> 0, 1);
+        s.typesOn.add(b);
+        return frame(rebuilt, p.seq);
+      }
+    }
+    if (raw.length === HEADER + payload.length) raw.writeUInt32LE(backendId >>> 0, HEADER + 1);
+    else {
+      // Several frames: rebuild (rare: an execute of 16 MiB or more).
+      const copy = Buffer.from(payload);
+      copy.writeUInt32LE(backendId >>> 0, 1);
+      raw = frame(copy, p.seq);
+    }
+    return raw;
+  }
+
+  async #longData(p: Packet): Promise<void> {
+    const s = this.#stmt(p.payload);
+    // No answer is due: kept until the statement runs, then sent where it runs.
+    s.longData.push(Buffer.from(p.payload));
+  }
+
+  async #closeStmt(p: Packet): Promise<void> {
+    const s = this.#stmt(p.payload);
+    for (const [b, id] of s.on) {
+      const pl = Buffer.allocUnsafe(5);
+      pl[0] = COM.STMT_CLOSE;
+      pl.writeUInt32LE(id >>> 0, 1);
+      b.send(frame(pl, 0));
+    }
+    this.#prepared.delete(s.id);
+  }
+
+  async #resetStmt(p: Packet): Promise<void> {
+    const s = this.#stmt(p.payload);
+    s.longData = [];
+    const pl = (id: number) => {
+      const b = Buffer.allocUnsafe(5);
+      b[0] = COM.STMT_RESET;
+      b.writeUInt32LE(id >>> 0, 1);
+      return b;
+    };
+    const main = await this.#primaryConn();
+    const mainId = await this.#preparedOn(s, main);
+    for (const [b, id] of s.on) if (b !== main) await b.exchange(frame(pl(id), 0), 'ok');
+    this.#count('primary', 'session_command');
+    await this.#run(main, frame(pl(mainId ?? 0), p.seq), 'ok');
+  }
+
+  async #fetch(p: Packet): Promise<void> {
+    const s = this.#stmt(p.payload);
+    const b = s.cursorOn && !s.cursorOn.closed ? s.cursorOn : await this.#primaryConn();
+    const id = s.on.get(b);
+    if (id === undefined) throw new ClientError(ER.UNKNOWN_STMT_HANDLER, `statement ${s.id} has no open cursor`);
+    const copy = Buffer.from(p.payload);
+    copy.writeUInt32LE(id >>> 0, 1);
+    this.#count(b === this.#primary ? 'primary' : 'replica', 'read');
+    await this.#run(b, frame(copy, p.seq), 'fetch');
+  }
+}
+
+/** A session variable's tracked value as an SQL literal for SET. */
+export function sqlValue(v: string): string {
+  if (/^-?\d+(\.\d+)?$/.test(v)) return v;
+  if (v === 'NULL') return 'NULL';
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+export function quoteIdent(name: string): string {
+  return `\`${name.replace(/`/g, '``')}\``;
+}
+
+export type { ErrInfo, CompressedStreamError, PayloadReader };
