@@ -23,6 +23,21 @@ export function replicaHearsSource(obs: InstanceObservation, now: number, silenc
   return { hears: true, why: 'IO thread connected and receiving' };
 }
 
+/**
+ * Whether an unreachable primary has been gone long enough to be dead. A refused connection means
+ * nothing listens on its port: a crash, certain at once. Anything else (a probe that timed out, a
+ * connection lost and not yet tried again, a host that does not answer) is silence, which a stall
+ * also produces: dead only after `hangToleranceMs` of it.
+ */
+export function primarySilence(primary: InstanceObservation, now: number, hangToleranceMs: number): { dead: boolean; forMs?: number; why: string } {
+  if (primary.error?.kind === 'refused') return { dead: true, why: `${primary.id} refuses connections: nothing listens there (a crash)` };
+  const forMs = primary.silentSince === undefined ? undefined : now - primary.silentSince;
+  if (forMs === undefined) return { dead: false, why: `${primary.id} is silent for an unknown time (no answer seen yet); a crash would refuse connections` };
+  return forMs >= hangToleranceMs
+    ? { dead: true, forMs, why: `${primary.id} silent for ${forMs} ms, at least the hang tolerance (${hangToleranceMs} ms)` }
+    : { dead: false, forMs, why: `${primary.id} silent for ${forMs} ms, less than the hang tolerance (${hangToleranceMs} ms): a stall, so far` };
+}
+
 /** Diagnoses a cluster from its view. Pure: same view, same answer. */
 export function analyzeCluster(view: ClusterView): Analysis {
   const topology = inferTopology(view);
@@ -51,14 +66,29 @@ export function analyzeCluster(view: ClusterView): Analysis {
         }),
       );
     } else if (verdicts.length > 0 && verdicts.every((v) => !v.hears)) {
-      const summary = `primary ${primaryId} is dead: neither Regent nor its ${verdicts.length} reachable replica${verdicts.length === 1 ? '' : 's'} can reach it`;
-      const deadEvidence = [...evidence, ...unreachableReplicas.map((id) => `${id}: also unreachable (${obsOf(id)?.error?.message ?? ''})`)];
       const confirmedBy = verdicts.map((v) => v.id);
-      problems.push(
-        unreachableReplicas.length > 0
-          ? problem('DeadPrimaryAndSomeReplicas', { instance: primaryId, summary, evidence: deadEvidence, data: { confirmedBy, unreachableReplicas } })
-          : problem('DeadPrimary', { instance: primaryId, summary, evidence: deadEvidence, data: { confirmedBy } }),
-      );
+      const silence = primarySilence(primary, view.now, cfg.failover.hangToleranceMs);
+      if (!silence.dead) {
+        // Everyone lost it, but only by silence, and not for long: a stall (VM pause, fsync
+        // stall) looks exactly like this for a second or two, and failing over then costs the
+        // stalled primary's in-flight transactions. Wait for the hang tolerance.
+        problems.push(
+          problem('UnreachablePrimary', {
+            instance: primaryId,
+            summary: `primary ${primaryId} and its replicas' link to it are silent, for ${silence.forMs === undefined ? 'an unknown time' : `${silence.forMs} ms`}: not declared dead before ${cfg.failover.hangToleranceMs} ms of silence (failover.hangToleranceMs)`,
+            evidence: [...evidence, silence.why],
+            data: { hearing: [], silentForMs: silence.forMs, hangToleranceMs: cfg.failover.hangToleranceMs },
+          }),
+        );
+      } else {
+        const summary = `primary ${primaryId} is dead: neither Regent nor its ${verdicts.length} reachable replica${verdicts.length === 1 ? '' : 's'} can reach it`;
+        const deadEvidence = [...evidence, silence.why, ...unreachableReplicas.map((id) => `${id}: also unreachable (${obsOf(id)?.error?.message ?? ''})`)];
+        problems.push(
+          unreachableReplicas.length > 0
+            ? problem('DeadPrimaryAndSomeReplicas', { instance: primaryId, summary, evidence: deadEvidence, data: { confirmedBy, unreachableReplicas, silentForMs: silence.forMs } })
+            : problem('DeadPrimary', { instance: primaryId, summary, evidence: deadEvidence, data: { confirmedBy, silentForMs: silence.forMs } }),
+        );
+      }
     } else if (verdicts.length === 0) {
       // Reachable instances exist but none replicates from the primary: no second opinion, no failover.
       problems.push(

@@ -74,6 +74,14 @@ const failoverSchema = z
       .min(0)
       .default(1200)
       .describe('A replica whose IO thread still looks connected counts as having lost the primary when it received no event and no heartbeat for this long.'),
+    hangToleranceMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(3000)
+      .describe(
+        'How long a primary that stops answering without refusing connections (a stall: VM pause, fsync stall, SIGSTOP, a host gone without a reset) must stay silent, to Regent and to its replicas, before it is declared dead. A crash, seen as a refused connection, is acted on at once whatever this says. Shorter fails over sooner after a real hang; longer rides out longer stalls (see docs/runbooks.md).',
+      ),
     drainTimeoutSeconds: z.number().min(0.1).default(30).describe('How long replicas may take to apply their relay logs before promotion.'),
     maxLagForCandidateSeconds: z
       .number()

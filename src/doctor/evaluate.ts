@@ -202,6 +202,7 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
   for (const p of topologyProblems) fromProblem(p, cluster.instances.find((i) => i.id === p.instance));
 
   checkHeartbeatConfig(cluster, add);
+  checkHangToleranceConfig(cluster, add);
   if (!cluster.replication.semiSync) add('ok', 'semi-sync', 'semi-sync is not used (replication.semiSync: false): a failover can lose the commits the replicas had not received yet');
 
   // server_id must be unique among the instances that answered.
@@ -422,6 +423,22 @@ function checkHeartbeatConfig(cluster: ClusterConfig, add: Add): void {
   else add('ok', 'heartbeat', `replication.heartbeatPeriodSeconds ${hb} s fits twice in failover.confirmReplicaSilenceMs ${silence} ms`);
 }
 
+/**
+ * failover.hangToleranceMs against what it works with: a stall shorter than it never fails over,
+ * so below 2 s the common stalls (VM pauses, fsync stalls) would; and below the replicas' own
+ * silence window it changes nothing.
+ */
+function checkHangToleranceConfig(cluster: ClusterConfig, add: Add): void {
+  const tolerance = cluster.failover.hangToleranceMs;
+  const silence = cluster.failover.confirmReplicaSilenceMs;
+  const where = `in cluster ${cluster.name}`;
+  if (tolerance < silence)
+    add('warning', 'hang-tolerance', `failover.hangToleranceMs (${tolerance} ms) is shorter than failover.confirmReplicaSilenceMs (${silence} ms): the replicas' silence window decides, so a silent primary is declared dead after ${silence} ms`, `${where}: failover.hangToleranceMs: ${Math.max(silence, 3000)}`);
+  else if (tolerance < 2000)
+    add('warning', 'hang-tolerance', `failover.hangToleranceMs is ${tolerance} ms: a primary that stalls for 2 s (a VM pause, an fsync stall) is failed over, and its in-flight transactions become errant`, `${where}: failover.hangToleranceMs: 3000 (a crash, seen as a refused connection, is still failed over at once)`);
+  else add('ok', 'hang-tolerance', `a silent primary is declared dead after ${tolerance} ms (failover.hangToleranceMs); a refused connection at once`);
+}
+
 /** A heartbeat period that fits twice in the silence window and in the net timeout. */
 function suggestedHeartbeat(silenceMs: number, netTimeoutSeconds: number): number {
   const s = Math.min(silenceMs / 2000, netTimeoutSeconds / 2);
@@ -461,6 +478,19 @@ function checkHeartbeat(cluster: ClusterConfig, inst: InstanceConfig, fi: Instan
       inst,
     );
   else add('ok', 'heartbeat', `heartbeat every ${period} s (${netVar} ${net} s, failover.confirmReplicaSilenceMs ${silence} ms)`, undefined, inst);
+  // A replica reconnects after the net timeout; reconnecting to a stalled primary that accepts TCP
+  // but never greets, its IO thread cannot be stopped quickly (MariaDB waits about 2 s), which a
+  // failover after the hang tolerance then pays.
+  const tolerance = cluster.failover.hangToleranceMs;
+  const wanted = Math.ceil(tolerance / 1000) + 2;
+  if (net * 1000 <= tolerance)
+    add(
+      'warning',
+      'hang-tolerance',
+      `${netVar} (${net} s) is not longer than failover.hangToleranceMs (${tolerance} ms): during a long stall this replica reconnects to the frozen primary, and a failover then waits about 2 s to stop its IO thread`,
+      `SET GLOBAL ${netVar} = ${wanted}; and ${netVar}=${wanted} under ${d.section} in its option file (keep the heartbeat period well below it)`,
+      inst,
+    );
 }
 
 function checkSemiSync(ctx: Ctx, inst: InstanceConfig, fi: InstanceFacts, obs: InstanceObservation, isPrimary: boolean, isReplica: boolean, t: DoctorThresholds, add: Add): void {

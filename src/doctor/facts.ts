@@ -93,6 +93,7 @@ export type CheckId =
   | 'read-only'
   | 'semi-sync'
   | 'heartbeat'
+  | 'hang-tolerance'
   | 'relay-log-recovery'
   | 'replication'
   | 'lag'

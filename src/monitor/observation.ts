@@ -11,6 +11,11 @@ export interface InstanceObservation {
   reachable: boolean;
   /** Why it is not reachable (or why the probe failed). */
   error?: { kind: DbErrorKind; message: string };
+  /**
+   * On an unreachable observation: since when the instance has not answered (its last answered
+   * probe, or the first probe when it never answered). Tells a brief stall from a long hang.
+   */
+  silentSince?: number;
   latencyMs?: number;
   flavor?: GtidFlavor;
   settings?: ServerSettings;

@@ -22,6 +22,8 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
   #intervalMs: number;
   #inFlight?: Promise<InstanceObservation>;
   #lastContact?: { key: string; at: number };
+  /** When the instance last answered a probe, or when watching began (it may never have answered). */
+  #answeredAt?: number;
   #lastLagSeconds?: number;
 
   constructor(
@@ -98,6 +100,7 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
 
   async #probe(): Promise<InstanceObservation> {
     const { instance, cluster } = this;
+    const started = Date.now();
     try {
       if (!this.#conn || this.#conn.closed) {
         const conn = await DbConnection.open(instance.host, instance.port, cluster.accounts.manager, {
@@ -113,12 +116,15 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
         });
         this.#conn = conn;
       }
-      const obs = probeInstance(this.#conn, this.#flavor!, instance.id);
-      return this.#record(this.#withContact(await obs));
+      const obs = await probeInstance(this.#conn, this.#flavor!, instance.id);
+      this.#answeredAt = obs.at;
+      return this.#record(this.#withContact(obs));
     } catch (e) {
       const err = classifyError(e, instance.id, cluster.accounts.manager.user);
       if (this.#conn && (err.kind === 'timeout' || err.kind === 'lost' || err.kind === 'refused')) this.#conn.destroy(err);
-      return this.#record(unreachable(instance.id, err.kind, err.message));
+      const obs = unreachable(instance.id, err.kind, err.message);
+      this.#answeredAt ??= started;
+      return this.#record({ ...obs, silentSince: this.#answeredAt });
     }
   }
 

@@ -83,8 +83,9 @@ export function replicaObs(n: number, gtid: string, replica: Partial<ReplicaStat
   return serverObs(n, gtid, { readOnly: opts.readOnly ?? true, replica, lastContact: opts.lastContact, logBin: opts.logBin });
 }
 
-export function deadObs(n: number, kind: 'refused' | 'timeout' = 'refused'): InstanceObservation {
-  return { id: id(n), at: 1000, reachable: false, error: { kind, message: `${id(n)}: ${kind}` } };
+/** An instance that does not answer: refused (crashed) or timing out (stalled, silent since `silentSince`). */
+export function deadObs(n: number, kind: 'refused' | 'timeout' = 'refused', silentSince?: number): InstanceObservation {
+  return { id: id(n), at: 1000, reachable: false, error: { kind, message: `${id(n)}: ${kind}` }, silentSince };
 }
 
 export function view(c: ClusterConfig, obs: InstanceObservation[], extra: Partial<ClusterView> = {}): ClusterView {

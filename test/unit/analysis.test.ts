@@ -35,9 +35,24 @@ const cases: Case[] = [
     expect: [`UnreachablePrimary@${id(1)}`],
   },
   {
-    name: 'frozen primary: replicas still say Yes but heard nothing for longer than the silence window',
-    v: view(c3, [deadObs(1, 'timeout'), replicaObs(2, '0-1-10', {}, { lastContact: -1000 }), replicaObs(3, '0-1-10', {}, { lastContact: -1000 })]),
+    name: 'frozen primary: replicas still say Yes but heard nothing for longer than the silence window, silent past the hang tolerance',
+    v: view(c3, [deadObs(1, 'timeout', -2000), replicaObs(2, '0-1-10', {}, { lastContact: -1000 }), replicaObs(3, '0-1-10', {}, { lastContact: -1000 })]),
     expect: [`DeadPrimary@${id(1)}`],
+  },
+  {
+    name: 'stalled primary: everyone lost it, but silent for less than the hang tolerance: unreachable only',
+    v: view(c3, [deadObs(1, 'timeout', -1000), replicaObs(2, '0-1-10', {}, { lastContact: -1000 }), replicaObs(3, '0-1-10', connecting)]),
+    expect: [`UnreachablePrimary@${id(1)}`],
+  },
+  {
+    name: 'crashed primary (connection refused): dead at once, whatever the hang tolerance',
+    v: view(c3, [deadObs(1, 'refused', 999), replicaObs(2, '0-1-10', connecting), replicaObs(3, '0-1-10', connecting)]),
+    expect: [`DeadPrimary@${id(1)}`],
+  },
+  {
+    name: 'silent primary never seen answering (no start of silence known): unreachable only',
+    v: view(c3, [deadObs(1, 'timeout'), replicaObs(2, '0-1-10', connecting), replicaObs(3, '0-1-10', connecting)]),
+    expect: [`UnreachablePrimary@${id(1)}`],
   },
   {
     name: 'frozen primary, silence not yet long enough: unreachable only',

@@ -139,6 +139,31 @@ test('the configured heartbeat period must fit the silence window too', () => {
   assert.match(f.fix!, /replication\.heartbeatPeriodSeconds: 0\.6 \(or failover\.confirmReplicaSilenceMs: 4000\)/);
 });
 
+test('hang tolerance: shorter than 2 s or than the replica silence window is a warning; a replica net timeout within it too', () => {
+  const c = cluster(3);
+  const withTolerance = (ms: number, silence = c.failover.confirmReplicaSilenceMs) => ({ ...c, failover: { ...c.failover, hangToleranceMs: ms, confirmReplicaSilenceMs: silence } });
+  // The default (3000 ms, slave_net_timeout 10 s in the healthy facts): ok on the cluster and every replica.
+  const ok = evaluateCluster(healthy());
+  assert.ok(ok.some((f) => f.check === 'hang-tolerance' && f.severity === 'ok' && /declared dead after 3000 ms/.test(f.message)), show(ok));
+  assert.equal(notOk(ok).filter((f) => f.check === 'hang-tolerance').length, 0);
+
+  const short = one(evaluateCluster(healthy(withTolerance(1500))), undefined, 'hang-tolerance');
+  assert.equal(short.severity, 'warning');
+  assert.match(short.message, /a primary that stalls for 2 s .* is failed over/);
+  assert.match(short.fix!, /failover\.hangToleranceMs: 3000/);
+
+  const belowWindow = one(evaluateCluster(healthy(withTolerance(2000, 2500))), undefined, 'hang-tolerance');
+  assert.match(belowWindow.message, /shorter than failover\.confirmReplicaSilenceMs \(2500 ms\)/);
+
+  // slave_net_timeout 10 s against a 12 s tolerance: each replica reconnects mid-stall.
+  const long = evaluateCluster(healthy(withTolerance(12000)));
+  for (const n of [2, 3]) {
+    const f = one(long, n, 'hang-tolerance');
+    assert.equal(f.severity, 'warning');
+    assert.match(f.fix!, /SET GLOBAL slave_net_timeout = 14;/);
+  }
+});
+
 test('a replica whose IO thread gets error 1045: critical, CHANGE MASTER with a placeholder', () => {
   const findings = evaluateCluster(
     change(healthy(), 3, (i) => ({
