@@ -15,6 +15,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function benchFailover(args: string[]): Promise<void> {
   const kills = Number(args.find((a) => a.startsWith('--kills='))?.split('=')[1] ?? 10);
   const stops = Number(args.find((a) => a.startsWith('--stops='))?.split('=')[1] ?? 5);
+  const stalls = Number(args.find((a) => a.startsWith('--stalls='))?.split('=')[1] ?? 3);
   const killTimes: number[] = [];
   const stopTimes: number[] = [];
   for (let i = 0; i < kills; i++) {
@@ -26,6 +27,20 @@ export async function benchFailover(args: string[]): Promise<void> {
     const ms = await cycle('stop');
     stopTimes.push(ms);
     process.stderr.write(`SIGSTOP cycle ${i + 1}/${stops}: ${ms.toFixed(0)} ms\n`);
+  }
+  // Stalls shorter than failover.hangToleranceMs: SIGSTOP, then SIGCONT. None may fail over.
+  const stallRows: string[] = [];
+  for (const stallMs of [500, 1000, 2000]) {
+    const gaps: number[] = [];
+    let failovers = 0;
+    for (let i = 0; i < stalls; i++) {
+      const r = await stallCycle(stallMs);
+      gaps.push(r.longestGapMs);
+      failovers += r.failovers;
+      process.stderr.write(`${stallMs} ms stall ${i + 1}/${stalls}: ${r.failovers} failover(s), longest write gap ${r.longestGapMs.toFixed(0)} ms\n`);
+    }
+    const g = summary(gaps);
+    stallRows.push(`| ${stallMs} ms | ${stalls} | ${failovers} | ${g.median.toFixed(0)} ms | ${g.max.toFixed(0)} ms |`);
   }
   const k = summary(killTimes);
   const s = summary(stopTimes);
@@ -40,8 +55,66 @@ export async function benchFailover(args: string[]): Promise<void> {
       `kill -9 samples: ${killTimes.map((x) => x.toFixed(0)).join(', ')}`,
       `SIGSTOP samples: ${stopTimes.map((x) => x.toFixed(0)).join(', ')}`,
       '',
+      '| stall (SIGSTOP, then SIGCONT) | cycles | failovers | longest write gap, median | max |',
+      '|---|---|---|---|---|',
+      ...stallRows,
+      '',
     ].join('\n'),
   );
+}
+
+/**
+ * A stall shorter than the hang tolerance: the primary is stopped for `stallMs`, then continued,
+ * while a client writes through it. Counts the failovers that started (there should be none) and
+ * the longest gap between two acknowledged writes.
+ */
+async function stallCycle(stallMs: number): Promise<{ failovers: number; longestGapMs: number }> {
+  const { sandbox: sb, cleanup } = await startSandbox({ nodes: 3 });
+  const manager = new ManagerProcess(sb.configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
+  let running = true;
+  const acks: number[] = [];
+  try {
+    await sb.sql(sb.node(1), ['CREATE TABLE app.bench (id BIGINT AUTO_INCREMENT PRIMARY KEY, at BIGINT) ENGINE=InnoDB']);
+    await manager.waitFor((e) => e.event === 'manager_started', 15000);
+    const app = sb.appAccount();
+    const [host, port] = sb.config().clusters[0]!.router.writer!.split(':');
+    const writer = (async () => {
+      let conn: mysql.Connection | undefined;
+      while (running) {
+        try {
+          conn ??= await mysql.createConnection({ host, port: Number(port), user: app.user, password: app.password, database: app.database, connectTimeout: 5000 });
+          await conn.query({ sql: 'INSERT INTO bench (at) VALUES (?)', values: [Date.now()], timeout: 10000 });
+          acks.push(performance.now());
+        } catch {
+          conn?.destroy();
+          conn = undefined;
+          await sleep(2);
+        }
+      }
+      conn?.destroy();
+    })();
+    await sleep(1500);
+    const mark = manager.events.length;
+    const t0 = performance.now();
+    sb.pause(sb.node(1));
+    await sleep(stallMs);
+    sb.resume(sb.node(1));
+    await sleep(4000);
+    running = false;
+    await writer;
+    let longest = 0;
+    for (let i = 1; i < acks.length; i++) if (acks[i]! > t0 - 1000) longest = Math.max(longest, acks[i]! - acks[i - 1]!);
+    return { failovers: manager.events.slice(mark).filter((e) => e.event === 'failover_started').length, longestGapMs: longest };
+  } finally {
+    running = false;
+    try {
+      sb.resume(sb.node(1));
+    } catch {
+      // not running
+    }
+    await manager.stop();
+    await cleanup();
+  }
 }
 
 function publishedPrimary(sb: Sandbox): { host: string; port: number } {
