@@ -1,6 +1,6 @@
 import { analyzeCluster, errantTransactions, type Analysis } from '../analysis/analyze.ts';
 import type { ClusterView } from '../analysis/cluster-view.ts';
-import type { Problem, ProblemCode } from '../analysis/problems.ts';
+import { PROBLEMS, type Problem, type ProblemCode } from '../analysis/problems.ts';
 import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
 import type { GtidFlavor } from '../gtid/index.ts';
 import { unreachable, type InstanceObservation } from '../monitor/observation.ts';
@@ -34,7 +34,8 @@ import {
  * - ok: checked and fine, said in one line so the operator sees what was looked at.
  */
 
-const TOPOLOGY_CODES = new Set<ProblemCode>(['DeadPrimary', 'DeadPrimaryAndSomeReplicas', 'DeadPrimaryAndAllReplicas', 'UnreachablePrimary', 'NoWritablePrimary', 'TwoWritablePrimaries']);
+/** Problems about the primary or the cluster as a whole (the registry's scope) are reported first, as the topology finding. */
+const isTopology = (code: ProblemCode): boolean => PROBLEMS[code].scope !== 'instance';
 
 interface Ctx {
   facts: ClusterFacts;
@@ -45,57 +46,52 @@ interface Ctx {
   configHint: string;
 }
 
+/** How a problem reads as a finding; its severity is the registry's (src/analysis/problems.ts). */
 interface ProblemRule {
   check: CheckId;
-  severity: FindingSeverity;
   message?: (p: Problem, inst: InstanceConfig | undefined, ctx: Ctx) => string;
   fix: (p: Problem, inst: InstanceConfig | undefined, ctx: Ctx) => string;
 }
 
 const nameOf = (ctx: Ctx, id: string | undefined): string => ctx.cluster.instances.find((i) => i.id === id)?.name ?? id ?? '(unknown)';
 
-/** What the analysis found, as doctor findings with fixes: one table, looked up by problem code. */
-const PROBLEM_RULES: Partial<Record<ProblemCode, ProblemRule>> = {
+/**
+ * What the analysis found, as doctor findings with fixes: one entry per code of the problem
+ * registry (null: reported by another finding), so a new problem code cannot be forgotten here.
+ */
+const PROBLEM_RULES: { [C in ProblemCode]: ProblemRule | null } = {
   DeadPrimary: {
     check: 'topology',
-    severity: 'critical',
     fix: (_p, _i, ctx) => `a running manager (regent run) fails over by itself; without one: regent failover ${ctx.cluster.name} --dry-run ${ctx.configHint}, then without --dry-run`,
   },
   DeadPrimaryAndSomeReplicas: {
     check: 'topology',
-    severity: 'critical',
     fix: (_p, _i, ctx) => `a running manager fails over among the reachable replicas; without one: regent failover ${ctx.cluster.name} --dry-run ${ctx.configHint}`,
   },
-  DeadPrimaryAndAllReplicas: { check: 'topology', severity: 'critical', fix: () => 'start the servers (their error logs say why they stopped); nothing can be promoted while every instance is down' },
+  DeadPrimaryAndAllReplicas: { check: 'topology', fix: () => 'start the servers (their error logs say why they stopped); nothing can be promoted while every instance is down' },
   UnreachablePrimary: {
     check: 'topology',
-    severity: 'critical',
     fix: (p) => `check the network and firewall between this host and ${p.instance}; Regent never fails over a primary that only it cannot reach`,
   },
   NoWritablePrimary: {
     check: 'topology',
-    severity: 'critical',
     fix: (p, inst, ctx) => `once sure no other instance takes writes, on ${inst?.name ?? p.instance}: ${dialectOf(ctx, inst).setReadOnly(false)} (or promote another one: regent switchover)`,
   },
   TwoWritablePrimaries: {
     check: 'topology',
-    severity: 'critical',
     fix: (_p, _i, ctx) => `on the one that is not the primary: ${dialectOf(ctx, ctx.cluster.instances.find((i) => i.id === ctx.analysis.topology.primary)).setReadOnly(true)} then regent rejoin NODE ${ctx.configHint} (a running manager fences it by itself)`,
   },
   WritableReplica: {
     check: 'read-only',
-    severity: 'warning',
     message: (p) => `read_only is OFF on a replica: a write there becomes an errant transaction (${p.evidence[0] ?? ''})`,
     fix: (_p, inst, ctx) => `${dialectOf(ctx, inst).setReadOnly(true)} and read_only=ON under ${dialectOf(ctx, inst).section} in its option file`,
   },
   ReplicationStopped: {
     check: 'replication',
-    severity: 'warning',
     fix: (_p, inst, ctx) => `${dialectOf(ctx, inst).startReplica}; (a running manager restarts it after repair.afterSeconds, ${ctx.cluster.repair.afterSeconds} s)`,
   },
   ReplicationBroken: {
     check: 'replication',
-    severity: 'critical',
     message: (p) => `${p.summary.replace(/^[^:]+: /, '')}: ${p.evidence[0] ?? ''}`,
     fix: (p, inst, ctx) =>
       /SQL thread/.test(p.summary)
@@ -104,21 +100,18 @@ const PROBLEM_RULES: Partial<Record<ProblemCode, ProblemRule>> = {
   },
   ReplicaCannotReachPrimary: {
     check: 'replication',
-    severity: 'warning',
     message: (p) => `its IO thread cannot connect to the primary, which Regent reaches: ${p.evidence[0] ?? ''}`,
     fix: (_p, inst) => `check the network, DNS and firewall from ${inst?.host} to the primary, and the replication account's host part`,
   },
   ReplicaLagging: {
     check: 'lag',
-    severity: 'warning',
     fix: (_p, _i, ctx) =>
       `find what slows it (long transactions, disk, single-threaded apply: slave_parallel_threads); it stays out of the reader pool meanwhile. If this lag is normal, raise monitor.lagThresholdSeconds (now ${ctx.cluster.monitor.lagThresholdSeconds}) in cluster ${ctx.cluster.name}`,
   },
   ErrantGtid: {
     check: 'errant-gtid',
-    severity: 'critical',
     message: (p, inst, ctx) => {
-      const errant = errantOf(ctx, inst?.id ?? p.instance ?? '') ?? p.summary.replace(/^.*lacks: /, '');
+      const errant = p.code === 'ErrantGtid' ? p.data.errant.toString() : p.summary;
       return `has transactions the primary lacks (${errant}), written on it directly: Regent never promotes it, and any replica that did would diverge`;
     },
     fix: (_p, inst, ctx) =>
@@ -126,15 +119,16 @@ const PROBLEM_RULES: Partial<Record<ProblemCode, ProblemRule>> = {
   },
   ReplicaPointsElsewhere: {
     check: 'replication',
-    severity: 'warning',
     fix: (_p, inst, ctx) => `regent rejoin ${inst?.name} ${ctx.configHint} (makes it replicate from the primary by GTID, refusing if it holds errant transactions)`,
   },
   OrphanInstance: {
     check: 'replication',
-    severity: 'warning',
     fix: (_p, inst, ctx) => `regent rejoin ${inst?.name} ${ctx.configHint} (a running manager with rejoin.automatic does it by itself)`,
   },
-  // UnreachableInstance: the connect finding already says it, with the fix.
+  // The connect finding already says it, with the fix.
+  UnreachableInstance: null,
+  // Only a running manager that lost etcd sees it; doctor checks coordination apart.
+  PrimaryLeaseExpired: null,
 };
 
 function dialectOf(ctx: Ctx, inst: InstanceConfig | undefined): DoctorDialect {
@@ -145,14 +139,6 @@ function flavorOf(fi: InstanceFacts | undefined): GtidFlavor | undefined {
   if (!fi) return undefined;
   if (fi.obs.flavor) return fi.obs.flavor;
   return fi.version ? familyNameOfVersion(fi.version) : undefined;
-}
-
-function errantOf(ctx: Ctx, id: string): string | undefined {
-  const primaryId = ctx.analysis.topology.primary;
-  const p = primaryId ? ctx.view.observations.get(primaryId) : undefined;
-  const o = ctx.view.observations.get(id);
-  if (!p?.gtids || !p.settings || !o?.gtids) return undefined;
-  return errantTransactions(o.gtids.executed, p.gtids.executed, p.settings.gtidOrigin).toString();
 }
 
 /** Account changes run with binary logging off: on a replica they would otherwise be errant transactions. */
@@ -188,14 +174,14 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
   const fromProblem = (p: Problem, inst: InstanceConfig | undefined) => {
     const rule = PROBLEM_RULES[p.code];
     if (!rule) return;
-    add(rule.severity, rule.check, rule.message ? rule.message(p, inst, ctx) : p.summary, rule.fix(p, inst, ctx), inst);
+    add(PROBLEMS[p.code].severity === 'critical' ? 'critical' : 'warning', rule.check, rule.message ? rule.message(p, inst, ctx) : p.summary, rule.fix(p, inst, ctx), inst);
   };
 
   const primaryId = analysis.topology.primary;
   const primaryObs = primaryId ? observations.get(primaryId) : undefined;
 
   // Cluster-wide: who is primary, and whether anything is wrong at that level.
-  const topologyProblems = analysis.problems.filter((p) => TOPOLOGY_CODES.has(p.code));
+  const topologyProblems = analysis.problems.filter((p) => isTopology(p.code));
   if (!primaryId)
     add('critical', 'topology', 'no primary identified: no instance is replicated from, and none is the only writable one', `look at regent status ${ctx.configHint}; a new cluster is set up with regent bootstrap ${ctx.configHint}`);
   else if (topologyProblems.length === 0) add('ok', 'topology', `primary ${nameOf(ctx, primaryId)} ${primaryId} (${analysis.topology.primaryEvidence})`);
@@ -299,7 +285,7 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
     else add('ok', 'server-id', `server_id ${s.serverId}, unique in the cluster`, undefined, inst);
 
     // read_only: problems come from the analysis (WritableReplica, NoWritablePrimary, two writers).
-    const problemsHere = analysis.problems.filter((p) => p.instance === inst.id && !TOPOLOGY_CODES.has(p.code));
+    const problemsHere = analysis.problems.filter((p) => p.instance === inst.id && !isTopology(p.code));
     if (isPrimary && !s.readOnly) add('ok', 'read-only', 'writable (read_only OFF), as the primary must be', undefined, inst);
     else if (!isPrimary && s.readOnly) {
       if (s.superReadOnly === false)
