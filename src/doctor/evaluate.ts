@@ -1,4 +1,4 @@
-import { analyzeCluster, errantTransactions, type Analysis } from '../analysis/analyze.ts';
+import { analyzeCluster, type Analysis } from '../analysis/analyze.ts';
 import type { ClusterView } from '../analysis/cluster-view.ts';
 import { PROBLEMS, type Problem, type ProblemCode } from '../analysis/problems.ts';
 import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
