@@ -297,5 +297,35 @@ test('mariadb: waitForGtid, semi-sync roles and GTID position', () => {
     'SET GLOBAL rpl_semi_sync_slave_enabled = ON',
   ]);
   assert.deepEqual(maria.setGtidPosition(gtid), [{ sql: 'SET GLOBAL gtid_slave_pos = ?', params: ['0-1-48213,7-30-912'] }]);
+  // A restored copy or a rewound node: its binary log still names what it no longer has.
+  assert.deepEqual(maria.resetHistoryTo(gtid), [
+    { sql: 'RESET MASTER', params: [] },
+    { sql: 'SET GLOBAL gtid_slave_pos = ?', params: ['0-1-48213,7-30-912'] },
+  ]);
   assert.ok(maria.parseGtid('0-1-5') instanceof MariaGtidPosition);
+});
+
+test('mariadb: the family has rewind and clone tools, hashes the password of a logged CREATE USER, and its doctor words', () => {
+  const f = maria.family;
+  assert.equal(f.name, 'mariadb');
+  assert.equal(f.displayName, 'MariaDB');
+  assert.ok(f.rewind && f.clone);
+  assert.equal(f.heartbeatPeriodQuery, undefined);
+  // SHA1(SHA1('secret')), as mysql_native_password stores it: the clear password never reaches the binary log.
+  assert.deepEqual(f.grants.createReplicationUser('repl', '%', 'secret'), { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?', params: ['repl', '%', '*14E65567ABDB5135D0CFD9A70B3032C179A49EE7'] });
+  assert.ok(f.grants.failover.has('READ_ONLY ADMIN'));
+  assert.ok(f.grants.clone.some((p) => p.privilege === 'BINLOG ADMIN'));
+  assert.equal(f.doctor.setReadOnly(true), 'SET GLOBAL read_only = ON;');
+  assert.equal(f.doctor.useGtid, 'STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID = slave_pos; START SLAVE;');
+  // Where replication starts, by intent: a re-pointed replica continues, a former primary brings its own writes.
+  const spec = { host: 'h', port: 1, user: 'u', heartbeatPeriodSeconds: 1 };
+  assert.match(maria.changeSource({ ...spec, startFrom: 'replica-position' }).sql, /MASTER_USE_GTID = slave_pos$/);
+  assert.match(maria.changeSource({ ...spec, startFrom: 'all-executed' }).sql, /MASTER_USE_GTID = current_pos$/);
+});
+
+test('mariadb: rewind is refused with the reason when the binary log is not ROW', () => {
+  const settings = { binlogFormat: 'MIXED' } as Parameters<NonNullable<typeof maria.family.rewind>['check']>[0];
+  const verdict = maria.family.rewind!.check(settings);
+  assert.notEqual(verdict, true);
+  assert.match(String(verdict), /binlog_format=ROW|mariadb-binlog/);
 });

@@ -449,6 +449,35 @@ test('mysql: setGtidPosition resets the binary logs, then sets gtid_purged', () 
   ]);
 });
 
+test('mysql: resetHistoryTo forgets the binary logs and restarts gtid_executed at the position (8.4: RESET BINARY LOGS AND GTIDS)', () => {
+  const gtid = MysqlGtidSet.parse(`${PRIMARY}:1-1500`);
+  assert.deepEqual(mysql84.resetHistoryTo(gtid), [
+    { sql: 'RESET BINARY LOGS AND GTIDS', params: [] },
+    { sql: 'SET GLOBAL gtid_purged = ?', params: [`${PRIMARY}:1-1500`] },
+  ]);
+  // RESET MASTER is gone in 8.4: no statement of the 8.4 flavor may use it.
+  const all = [...mysql84.resetHistoryTo(gtid), ...mysql84.setGtidPosition(gtid)].map((x) => x.sql);
+  assert.ok(all.every((sql) => !/RESET MASTER/.test(sql)), all.join('; '));
+  assert.equal(mysql80.resetHistoryTo(gtid)[0]!.sql, 'RESET MASTER');
+});
+
+test('mysql: the family carries no rewind or clone tool, the heartbeat query, and logs CREATE USER without a hash', () => {
+  const f = mysql84.family;
+  assert.equal(f.name, 'mysql');
+  assert.equal(f.displayName, 'MySQL');
+  assert.equal(f.rewind, undefined);
+  assert.equal(f.clone, undefined);
+  assert.deepEqual(f.grants.clone, []);
+  assert.match(f.heartbeatPeriodQuery!, /performance_schema\.replication_connection_configuration/);
+  assert.deepEqual(f.grants.createReplicationUser('repl', '%', 'pw'), { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', params: ['repl', '%', 'pw'] });
+  assert.ok(f.grants.failover.has('REPLICATION_SLAVE_ADMIN'));
+  assert.equal(f.doctor.setReadOnly(true), 'SET GLOBAL super_read_only = ON;');
+  assert.equal(f.doctor.startReplica, 'START REPLICA');
+  assert.equal(f.doctor.changeHeartbeat(0.5), 'STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_HEARTBEAT_PERIOD = 0.5; START REPLICA;');
+  assert.equal(f.doctor.netTimeout({ replica_net_timeout: '60' }), 'replica_net_timeout');
+  assert.equal(f.doctor.netTimeout({ slave_net_timeout: '60' }), 'slave_net_timeout');
+});
+
 // --- flavorForVersion ---------------------------------------------------------
 
 test('flavorForVersion: MySQL 8.0 and 8.4 give the mysql flavor', () => {
