@@ -50,9 +50,9 @@ export class ApiServer {
     private readonly log: Logger,
   ) {}
 
-  /** Serves a Prometheus registry at /metrics. */
-  serveMetrics(registry: Registry): void {
-    this.add({ method: 'GET', path: '/metrics', handler: async () => ({ text: await registry.metrics(), contentType: registry.contentType }) });
+  /** Serves a Prometheus registry at /metrics, followed by what `more` returns (another process's series). */
+  serveMetrics(registry: Registry, more?: () => Promise<string>): void {
+    this.add({ method: 'GET', path: '/metrics', handler: async () => ({ text: `${await registry.metrics()}${more ? await more() : ''}`, contentType: registry.contentType }) });
   }
 
   add<B>(route: Route<B>): void {

@@ -7,6 +7,7 @@ import { grantsCommand } from './grants.ts';
 import { sandboxCommands } from './sandbox.ts';
 import { bootstrapCommand } from './bootstrap.ts';
 import { runCommand } from './run.ts';
+import { dataPlaneCommand, dataPlaneStopCommand } from './dataplane.ts';
 import { demoCommand } from './demo.ts';
 import { failoverCommand, ackCommand } from './recovery.ts';
 import { haproxyConfigCommand } from './haproxy.ts';
@@ -62,6 +63,19 @@ export function buildProgram(): Command {
   configOption(program.command('proxy').description('run only the router (writer/reader endpoints, health checks), following the primary a running manager decided'))
     .action(async (o: { config: string }) => {
       process.exitCode = await runCommand(loadConfigFile(o.config), { observeOnly: true });
+    });
+
+  const dataplane = program.command('dataplane').description('the process that holds every endpoint (L4 writer/reader, SQL, HAProxy checks) and outlives the manager; `regent run` starts or adopts it');
+  configOption(dataplane.command('run', { isDefault: true }).description('run the data plane (started by regent run; run it yourself to manage it apart, e.g. as its own systemd unit)'))
+    .option('--socket <path>', 'control socket (default: <stateDir>/dataplane.sock)')
+    .option('--pid-file <path>', 'PID file (default: <stateDir>/dataplane.pid)')
+    .action(async (o: { config: string; socket?: string; pidFile?: string }) => {
+      process.exitCode = await dataPlaneCommand(loadConfigFile(o.config), o);
+    });
+  configOption(dataplane.command('stop').description('stop the data plane of this configuration (its client sessions end)'))
+    .addOption(new Option('--role <role>', 'whose data plane').choices(['run', 'proxy']).default('run'))
+    .action(async (o: { config: string; role: 'run' | 'proxy' }) => {
+      process.exitCode = await dataPlaneStopCommand(loadConfigFile(o.config), o);
     });
 
   configOption(program.command('haproxy-config').description('write a complete haproxy.cfg for a cluster, driven by Regent\'s health endpoints and admin socket'))

@@ -20,7 +20,8 @@ export async function startManager(config: Config, log: Logger, opts: Omit<Manag
   const api = config.api ? apiServer(config.api, log) : undefined;
   const manager = new Manager(config, log, { ...opts, apiAddress: api?.address });
   if (api) {
-    api.serveMetrics(manager.registry);
+    // The data plane's series (router, SQL endpoint) come from its own process.
+    api.serveMetrics(manager.registry, manager.dataPlane ? () => manager.dataPlane!.metrics() : undefined);
     registerRoutes(api, manager);
     registerUi(api);
   }

@@ -32,6 +32,7 @@ export class DecisionRecord {
   #subscribers: DecisionSubscriber[] = [];
   /** Bumped by every local change: a shared-state read that started before one is stale. */
   #version = 0;
+  #loaded = false;
 
   constructor(
     readonly cluster: string,
@@ -41,6 +42,11 @@ export class DecisionRecord {
     private readonly mayPersist: () => boolean,
   ) {
     this.#d = emptyDecision(cluster);
+  }
+
+  /** The shared state was read at least once, or this record decided something itself. */
+  get loaded(): boolean {
+    return this.#loaded;
   }
 
   /** The current decision; a new object after every change, never mutated. */
@@ -200,11 +206,18 @@ export class DecisionRecord {
     const next = { ...decisionFromState(this.cluster, state), changing: this.#d.changing };
     const before = this.#d;
     this.#d = next;
+    const first = !this.#loaded;
+    this.#loaded = true;
+    if (first) {
+      await this.#notify({ verb: 'follow' });
+      return;
+    }
     if (routingKey(before) !== routingKey(next)) await this.#notify({ verb: 'follow' });
   }
 
   async #change(change: DecisionChange, apply: (d: Decision) => Decision, opts: { persist?: boolean } = {}): Promise<void> {
     this.#version++;
+    this.#loaded = true;
     this.#d = apply(this.#d);
     this.log.debug({ event: 'decision_changed', cluster: this.cluster, change });
     await this.#notify(change);

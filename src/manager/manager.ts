@@ -6,9 +6,9 @@ import type { Coordinator, ManagerInfo } from '../coordination/coordinator.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';
 import type { Decision } from '../decision/decision.ts';
-import { ClusterRouter } from '../router/cluster-router.ts';
-import { createRouterMetrics } from '../router/metrics.ts';
-import { DataPlane } from '../router/data-plane.ts';
+import { dataPlanePaths } from '../router/dataplane.ts';
+import { DataPlaneLink } from '../router/dataplane-link.ts';
+import { routes } from '../router/host.ts';
 import type { Logger } from '../util/log.ts';
 import type { SupervisorOptions } from './cluster-context.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
@@ -31,13 +31,13 @@ export interface ManagerOptions {
 }
 
 /**
- * `regent run`: one supervisor per cluster sharing a coordinator, and the router of each cluster
- * following that cluster's decision record and its observations. The HTTP API is wired to it by
- * the composition root (cli/run.ts) through the interface the API declares.
+ * `regent run`: one supervisor per cluster sharing a coordinator. The endpoints live in the data
+ * plane, a process of their own that outlives this one: the manager starts or adopts it and feeds
+ * it each cluster's decisions and observations. The HTTP API is wired to the manager by the
+ * composition root (cli/run.ts) through the interface the API declares.
  */
 export class Manager {
   readonly supervisors = new Map<string, ClusterSupervisor>();
-  readonly routers = new Map<string, ClusterRouter>();
   readonly coordinator: Coordinator;
   readonly registry = new Registry();
   readonly observeOnly: boolean;
@@ -45,8 +45,8 @@ export class Manager {
   readonly events = new EventEmitter<{ event: [Record<string, unknown>] }>();
   readonly metrics: ManagerMetrics;
   readonly startedAt = Date.now();
-  /** Moves the routers' bytes, for every cluster (see data-plane.ts). */
-  readonly dataPlane: DataPlane;
+  /** The link to the data-plane process, when any cluster has endpoints. */
+  readonly dataPlane?: DataPlaneLink;
   #leaseTimer?: NodeJS.Timeout;
 
   constructor(
@@ -57,8 +57,7 @@ export class Manager {
     this.coordinator = opts.coordinator ?? createCoordinator(config, log);
     this.observeOnly = opts.observeOnly ?? false;
     this.events.setMaxListeners(100);
-    const routerMetrics = createRouterMetrics(this.registry);
-    this.dataPlane = new DataPlane(config.routerProcesses, log);
+    if (opts.withRouter !== false && config.clusters.some(routes)) this.dataPlane = new DataPlaneLink(config, dataPlanePaths(config, this.observeOnly ? 'proxy' : 'run'), log, this.managerId);
     this.metrics = createManagerMetrics(this.registry, () => this.supervisors.values(), () => this.coordinator.isLeader());
     const supervisorOptions: SupervisorOptions = {
       pauseAfterStep: opts.pauseAfterStep,
@@ -76,12 +75,12 @@ export class Manager {
       this.metrics.switchoverSeconds.zero({ cluster: c.name });
       const supervisor = new ClusterSupervisor(c, this.coordinator, log, supervisorOptions);
       this.supervisors.set(c.name, supervisor);
-      const r = c.router;
-      if (opts.withRouter !== false && (r.writer || r.reader || r.sql || r.healthCheckBasePort || r.haproxySocket)) {
-        const router = new ClusterRouter(c, this.dataPlane, routerMetrics, log);
-        this.routers.set(c.name, router);
-        supervisor.decision.subscribe((d, change) => router.onDecision(d, change));
-        supervisor.on('analysis', () => router.observe(supervisor.monitor.observations()));
+      const link = this.dataPlane;
+      if (link && routes(c)) {
+        // Only a decision loaded from the shared state is news: a manager just started knows
+        // nothing yet, and must not tell a data plane that has routed all along to hold.
+        supervisor.decision.subscribe((d, change) => (supervisor.decision.loaded ? link.decide(c.name, d, change) : undefined));
+        supervisor.on('analysis', () => link.observe(c.name, supervisor.monitor.observations()));
       }
       this.#forwardEvents(supervisor);
     }
@@ -112,14 +111,15 @@ export class Manager {
   cluster(name: string) {
     const s = this.supervisors.get(name);
     if (!s) return undefined;
-    const router = this.routers.get(name);
+    const link = this.dataPlane;
+    const c = s.cluster;
     return {
       config: s.cluster,
       report: () => s.report(),
       decision: (): Decision => s.decision.snapshot,
       blockedUntil: () => s.blockedUntil(),
       acting: () => s.acting,
-      routing: () => (router ? { endpoints: router.endpoints, table: router.table } : undefined),
+      routing: () => (link && routes(c) ? { endpoints: { writer: c.router.writer, reader: c.router.reader, sql: c.router.sql?.listen }, table: link.table(c) } : undefined),
       observation: (id: string) => s.monitor.probers.get(id)?.latest,
       plan: () => s.manual.plan(),
       failover: (o: { force: boolean; trigger: string }) => s.manual.failover(o),
@@ -170,10 +170,9 @@ export class Manager {
       }
       // Service discovery: the primary Regent decided on and the replicas fit for reads.
       if (!this.coordinator.isLeader() || this.observeOnly) return;
-      const router = this.routers.get(cluster);
       const primary = s.decision.snapshot.decidedPrimary;
-      const replicas = router
-        ? router.table.readers
+      const replicas = this.dataPlane && routes(s.cluster)
+        ? this.dataPlane.table(s.cluster).readers
         : [...observations.values()].filter((o) => o.id !== primary && o.reachable && o.replica?.ioThread === 'yes' && o.replica.sqlThread).map((o) => o.id);
       const published = JSON.stringify([primary, replicas]);
       if (published === lastPublished) return;
@@ -225,11 +224,10 @@ export class Manager {
         if (this.#leaseLostForMs() !== undefined) for (const s of this.supervisors.values()) s.schedule();
       }, 250);
     }
-    if ([...this.routers.values()].some((r) => r.cluster.router.writer || r.cluster.router.reader)) await this.dataPlane.start();
-    await Promise.all([...this.routers.values()].map((r) => r.start()));
+    await this.dataPlane?.start();
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     this.log.info(
-      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])), api: this.opts.apiAddress },
+      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, dataPlane: this.dataPlane?.pid, api: this.opts.apiAddress },
       'regent manager started',
     );
   }
@@ -237,8 +235,8 @@ export class Manager {
   async stop(): Promise<void> {
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
-    await Promise.all([...this.routers.values()].map((r) => r.stop()));
-    await this.dataPlane.stop();
+    // The data plane goes on: clients keep their sessions while no manager runs.
+    await this.dataPlane?.detach();
     await this.coordinator.close();
     this.log.info({ event: 'manager_stopped' }, 'regent manager stopped');
   }

@@ -31,6 +31,7 @@ export class ClusterRouter {
   #table: RoutingTable;
   #decision: Decision;
   #observations = new Map<string, InstanceObservation>();
+  #heldBecause?: string;
   #cursor = 0;
 
   constructor(
@@ -137,6 +138,21 @@ export class ClusterRouter {
     }
   }
 
+  /**
+   * Holds new writers (and statements that need the primary) for a reason outside the decision:
+   * the data plane lost every source of decisions for longer than it may trust the last one.
+   * undefined lets them go again.
+   */
+  holdWriters(reason: string | undefined): void {
+    if (reason === this.#heldBecause) return;
+    this.#heldBecause = reason;
+    this.#apply();
+  }
+
+  get decision(): Decision {
+    return this.#decision;
+  }
+
   async #closeAllTo(instance: string): Promise<number> {
     const counts = await Promise.all([this.#writer?.closeConnectionsTo(instance), this.#reader?.closeConnectionsTo(instance)]);
     return counts.reduce<number>((a, b) => a + (b ?? 0), 0);
@@ -149,6 +165,7 @@ export class ClusterRouter {
       decidedAt: d.decidedAt || undefined,
       changing: d.changing !== undefined,
       fenced: d.fenced,
+      heldBecause: this.#heldBecause,
       observations: this.#observations,
       instances: this.cluster.instances.map((i) => i.id),
       maintenance: maintenanceSet(d, Date.now()),

@@ -21,6 +21,8 @@ export interface RoutingInput {
   changing: boolean;
   /** Instances Regent fenced: never a writer target. */
   fenced?: ReadonlySet<string>;
+  /** Writers are held for this reason whatever else holds (the data plane's decision is too old to trust). */
+  heldBecause?: string;
   observations: Map<string, InstanceObservation>;
   /** Instance ids in config order. */
   instances: string[];
@@ -33,6 +35,7 @@ export function routingTable(input: RoutingInput): RoutingTable {
   const p = decidedPrimary ? observations.get(decidedPrimary) : undefined;
   let writer: RoutingTable['writer'];
   if (!decidedPrimary) writer = { mode: 'hold', reason: 'no primary decided yet' };
+  else if (input.heldBecause) writer = { mode: 'hold', reason: input.heldBecause };
   else if (input.changing) writer = { mode: 'hold', reason: 'primary change under way' };
   else if (input.fenced?.has(decidedPrimary)) writer = { mode: 'hold', reason: `primary ${decidedPrimary} is fenced` };
   // Just promoted: the last probe (read_only, maybe) predates the promotion; the manager's word counts.

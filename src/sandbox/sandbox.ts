@@ -287,8 +287,15 @@ export class Sandbox {
     process.kill(pid, 'SIGCONT');
   }
 
-  /** Stops every node (by PID) and removes the directory. */
+  /**
+   * Stops every node (by PID), the data planes that serve this sandbox's endpoints (they outlive
+   * the managers on purpose; the sandbox does not), and removes the directory.
+   */
   async down(opts: { keepDir?: boolean } = {}): Promise<void> {
+    await Promise.all(dataPlanePidFiles(this.dir).map(async (f) => {
+      const pid = readPidFile(f);
+      if (pid !== undefined && isOurProcess(pid, 'dataplane')) await terminate(pid, 5000);
+    }));
     await Promise.all(
       this.nodes.map(async (n) => {
         const pid = this.pid(n);
@@ -297,6 +304,18 @@ export class Sandbox {
     );
     if (!opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** PID files of data planes anywhere under the sandbox directory (every config's state directory). */
+function dataPlanePidFiles(dir: string, depth = 3): string[] {
+  if (depth < 0 || !existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory() && !e.name.startsWith('node')) out.push(...dataPlanePidFiles(p, depth - 1));
+    else if (e.isFile() && /dataplane\.pid$/.test(e.name)) out.push(p);
+  }
+  return out;
 }
 
 /** One fresh datadir (mariadb-install-db, root by unix socket only), to be copied per node. */

@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { Sandbox } from '../../src/sandbox/sandbox.ts';
+import { loadConfigFile } from '../../src/config/load.ts';
+import { dataPlanePaths } from '../../src/router/dataplane.ts';
 import { ROOT } from './env.ts';
 
 export interface LogEvent {
@@ -14,7 +17,9 @@ export interface LogEvent {
 
 /**
  * `regent run` as a real child process, its JSON log parsed as it arrives. `gid` runs it under
- * another group so iptables can block only Regent's own connections (owner match).
+ * another group so iptables can block only Regent's own connections (owner match). The events of
+ * its data plane (a process of its own, logging to a file in the state directory) are merged in
+ * as they are written, marked `source: 'dataplane'`.
  */
 export class ManagerProcess {
   readonly events: LogEvent[] = [];
@@ -22,6 +27,7 @@ export class ManagerProcess {
   #child: ChildProcess;
   #waiters: { pred: (e: LogEvent) => boolean; resolve: (e: LogEvent) => void }[] = [];
   #exited: Promise<number | null>;
+  #tail?: NodeJS.Timeout;
 
   constructor(configFile: string, opts: { gid?: number; env?: Record<string, string> } = {}) {
     this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), 'run', '--config', configFile], {
@@ -29,6 +35,7 @@ export class ManagerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
       gid: opts.gid,
     });
+    this.#tailDataPlane(configFile);
     let buf = '';
     this.#child.stderr!.on('data', (b: Buffer) => {
       buf += b.toString('utf8');
@@ -36,22 +43,70 @@ export class ManagerProcess {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        this.raw.push(line);
-        if (!line.startsWith('{')) continue;
-        try {
-          const e = JSON.parse(line) as LogEvent;
-          this.events.push(e);
-          for (const w of [...this.#waiters]) if (w.pred(e)) {
-            this.#waiters.splice(this.#waiters.indexOf(w), 1);
-            w.resolve(e);
-          }
-        } catch {
-          // partial or non-JSON line
-        }
+        this.#line(line);
       }
     });
     this.#child.stdout!.resume();
     this.#exited = new Promise((r) => this.#child.on('exit', (code) => r(code)));
+  }
+
+  /** Follows the data plane's log from its current end (what earlier managers' data planes wrote is not ours). */
+  #tailDataPlane(configFile: string): void {
+    let file: string;
+    try {
+      file = dataPlanePaths(loadConfigFile(configFile)).logFile;
+    } catch {
+      return;
+    }
+    let offset = 0;
+    try {
+      offset = statSync(file).size;
+    } catch {
+      // not written yet
+    }
+    let partial = '';
+    this.#tail = setInterval(() => {
+      let fd: number;
+      try {
+        fd = openSync(file, 'r');
+      } catch {
+        return;
+      }
+      try {
+        const buf = Buffer.alloc(1 << 16);
+        for (;;) {
+          const n = readSync(fd, buf, 0, buf.length, offset);
+          if (n <= 0) break;
+          offset += n;
+          partial += buf.subarray(0, n).toString('utf8');
+        }
+      } finally {
+        closeSync(fd);
+      }
+      let i: number;
+      while ((i = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, i);
+        partial = partial.slice(i + 1);
+        this.#line(line, 'dataplane');
+      }
+    }, 25);
+    this.#tail.unref();
+  }
+
+  #line(line: string, source?: string): void {
+    this.raw.push(source ? `[${source}] ${line}` : line);
+    if (!line.startsWith('{')) return;
+    try {
+      const e = JSON.parse(line) as LogEvent;
+      if (source) e['source'] = source;
+      this.events.push(e);
+      for (const w of [...this.#waiters]) if (w.pred(e)) {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        w.resolve(e);
+      }
+    } catch {
+      // partial or non-JSON line
+    }
   }
 
   get alive(): boolean {
@@ -81,6 +136,9 @@ export class ManagerProcess {
   }
 
   async stop(): Promise<void> {
+    // The last data plane lines still count (a test may look at them right after).
+    await new Promise((r) => setTimeout(r, 60));
+    if (this.#tail) clearInterval(this.#tail);
     if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
     this.#child.kill('SIGTERM');
     const t = setTimeout(() => this.#child.kill('SIGKILL'), 5000);
@@ -89,6 +147,7 @@ export class ManagerProcess {
   }
 
   kill9(): Promise<number | null> {
+    if (this.#tail) clearInterval(this.#tail);
     this.#child.kill('SIGKILL');
     return this.#exited;
   }

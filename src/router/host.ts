@@ -1,0 +1,106 @@
+import { Registry } from 'prom-client';
+import type { ClusterConfig, Config } from '../config/load.ts';
+import type { Decision } from '../decision/decision.ts';
+import type { DecisionChange } from '../decision/record.ts';
+import type { InstanceObservation } from '../monitor/observation.ts';
+import type { Logger } from '../util/log.ts';
+import { ClusterRouter } from './cluster-router.ts';
+import { DataPlane } from './data-plane.ts';
+import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
+
+/** Whether a cluster's configuration asks for any router piece at all. */
+export function routes(c: ClusterConfig): boolean {
+  const r = c.router;
+  return Boolean(r.writer || r.reader || r.sql || r.healthCheckBasePort || r.haproxySocket);
+}
+
+/** The part of a cluster's configuration its router depends on: a change means a new router. */
+function routerKey(c: ClusterConfig): string {
+  return JSON.stringify({ router: c.router, instances: c.instances, accounts: c.accounts, sql: c.sql }, (_k, v: unknown) => (v && typeof v === 'object' && 'reveal' in v ? String((v as { reveal(): string }).reveal()) : v));
+}
+
+/**
+ * Every cluster's router in one process (the data plane): its endpoints, the pipe processes that
+ * copy L4 bytes, and one metrics registry. Fed per cluster with decisions and observations; a new
+ * configuration replaces only the routers whose settings changed.
+ */
+export class RouterHost {
+  readonly registry = new Registry();
+  readonly metrics: RouterMetrics;
+  readonly dataPlane: DataPlane;
+  readonly routers = new Map<string, ClusterRouter>();
+  #keys = new Map<string, string>();
+
+  constructor(
+    private config: Config,
+    private readonly log: Logger,
+  ) {
+    this.metrics = createRouterMetrics(this.registry);
+    this.dataPlane = new DataPlane(config.routerProcesses, log);
+  }
+
+  async start(): Promise<void> {
+    if (this.config.clusters.some((c) => c.router.writer || c.router.reader)) await this.dataPlane.start();
+    for (const c of this.config.clusters.filter(routes)) await this.#add(c);
+  }
+
+  async #add(c: ClusterConfig): Promise<void> {
+    const router = new ClusterRouter(c, this.dataPlane, this.metrics, this.log);
+    await router.start();
+    this.routers.set(c.name, router);
+    this.#keys.set(c.name, routerKey(c));
+  }
+
+  /**
+   * Takes a new configuration: routers of removed clusters stop, new ones start, changed ones are
+   * replaced (keeping what they were told), the others keep their sessions.
+   */
+  async reload(config: Config): Promise<{ added: string[]; removed: string[]; replaced: string[] }> {
+    const next = new Map(config.clusters.filter(routes).map((c) => [c.name, c]));
+    const added: string[] = [];
+    const removed: string[] = [];
+    const replaced: string[] = [];
+    for (const [name, router] of [...this.routers]) {
+      const c = next.get(name);
+      if (c && routerKey(c) === this.#keys.get(name)) continue;
+      const decision = router.decision;
+      await router.stop();
+      this.routers.delete(name);
+      this.#keys.delete(name);
+      if (!c) {
+        removed.push(name);
+        continue;
+      }
+      await this.#add(c);
+      await this.routers.get(name)!.onDecision(decision, { verb: 'follow' });
+      replaced.push(name);
+    }
+    for (const [name, c] of next) {
+      if (this.routers.has(name)) continue;
+      await this.#add(c);
+      added.push(name);
+    }
+    this.config = config;
+    return { added, removed, replaced };
+  }
+
+  /** Applies a decision; for a fence, resolves once every connection to the fenced instance is closed. */
+  async decide(cluster: string, d: Decision, change: DecisionChange): Promise<void> {
+    await this.routers.get(cluster)?.onDecision(d, change);
+  }
+
+  observe(cluster: string, observations: Map<string, InstanceObservation>): void {
+    this.routers.get(cluster)?.observe(observations);
+  }
+
+  /** Holds writers of every cluster for `reason`, or lets them go (undefined). */
+  holdWriters(reason: string | undefined): void {
+    for (const r of this.routers.values()) r.holdWriters(reason);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.routers.values()].map((r) => r.stop()));
+    this.routers.clear();
+    await this.dataPlane.stop();
+  }
+}
