@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { autoRouterProcesses } from '../../src/config/load.ts';
-import { isAlive } from '../../src/util/processes.ts';
+import { isAlive, readPidFile } from '../../src/util/processes.ts';
+import { dataPlanePaths } from '../../src/router/dataplane.ts';
 import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { eventually, freePorts, runCli, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';
@@ -62,9 +63,9 @@ async function checkWrites(sb: Sandbox, writer: Writer, newPrimaryPort: number, 
   assert.ok(rows.some((r) => Number(r.server_id) === newServerId), 'no write reached the new primary');
 }
 
-/** PIDs of the router pipe processes a manager runs (its children running pipe-process.mjs). */
-function pipeProcesses(managerPid: number): number[] {
-  const out = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(managerPid)], { encoding: 'utf8' }).stdout;
+/** PIDs of the router pipe processes a process runs (its children running pipe-process.mjs). */
+function pipeProcesses(parentPid: number): number[] {
+  const out = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(parentPid)], { encoding: 'utf8' }).stdout;
   return out
     .split('\n')
     .filter((l) => l.includes('pipe-process'))
@@ -111,11 +112,18 @@ for (const routerProcesses of ['auto', 2] as const) describe(`built-in router (r
     assert.ok(fenced, 'router was not fenced');
   });
 
-  test('the configured number of pipe processes while running, none left after the manager stops', async () => {
-    const pids = pipeProcesses(manager.pid!);
+  test('the data plane runs the configured pipe processes; they outlive the manager and end with the data plane', async () => {
+    const dp = readPidFile(dataPlanePaths(sb.config()).pidFile);
+    assert.ok(dp !== undefined && isAlive(dp), 'no data plane running');
+    assert.deepEqual(pipeProcesses(manager.pid!), [], 'the manager pipes nothing itself');
+    const pids = pipeProcesses(dp);
     assert.equal(pids.length, routerProcesses === 'auto' ? autoRouterProcesses() : routerProcesses);
     await manager.stop();
-    assert.deepEqual(pids.filter(isAlive), [], 'pipe processes outlived the manager');
+    assert.ok(isAlive(dp), 'the data plane ended with the manager');
+    assert.deepEqual(pids.filter((p) => !isAlive(p)), [], 'pipe processes ended with the manager');
+    const stopped = await runCli(['dataplane', 'stop', '--config', sb.configFile]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.deepEqual([dp, ...pids].filter(isAlive), [], 'the data plane or its pipe processes outlived `regent dataplane stop`');
   });
 });
 

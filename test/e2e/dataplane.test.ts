@@ -1,0 +1,148 @@
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import mysql from 'mysql2/promise';
+import { dataPlanePaths } from '../../src/router/dataplane.ts';
+import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
+import { isAlive, readPidFile } from '../../src/util/processes.ts';
+import { runCli, startSandbox } from '../helpers/env.ts';
+import { ManagerProcess, Writer } from '../helpers/manager.ts';
+
+/**
+ * The data plane outlives the manager: a kill -9 or a restart of `regent run` costs applications
+ * nothing on the L4 writer endpoint or the SQL endpoint (no error, no pause worth the name), the
+ * restarted manager adopts the running data plane, and a data plane without a manager learns a
+ * decision made meanwhile from the shared state before it routes a write again.
+ */
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Reads in a loop through an endpoint, one connection; counts failures. */
+class Reader {
+  count = 0;
+  readonly failures: string[] = [];
+  #running = true;
+  readonly done: Promise<void>;
+  constructor(port: number, sb: Sandbox) {
+    this.done = (async () => {
+      const app = sb.appAccount();
+      let conn: mysql.Connection | undefined;
+      while (this.#running) {
+        try {
+          conn ??= await mysql.createConnection({ host: '127.0.0.1', port, user: app.user, password: app.password, database: app.database, connectTimeout: 5000 });
+          await conn.query('SELECT COUNT(*) AS n FROM app.writes');
+          this.count++;
+        } catch (e) {
+          this.failures.push((e as Error).message);
+          conn?.destroy();
+          conn = undefined;
+          await sleep(20);
+        }
+      }
+      await conn?.end().catch(() => undefined);
+    })();
+  }
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.done;
+  }
+}
+
+/** The longest time between two acknowledged writes within [from, to] (ms). */
+function longestGap(acked: { at: number }[], from: number, to: number): number {
+  const at = acked.map((a) => a.at).filter((t) => t >= from - 500 && t <= to + 500);
+  let gap = 0;
+  for (let i = 1; i < at.length; i++) gap = Math.max(gap, at[i]! - at[i - 1]!);
+  return gap;
+}
+
+describe('the data plane outlives the manager', () => {
+  let sb: Sandbox;
+  let cleanup: () => Promise<void>;
+  let manager: ManagerProcess;
+  let l4: Writer;
+  let sqlWriter: Writer;
+  let l4Reader: Reader;
+  let sqlReader: Reader;
+  let dpPid: number;
+
+  before(async () => {
+    ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 }));
+    await Writer.prepare(sb);
+    await Writer.prepare(sb, 'app.writes_sql');
+    manager = new ManagerProcess(sb.configFile);
+    await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
+    await manager.waitFor((e) => e.event === 'router_writer_changed', 5000, 'writer routing');
+    dpPid = readPidFile(dataPlanePaths(sb.config()).pidFile)!;
+    const base = sb.node(1).port;
+    l4 = new Writer(sb, () => ({ host: '127.0.0.1', port: base + PORT.writer }));
+    sqlWriter = new Writer(sb, () => ({ host: '127.0.0.1', port: base + PORT.sql }), 'app.writes_sql');
+    l4Reader = new Reader(base + PORT.reader, sb);
+    sqlReader = new Reader(base + PORT.sql, sb);
+    await sleep(1500);
+  });
+  after(async () => {
+    await Promise.all([l4?.stop(), sqlWriter?.stop(), l4Reader?.stop(), sqlReader?.stop()]);
+    await manager?.stop();
+    await cleanup?.();
+  });
+
+  const clean = () => {
+    for (const [name, failures] of [
+      ['L4 writer', l4.failures.map((f) => f.error)],
+      ['SQL writer', sqlWriter.failures.map((f) => f.error)],
+      ['L4 reader', l4Reader.failures],
+      ['SQL reader', sqlReader.failures],
+    ] as const)
+      assert.deepEqual(failures, [], `${name} saw errors`);
+  };
+
+  for (const how of ['kill -9', 'SIGTERM'] as const) {
+    test(`${how} of the manager, then regent run again: no client error, no write pause over 100 ms, the data plane adopted`, async (t) => {
+      const before = { l4: l4.acked.length, sql: sqlWriter.acked.length, l4r: l4Reader.count, sqlr: sqlReader.count };
+      const t0 = Date.now();
+      if (how === 'kill -9') await manager.kill9();
+      else await manager.stop();
+      assert.ok(isAlive(dpPid), 'the data plane ended with the manager');
+      await sleep(2000);
+      manager = new ManagerProcess(sb.configFile);
+      const adopted = await manager.waitFor((e) => e.event === 'dataplane_adopted', 15000, 'adoption of the running data plane');
+      assert.equal(adopted['pid'], dpPid);
+      await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
+      await sleep(1500);
+      const t1 = Date.now();
+      clean();
+      const gaps = { l4: longestGap(l4.acked, t0, t1), sql: longestGap(sqlWriter.acked, t0, t1) };
+      t.diagnostic(
+        `${how}: ${l4.acked.length - before.l4} L4 and ${sqlWriter.acked.length - before.sql} SQL-endpoint writes, ${l4Reader.count - before.l4r} L4 and ${sqlReader.count - before.sqlr} SQL reads meanwhile; longest write gap L4 ${gaps.l4} ms, SQL ${gaps.sql} ms`,
+      );
+      assert.ok(l4.acked.length > before.l4 + 100 && sqlWriter.acked.length > before.sql + 100, 'writes did not go on');
+      assert.ok(gaps.l4 <= 100, `L4 writes paused ${gaps.l4} ms`);
+      assert.ok(gaps.sql <= 100, `SQL-endpoint writes paused ${gaps.sql} ms`);
+      assert.equal(readPidFile(dataPlanePaths(sb.config()).pidFile), dpPid, 'a new data plane replaced the running one');
+    });
+  }
+
+  test('without a manager, a failover made meanwhile reaches the data plane through the shared state before the next write', async () => {
+    await manager.kill9();
+    await sleep(500);
+    // A person fails over with no manager running: the command writes the decision to the state
+    // directory, the data plane reads it from there.
+    const r = await runCli(['failover', '--force', '--config', sb.configFile], { timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const fenceAt = Date.now();
+    const newId = /-> (127\.0\.0\.1:\d+)/.exec(r.stdout)?.[1];
+    const newPrimary = sb.nodes.find((n) => `127.0.0.1:${n.port}` === newId)!;
+    assert.ok(newPrimary && newPrimary !== sb.node(1), r.stdout);
+    await sleep(1500);
+    await l4.stop();
+    await sqlWriter.stop();
+    // Every write acknowledged after the new decision could be read (with margin for the
+    // data plane's poll) ran on the new primary: the fenced old one took none.
+    for (const [table, writer] of [['app.writes', l4], ['app.writes_sql', sqlWriter]] as const) {
+      const [rows] = (await sb.sql(newPrimary, [`SELECT id, server_id, at FROM ${table} WHERE at > ${fenceAt + 300}`])) as [{ id: number; server_id: number }[]];
+      assert.ok(rows.length > 0, `no write through ${table === 'app.writes' ? 'the L4 writer' : 'the SQL endpoint'} reached the new primary`);
+      assert.deepEqual([...new Set(rows.map((x) => Number(x.server_id)))], [newPrimary.serverId]);
+      assert.ok(writer.acked.some((a) => a.at > fenceAt + 300));
+    }
+  });
+});
