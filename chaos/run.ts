@@ -6,6 +6,7 @@ import { startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess, type LogEvent } from '../test/helpers/manager.ts';
 import { checkInvariants, type FinalNode, type PrimaryEpoch, type Violation } from './invariants.ts';
 import { Prng } from './prng.ts';
+import { dataPlanePaths } from '../src/router/dataplane.ts';
 import { EndpointSampler, ReadLoad, WriteLoad } from './workload.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -86,8 +87,12 @@ class Harness {
     readonly log: (s: string) => void,
   ) {}
 
+  /**
+   * The managers' own events, and the data plane's from its log file: it outlives the managers,
+   * so what it logged while none was running counts too.
+   */
   get events(): LogEvent[] {
-    return this.managers.flatMap((m) => m.events);
+    return [...this.managers.flatMap((m) => m.events.filter((e) => e['source'] !== 'dataplane')), ...readDataPlaneLog(this.sb)];
   }
 
   async startManager(): Promise<void> {
@@ -172,6 +177,25 @@ class Harness {
   }
 }
 
+function readDataPlaneLog(sb: Sandbox): LogEvent[] {
+  const out: LogEvent[] = [];
+  let text = '';
+  try {
+    text = readFileSync(dataPlanePaths(sb.config()).logFile, 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push({ ...(JSON.parse(line) as LogEvent), source: 'dataplane' });
+    } catch {
+      // a line being written
+    }
+  }
+  return out;
+}
+
 /** The primary timeline from the router's own log: route to X starts an epoch, a fence ends it. */
 export function epochsFromEvents(events: LogEvent[], serverIdOf: (id: string) => number | undefined): PrimaryEpoch[] {
   const epochs: PrimaryEpoch[] = [];
@@ -188,10 +212,10 @@ export function epochsFromEvents(events: LogEvent[], serverIdOf: (id: string) =>
       const sid = serverIdOf(String(e['instance']));
       const cur = [...epochs].reverse().find((x) => x.serverId === sid && x.fencedAt === undefined);
       if (cur) cur.fencedAt = t;
-    } else if (e.event === 'manager_stopped' || e.event === 'manager_started') {
-      // A manager that stops takes its router with it: the endpoint reaches nobody until the next.
+    } else if (e.event === 'dataplane_stopped') {
+      // The data plane outlives the manager; only its own end takes the endpoint away.
       const cur = epochs[epochs.length - 1];
-      if (cur && cur.fencedAt === undefined && e.event === 'manager_stopped') cur.fencedAt = t;
+      if (cur && cur.fencedAt === undefined) cur.fencedAt = t;
     }
   }
   return epochs;

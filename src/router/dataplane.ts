@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
@@ -80,6 +81,13 @@ export class DataPlaneProcess {
     if (other !== undefined && other !== process.pid) throw new Error(`a data plane already runs for ${this.paths.socket} (pid ${other})`);
     // A socket file left by a data plane that died: nobody listens on it any more.
     if (existsSync(this.paths.socket)) rmSync(this.paths.socket, { force: true });
+    // Client traffic waits on this process; a manager starting next to it (compiling, probing
+    // everything) must not take its CPU. Raising the priority needs root: without it, nothing changes.
+    try {
+      setPriority(-5);
+    } catch {
+      // not permitted: runs at the default priority
+    }
     await this.host.start();
     await this.#listen();
     writeFileSync(this.paths.pidFile, `${process.pid}\n`);

@@ -339,9 +339,13 @@ describe('grants: the printed statements are enough to bootstrap, pass doctor an
     assert.match(g.stdout, /says 10\.\d+\.\d+-MariaDB/, 'the flavor was detected from a server');
 
     const pw = (k: string) => readFileSync(join(sb.dir, 'secrets', `${k}.pw`), 'utf8').trim();
-    const script = g.stdout.replaceAll('<MANAGER_PASSWORD>', pw('manager')).replaceAll('<REPLICATION_PASSWORD>', pw('replication')).replaceAll('<CLONE_PASSWORD>', pw('admin'));
+    const script = g.stdout
+      .replaceAll('<MANAGER_PASSWORD>', pw('manager'))
+      .replaceAll('<REPLICATION_PASSWORD>', pw('replication'))
+      .replaceAll('<CLONE_PASSWORD>', pw('admin'))
+      .replaceAll('<ROUTER_PASSWORD>', pw('router'));
     for (const node of sb.nodes) {
-      await sb.sql(node, ['SET SESSION sql_log_bin = 0', "DROP USER 'regent'@'127.0.0.1'", "DROP USER 'repl'@'127.0.0.1'", "DROP USER 'admin'@'127.0.0.1'"]);
+      await sb.sql(node, ['SET SESSION sql_log_bin = 0', "DROP USER 'regent'@'127.0.0.1'", "DROP USER 'repl'@'127.0.0.1'", "DROP USER 'admin'@'127.0.0.1'", "DROP USER 'regent_router'@'127.0.0.1'"]);
       // Exactly what an operator would do: feed the printed script to the client.
       const run = spawnSync('mariadb', [`--socket=${node.socket}`, '--user=root', '--batch'], { input: script, encoding: 'utf8' });
       assert.equal(run.status, 0, `${node.name}: ${run.stderr}`);

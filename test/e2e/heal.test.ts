@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { openSandbox, PORT, type Sandbox, type SandboxNode } from '../../src/sandbox/sandbox.ts';
-import { decidedPrimaryOf, runCli, startSandbox, type CliResult } from '../helpers/env.ts';
+import { decidedPrimaryOf, eventually, runCli, startSandbox, type CliResult } from '../helpers/env.ts';
 import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';
 
 /**
@@ -117,10 +117,17 @@ async function viaWriterPort(sb: Sandbox, sql: string): Promise<unknown[]> {
   }
 }
 
+/** The routing table of the running manager (API), as the data plane computes it from the same inputs. */
+async function routing(sb: Sandbox): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${sb.node(1).port + PORT.api}/api/v1/clusters/${sb.manifest.cluster}`);
+  return ((await res.json()) as { routing: { table: Record<string, unknown> } }).routing.table;
+}
+
 async function startManager(sb: Sandbox, env?: Record<string, string>): Promise<ManagerProcess> {
   const m = new ManagerProcess(sb.configFile, { env });
   await m.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
-  await m.waitFor((e) => e.event === 'router_writer_changed', 5000, 'writer routing');
+  // The data plane routes writes (a fresh one, or the one an earlier manager left running).
+  await eventually(async () => ((await routing(sb)).writer as { mode?: string }).mode === 'route', 5000, 'writer routing');
   // Every instance probed and analysed once.
   await sleep(500);
   return m;
