@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { emptyGtid } from '../gtid/index.ts';
 import type { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
+import { antiFlappingBlockedUntil } from '../manager/anti-flapping.ts';
 
 export interface ManagerMetrics {
   failovers: Counter<'cluster' | 'outcome'>;
@@ -47,6 +48,12 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
     const g = obs(s, id)?.gtids?.executed;
     return g ? Number(g.countMissingFrom(emptyGtid(g.flavor))) : undefined;
   });
+  perInstance('regent_instance_credentials_rejected', "The instance refused the manager account's login at the last probe (1) or not (0)", (s, id) => (obs(s, id)?.error?.kind === 'auth' ? 1 : 0));
+  perInstance(
+    'regent_instance_errant_transactions',
+    'The instance holds transactions the primary lacks (1): a replica seen so while the primary answered, or a former primary kept out for them (rejoin.errant: manual)',
+    (s, id) => (s.knownErrant.has(id) || s.lastClusterState?.errant?.[id] !== undefined ? 1 : 0),
+  );
   perInstance('regent_probe_latency_seconds', 'Duration of the last successful probe', (s, id) => {
     const l = obs(s, id)?.latencyMs;
     return l === undefined ? undefined : l / 1000;
@@ -59,6 +66,20 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
     collect() {
       this.reset();
       for (const s of supervisors()) for (const p of s.lastAnalysis?.problems ?? []) this.inc({ cluster: s.cluster.name, code: p.code });
+    },
+  });
+  new Gauge({
+    name: 'regent_failover_blocked',
+    help: 'Automatic failover of the cluster is blocked by anti-flapping (a recovery within failover.blockPeriodSeconds, not acknowledged with regent ack): 1, else 0',
+    labelNames: ['cluster'],
+    registers,
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const s of supervisors()) {
+        const blocked = s.cluster.failover.automatic && antiFlappingBlockedUntil(s.lastClusterState, s.cluster.failover.blockPeriodSeconds, now) !== undefined;
+        this.set({ cluster: s.cluster.name }, blocked ? 1 : 0);
+      }
     },
   });
   new Gauge({

@@ -16,4 +16,5 @@ export const USER_FACING_ERRORS = new Set([
   'CommanderError',
   'CloneRefused',
   'EtcdAccessRefused',
+  'CredentialsRejected',
 ]);

@@ -4,9 +4,9 @@ import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { analyzeCluster } from '../analysis/analyze.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import { cloneInstance } from '../setup/clone.ts';
-import { createLogger } from '../util/log.ts';
+import { actionLogger } from '../util/log.ts';
 import { createProgress } from '../util/progress.ts';
-import { callManager, localCoordinatorFor } from './api-client.ts';
+import { callManager, localCoordinatorFor, managerRefusal } from './api-client.ts';
 import { UsageError } from './errors.ts';
 import { pickCluster } from './recovery.ts';
 
@@ -24,17 +24,18 @@ async function viaManagerOrLocal<T extends { ok?: boolean }>(
   body: unknown,
   local: (s: ClusterSupervisor) => Promise<T | { refusal: string }>,
   cluster: ReturnType<typeof pickCluster>,
-): Promise<{ result?: T; refusal?: string }> {
+  what: string,
+): Promise<{ result?: T; refusal?: { code: 1 | 2; line: string } }> {
   const answer = await callManager(config, 'POST', path, body);
-  if (answer) return answer.status >= 400 && answer.json['error'] ? { refusal: String(answer.json['error']) } : { result: answer.json as unknown as T };
-  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'this action'), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'), undefined, { stateDir: config.stateDir });
+  if (answer) return answer.status >= 400 && answer.json['error'] ? { refusal: managerRefusal(answer, what) } : { result: answer.json as unknown as T };
+  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'this action'), actionLogger(), undefined, { stateDir: config.stateDir });
   try {
     const state = await supervisor.coordinator.getClusterState(cluster.name);
     await supervisor.monitor.refresh();
     const analysis = analyzeCluster(supervisor.monitor.view());
     supervisor.monitor.lastKnownPrimary = state.primary ?? analysis.topology.primary;
     const r = await local(supervisor);
-    return 'refusal' in r ? { refusal: r.refusal } : { result: r };
+    return 'refusal' in r ? { refusal: { code: 1, line: `regent: ${what} refused: ${r.refusal}` } } : { result: r };
   } finally {
     await supervisor.stop();
   }
@@ -42,10 +43,10 @@ async function viaManagerOrLocal<T extends { ok?: boolean }>(
 
 export async function rejoinCommand(config: Config, ref: string, opts: { cluster?: string }): Promise<number> {
   const { cluster, id } = findInstance(config, opts.cluster, ref);
-  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/rejoin`, {}, (s) => s.runRejoin(id, 'manual (CLI)'), cluster);
+  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/rejoin`, {}, (s) => s.runRejoin(id, 'manual (CLI)'), cluster, `rejoin of ${id}`);
   if (refusal) {
-    process.stderr.write(`regent: rejoin of ${id} refused: ${refusal}\n`);
-    return 1;
+    process.stderr.write(`${refusal.line}\n`);
+    return refusal.code;
   }
   const r = result as unknown as { ok: boolean; action: string; errant?: string; savedTo?: string; error?: string; steps: { name: string; ok: boolean; durationMs: number; detail: string }[] };
   for (const s of r.steps ?? []) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
@@ -61,10 +62,10 @@ export async function repairCommand(config: Config, ref: string, opts: { cluster
   if (Boolean(opts.retry) === Boolean(opts.reclone)) throw new UsageError('choose one: --retry (start replication again) or --reclone (rebuild the data from another instance; its own data is discarded)');
   const action = opts.retry ? 'retry' : 'reclone';
   const { cluster, id } = findInstance(config, opts.cluster, ref);
-  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/repair`, { action }, (s) => s.runRepair(id, action), cluster);
+  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/repair`, { action }, (s) => s.runRepair(id, action), cluster, `repair of ${id}`);
   if (refusal) {
-    process.stderr.write(`regent: repair of ${id} refused: ${refusal}\n`);
-    return 1;
+    process.stderr.write(`${refusal.line}\n`);
+    return refusal.code;
   }
   const r = result as unknown as { ok: boolean; detail: string };
   process.stdout.write(`${id}: ${r.detail}\n`);

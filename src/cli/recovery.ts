@@ -3,9 +3,9 @@ import type { ClusterConfig, Config } from '../config/load.ts';
 import type { ClusterState } from '../coordination/coordinator.ts';
 import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { planFailover, renderPlan } from '../recovery/plan.ts';
-import { createLogger } from '../util/log.ts';
+import { actionLogger } from '../util/log.ts';
 import type { FailoverResult } from '../recovery/failover.ts';
-import { callManager, localCoordinatorFor } from './api-client.ts';
+import { callManager, localCoordinatorFor, managerRefusal } from './api-client.ts';
 import { UsageError } from './errors.ts';
 
 export function pickCluster(config: Config, name: string | undefined): ClusterConfig {
@@ -27,9 +27,14 @@ export async function failoverCommand(config: Config, clusterName: string | unde
   if (!opts.dryRun) {
     // A running manager does it (its router is the fence); otherwise this process acts alone.
     const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/failover`, { force: Boolean(opts.force) });
-    if (viaManager) return printFailover(viaManager.status < 400 || viaManager.json['steps'] ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']) }, cluster.name);
+    if (viaManager && viaManager.status >= 400 && !viaManager.json['steps']) {
+      const refusal = managerRefusal(viaManager, 'failover');
+      process.stderr.write(`${refusal.line}\n`);
+      return refusal.code;
+    }
+    if (viaManager) return printFailover(viaManager.json as unknown as FailoverResult, cluster.name);
   }
-  const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn');
+  const log = actionLogger();
   const coordinator = localCoordinatorFor(config, 'failover');
   const supervisor = new ClusterSupervisor(cluster, coordinator, log);
   const state = await coordinator.getClusterState(cluster.name);
@@ -43,8 +48,9 @@ export async function failoverCommand(config: Config, clusterName: string | unde
       process.stdout.write(`${renderPlan(plan)}\n`);
       return 'refusal' in plan || !plan.choice.candidate ? 1 : 0;
     }
+    // The same refusal, word for word and exit code, as through a manager.
     if (primary && view.observations.get(primary)?.reachable && !opts.force)
-      throw new UsageError(`primary ${primary} of ${cluster.name} is alive; use \`regent switchover\` for a planned change, or --force to fence it and fail over anyway`);
+      return printFailover({ refusal: `primary ${primary} of ${cluster.name} is alive; use \`regent switchover\` for a planned change, or --force to fence it and fail over anyway` });
     return printFailover(await supervisor.runFailover(analysis, 'manual'), cluster.name);
   } finally {
     await supervisor.stop();
@@ -53,7 +59,7 @@ export async function failoverCommand(config: Config, clusterName: string | unde
 
 function printFailover(result: FailoverResult | { refusal: string }, cluster = ''): number {
   if ('refusal' in result) {
-    process.stderr.write(`regent: no failover: ${result.refusal}\n`);
+    process.stderr.write(`regent: failover refused: ${result.refusal.replace(/^no failover: /, '')}\n`);
     return 1;
   }
   for (const s of result.steps) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
@@ -69,7 +75,11 @@ function printFailover(result: FailoverResult | { refusal: string }, cluster = '
 export async function ackCommand(config: Config, clusterName: string | undefined): Promise<number> {
   const cluster = pickCluster(config, clusterName);
   const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/ack`);
-  if (viaManager && viaManager.status >= 400) throw new UsageError(`the manager refused: ${String(viaManager.json['error'])}`);
+  if (viaManager && viaManager.status >= 400) {
+    const refusal = managerRefusal(viaManager, 'ack');
+    process.stderr.write(`${refusal.line}\n`);
+    return refusal.code;
+  }
   const coordinator = viaManager ? undefined : localCoordinatorFor(config, 'ack');
   const state = viaManager ? (viaManager.json as { lastRecovery?: ClusterState['lastRecovery'] }) : await coordinator!.updateClusterState(cluster.name, (s) => ({ ...s, acknowledgedAt: Date.now() }));
   const last = state.lastRecovery;

@@ -1,8 +1,8 @@
 import type { Config } from '../config/load.ts';
 import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import type { SwitchoverResult } from '../recovery/switchover.ts';
-import { createLogger } from '../util/log.ts';
-import { callManager, localCoordinatorFor } from './api-client.ts';
+import { actionLogger } from '../util/log.ts';
+import { callManager, localCoordinatorFor, managerRefusal } from './api-client.ts';
 import { pickCluster } from './recovery.ts';
 
 function print(result: SwitchoverResult): number {
@@ -26,16 +26,17 @@ export async function switchoverCommand(config: Config, opts: { cluster?: string
     // A 500 carries the result of a switchover that ran and failed (with its steps); other errors
     // are refusals, after which nothing changed.
     if (viaManager.status >= 400 && !viaManager.json['steps']) {
-      process.stderr.write(`regent: switchover refused: ${String(viaManager.json['error'] ?? JSON.stringify(viaManager.json))}\n`);
-      return 1;
+      const refusal = managerRefusal(viaManager, 'switchover');
+      process.stderr.write(`${refusal.line}\n`);
+      return refusal.code;
     }
     return print(viaManager.json as unknown as SwitchoverResult);
   }
-  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'switchover'), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'));
+  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, 'switchover'), actionLogger());
   try {
     const r = await supervisor.runSwitchover(opts.to, 'manual (CLI)');
     if ('refusal' in r) {
-      process.stderr.write(`regent: switchover refused, nothing changed: ${r.refusal}\n`);
+      process.stderr.write(`regent: switchover refused: ${r.refusal}\n`);
       return 1;
     }
     return print(r);

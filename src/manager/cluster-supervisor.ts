@@ -3,7 +3,7 @@ import { analyzeCluster, type Analysis } from '../analysis/analyze.ts';
 import type { ClusterView } from '../analysis/cluster-view.ts';
 import type { Problem, ProblemCode } from '../analysis/problems.ts';
 import type { ClusterConfig, Config } from '../config/load.ts';
-import type { Coordinator } from '../coordination/coordinator.ts';
+import type { ClusterState, Coordinator } from '../coordination/coordinator.ts';
 import { ClusterMonitor } from '../monitor/cluster-monitor.ts';
 import { AdminPool } from '../sql/admin-pool.ts';
 import type { Logger } from '../util/log.ts';
@@ -57,6 +57,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   /** Replicas seen with errant transactions while the primary was reachable: never promoted. */
   readonly knownErrant = new Map<string, string>();
   lastAnalysis?: Analysis;
+  /** The shared state as last read (#followState), for synchronous readers such as /metrics. */
+  lastClusterState?: ClusterState;
   #evaluating = false;
   #dirty = false;
   #acting = false;
@@ -207,6 +209,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
     if (Date.now() - this.#stateReadAt < 250) return;
     this.#stateReadAt = Date.now();
     const state = await this.coordinator.getClusterState(this.cluster.name);
+    this.lastClusterState = state;
     if (this.options.observeOnly && state.primary) this.monitor.lastKnownPrimary = state.primary;
     this.#applyMaintenance(state.maintenance);
     this.#fenced = new Set(state.fenced ?? []);

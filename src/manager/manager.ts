@@ -16,6 +16,7 @@ import { DataPlane } from '../router/data-plane.ts';
 import type { Logger } from '../util/log.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
 import { registerUi } from '../ui/serve.ts';
+import { CredentialsWatch, refuseRejectedCredentials } from './credentials-watch.ts';
 
 export function createCoordinator(config: Config, log: Logger): Coordinator {
   const c = config.coordination;
@@ -40,6 +41,7 @@ export class Manager {
   /** Moves the routers' bytes, for every cluster (see data-plane.ts). */
   readonly dataPlane: DataPlane;
   #leaseTimer?: NodeJS.Timeout;
+  #credentialsWatch?: CredentialsWatch;
 
   constructor(
     readonly config: Config,
@@ -86,7 +88,7 @@ export class Manager {
     }
     if (config.api) {
       const i = config.api.listen.lastIndexOf(':');
-      this.api = new ApiServer({ host: config.api.listen.slice(0, i), port: Number(config.api.listen.slice(i + 1)) }, config.api.token, this.registry, log);
+      this.api = new ApiServer({ host: config.api.listen.slice(0, i), port: Number(config.api.listen.slice(i + 1)) }, config.api.token, this.registry, log, config.api.tls);
       registerRoutes(this.api, this);
       registerUi(this.api);
     }
@@ -173,6 +175,10 @@ export class Manager {
     if ([...this.routers.values()].some((r) => r.cluster.router.writer || r.cluster.router.reader)) await this.dataPlane.start();
     await Promise.all([...this.routers.values()].map((r) => r.start()));
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
+    // Wait for the first probe round: credentials every instance rejects end the start (exit 2).
+    const firstRoundMs = Math.max(...this.config.clusters.map((c) => c.monitor.connectTimeoutMs + 2 * c.monitor.queryTimeoutMs)) + 500;
+    await refuseRejectedCredentials(this.supervisors.values(), firstRoundMs);
+    this.#credentialsWatch = new CredentialsWatch([...this.supervisors.values()], this.log).start();
     this.log.info(
       { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, routers: Object.fromEntries([...this.routers].map(([k, r]) => [k, r.endpoints])), api: this.api?.address },
       'regent manager started',
@@ -181,6 +187,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
+    this.#credentialsWatch?.stop();
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
     await Promise.all([...this.routers.values()].map((r) => r.stop()));
     await this.dataPlane.stop();
