@@ -1,7 +1,28 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { ProblemCode } from '../analysis/problems.ts';
 import { emptyGtid } from '../gtid/index.ts';
 import type { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
 import { antiFlappingBlockedUntil } from '../manager/anti-flapping.ts';
+
+/** Every problem code, checked against the ProblemCode type by the compiler (a code added there must be added here). */
+const PROBLEM_CODE_SET = {
+  DeadPrimary: true,
+  DeadPrimaryAndSomeReplicas: true,
+  DeadPrimaryAndAllReplicas: true,
+  UnreachablePrimary: true,
+  NoWritablePrimary: true,
+  TwoWritablePrimaries: true,
+  WritableReplica: true,
+  ReplicationStopped: true,
+  ReplicationBroken: true,
+  ReplicaCannotReachPrimary: true,
+  ReplicaLagging: true,
+  ErrantGtid: true,
+  ReplicaPointsElsewhere: true,
+  OrphanInstance: true,
+  UnreachableInstance: true,
+} satisfies Record<ProblemCode, true>;
+const PROBLEM_CODES = Object.keys(PROBLEM_CODE_SET) as ProblemCode[];
 
 export interface ManagerMetrics {
   failovers: Counter<'cluster' | 'outcome'>;
@@ -60,12 +81,16 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
   });
   new Gauge({
     name: 'regent_cluster_problems',
-    help: 'Problems currently diagnosed, by code',
+    help: 'Problems currently diagnosed, by code (0 for every code not diagnosed now)',
     labelNames: ['cluster', 'code'],
     registers,
     collect() {
       this.reset();
-      for (const s of supervisors()) for (const p of s.lastAnalysis?.problems ?? []) this.inc({ cluster: s.cluster.name, code: p.code });
+      for (const s of supervisors()) {
+        // Every code at 0 first: an alert or panel on a code must see a series before the problem happens.
+        for (const code of PROBLEM_CODES) this.set({ cluster: s.cluster.name, code }, 0);
+        for (const p of s.lastAnalysis?.problems ?? []) this.inc({ cluster: s.cluster.name, code: p.code });
+      }
     },
   });
   new Gauge({
