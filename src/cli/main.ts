@@ -155,6 +155,8 @@ export function parsePositiveInt(value: string): number {
 
 export async function main(argv: string[]): Promise<void> {
   guardPipes();
+  // An exported but empty variable means "not set", as for REGENT_LOG_LEVEL.
+  for (const name of ['REGENT_LOG_FORMAT', 'REGENT_API_CA']) if (process.env[name] === '') delete process.env[name];
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

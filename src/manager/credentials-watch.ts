@@ -105,7 +105,7 @@ export class CredentialsWatch {
       const who = rejecting.length === total ? `every instance (${total})` : `${rejecting.length} of ${total} instances (${key})`;
       this.log.error(
         { event: 'credentials_rejected', cluster: name, instances: rejecting, user: c.cluster.accounts.manager.user },
-        `cluster ${name}: ${who} reject${rejecting.length === 1 ? 's' : ''} the manager account '${c.cluster.accounts.manager.user}': Regent cannot see ${rejecting.length === total ? 'the cluster, nor fail it over' : 'them'}; ${fixFor(c)}`,
+        `cluster ${name}: ${who} reject${rejecting.length === total || rejecting.length === 1 ? 's' : ''} the manager account '${c.cluster.accounts.manager.user}': Regent cannot see ${rejecting.length === total ? 'the cluster, nor fail it over' : 'them'}; ${fixFor(c)}`,
       );
     }
   }
