@@ -49,7 +49,6 @@ describe('API and dashboard over TLS', () => {
   let manager: ManagerProcess | undefined;
   let browser: TestBrowser | undefined;
   let url: string;
-  let token: string;
   const seen: string[] = [];
 
   /** The sandbox config with manager.api.tls set to `tls` (undefined: no tls key at all). */
@@ -73,7 +72,6 @@ describe('API and dashboard over TLS', () => {
     certs = tempDir('regent-api-tls-');
     makeCertificates(certs.path);
     ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 }));
-    token = readFileSync(join(sb.dir, 'secrets/api-token.pw'), 'utf8').trim();
     url = `https://127.0.0.1:${sb.node(1).port + PORT.api}`;
     serverConfig = config('regent-tls', { cert: pem('server.pem'), key: pem('server.key'), ca: pem('ca.pem') });
     manager = new ManagerProcess(serverConfig);
