@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { callManager } from '../src/cli/api-client.ts';
 import { PORT } from '../src/sandbox/sandbox.ts';
 import { startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
@@ -24,15 +23,16 @@ export async function benchSwitchover(args: string[]): Promise<void> {
     await sleep(1500);
     const base = sb.node(1).port;
     load = new WriteLoad(base + PORT.writer, sb.appAccount(), 3, 'app.sw');
-    const token = readFileSync(join(sb.dir, 'secrets/api-token.pw'), 'utf8').trim();
+    const config = sb.config();
     const clientPause: number[] = [];
     const regentPause: number[] = [];
     await sleep(1500);
     for (let i = 0; i < count; i++) {
       const t0 = Date.now();
-      const res = await fetch(`http://127.0.0.1:${base + PORT.api}/api/v1/clusters/sandbox/switchover`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{}' });
-      const body = (await res.json()) as { ok?: boolean; writePauseMs?: number; newPrimary?: string; error?: string };
-      if (!res.ok || !body.ok) throw new Error(`switchover ${i + 1} failed: ${body.error ?? res.status}`);
+      // The CLI's API client: address, token and TLS from the sandbox config.
+      const res = await callManager(config, 'POST', '/api/v1/clusters/sandbox/switchover', {});
+      const body = (res?.json ?? {}) as { ok?: boolean; writePauseMs?: number; newPrimary?: string; error?: string };
+      if (!res || res.status !== 200 || !body.ok) throw new Error(`switchover ${i + 1} failed: ${body.error ?? res?.status ?? 'no manager answers'}`);
       await sleep(1500);
       const gap = load.longestGap(t0, Date.now() - 1000);
       clientPause.push(gap);

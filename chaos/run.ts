@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { callManager } from '../src/cli/api-client.ts';
+import type { Config } from '../src/config/load.ts';
 import { PORT, type Sandbox, type SandboxNode } from '../src/sandbox/sandbox.ts';
 import { startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess, type LogEvent } from '../test/helpers/manager.ts';
@@ -110,15 +112,14 @@ class Harness {
     return this.sb.nodes.find((n) => this.idOf(n) === id);
   }
 
-  async api(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-    const token = readFileSync(join(this.sb.dir, 'secrets/api-token.pw'), 'utf8').trim();
-    const res = await fetch(`http://127.0.0.1:${this.sb.node(1).port + PORT.api}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(60000),
-    });
-    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  #config?: Config;
+
+  /** Through the CLI's API client (address, token, TLS from the config): one client for everything. */
+  async api(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    this.#config ??= this.sb.config();
+    const answer = await callManager(this.#config, method, path, body, 60000);
+    if (!answer) throw new Error(`no manager answers ${method} ${path}`);
+    return answer;
   }
 
   async cluster(): Promise<Record<string, unknown> | undefined> {

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'GTID_PARSE'
   | 'GTID_FLAVOR_MISMATCH'
   | 'STEP_FAILED'
+  | 'CREDENTIALS_REJECTED'
   | 'API';
 
 /** CLI exit codes: 1 an action was refused or failed (the cluster is as it was), 2 unusable input. */
@@ -134,6 +135,12 @@ export class StepFailed extends RegentError {
   override name = 'StepFailed';
   readonly code = 'STEP_FAILED';
   override readonly exitCode = EXIT.refusedOrFailed;
+}
+
+/** A start refused because the servers reject Regent's credentials: one line, exit 2. */
+export class CredentialsRejected extends RegentError {
+  override name = 'CredentialsRejected';
+  readonly code = 'CREDENTIALS_REJECTED';
 }
 
 /** An HTTP API error with its status code. */

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
 import type { Registry } from 'prom-client';
@@ -48,6 +49,8 @@ export class ApiServer {
     readonly listen: { host: string; port: number },
     private readonly token: Secret | undefined,
     private readonly log: Logger,
+    /** manager.api.tls: with cert and key, https only (the token never crosses the network in clear). */
+    private readonly tls?: { cert?: Buffer; key?: Buffer },
   ) {}
 
   /** Serves a Prometheus registry at /metrics, followed by what `more` returns (another process's series). */
@@ -65,12 +68,25 @@ export class ApiServer {
   }
 
   get address(): string {
-    return `http://${this.listen.host}:${this.listen.port}`;
+    return `${this.tls ? 'https' : 'http'}://${this.listen.host}:${this.listen.port}`;
   }
 
   start(): Promise<void> {
+    const tls = this.tls;
+    // A CLI host's config may carry only tls.ca; a manager started with it would serve plain http
+    // to clients that expect https.
+    if (tls && (!tls.cert || !tls.key))
+      return Promise.reject(Object.assign(new Error('manager.api.tls has no cert and key, so the API cannot serve https: add them, or remove manager.api.tls (ca alone is for CLI hosts)'), { name: 'ConfigError' }));
     return new Promise((resolve, reject) => {
-      const server = createServer((req, res) => void this.#handle(req, res));
+      const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
+      let server: Server;
+      try {
+        server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
+      } catch (e) {
+        // OpenSSL's words (key values mismatch, bad decrypt...) with the keys to look at.
+        reject(Object.assign(new Error(`manager.api.tls: cannot serve https with this cert and key: ${(e as Error).message}`), { name: 'ConfigError' }));
+        return;
+      }
       server.once('error', reject);
       server.listen(this.listen.port, this.listen.host, () => {
         server.off('error', reject);

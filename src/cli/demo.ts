@@ -11,7 +11,7 @@ import { describeSandbox } from './sandbox.ts';
 export async function demoCommand(opts: { dir: string; basePort: number }): Promise<number> {
   const sandbox = await createSandbox({ dir: opts.dir, nodes: 3, basePort: opts.basePort, progress: createProgress() });
   const config = sandbox.config();
-  const log = createLogger(process.env.REGENT_LOG_LEVEL ?? 'info');
+  const log = createLogger(process.env.REGENT_LOG_LEVEL || 'info');
   let running: RunningManager | undefined;
   let stopping = false;
   const shutdown = async () => {

@@ -5,7 +5,7 @@ import { analyzeCluster } from '../analysis/analyze.ts';
 import { inspectCluster } from '../monitor/inspect.ts';
 import { cloneInstance } from '../setup/clone.ts';
 import { createProgress } from '../util/progress.ts';
-import { callManager } from './api-client.ts';
+import { callManager, managerRefusal } from './api-client.ts';
 import { withOneShotSupervisor } from './one-shot.ts';
 import { UsageError } from '../errors.ts';
 import { pickCluster } from './recovery.ts';
@@ -24,19 +24,20 @@ async function viaManagerOrLocal<T extends { ok?: boolean }>(
   body: unknown,
   local: (s: ClusterSupervisor) => Promise<T | { refusal: string }>,
   cluster: ReturnType<typeof pickCluster>,
-): Promise<{ result?: T; refusal?: string }> {
+  what: string,
+): Promise<{ result?: T; refusal?: { code: 1 | 2; line: string } }> {
   const answer = await callManager(config, 'POST', path, body);
-  if (answer) return answer.status >= 400 && answer.json['error'] ? { refusal: String(answer.json['error']) } : { result: answer.json as unknown as T };
+  if (answer) return answer.status >= 400 && answer.json['error'] ? { refusal: managerRefusal(answer, what) } : { result: answer.json as unknown as T };
   const r = await withOneShotSupervisor(config, cluster, 'this action', local);
-  return 'refusal' in r ? { refusal: r.refusal } : { result: r };
+  return 'refusal' in r ? { refusal: { code: 1, line: `regent: ${what} refused: ${r.refusal}` } } : { result: r };
 }
 
 export async function rejoinCommand(config: Config, ref: string, opts: { cluster?: string }): Promise<number> {
   const { cluster, id } = findInstance(config, opts.cluster, ref);
-  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/rejoin`, {}, (s) => s.manual.rejoin(id, 'manual (CLI)'), cluster);
+  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/rejoin`, {}, (s) => s.manual.rejoin(id, 'manual (CLI)'), cluster, `rejoin of ${id}`);
   if (refusal) {
-    process.stderr.write(`regent: rejoin of ${id} refused: ${refusal}\n`);
-    return 1;
+    process.stderr.write(`${refusal.line}\n`);
+    return refusal.code;
   }
   const r = result as unknown as { ok: boolean; action: string; errant?: string; savedTo?: string; error?: string; steps: { name: string; ok: boolean; durationMs: number; detail: string }[] };
   for (const s of r.steps ?? []) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
@@ -52,10 +53,10 @@ export async function repairCommand(config: Config, ref: string, opts: { cluster
   if (Boolean(opts.retry) === Boolean(opts.reclone)) throw new UsageError('choose one: --retry (start replication again) or --reclone (rebuild the data from another instance; its own data is discarded)');
   const action = opts.retry ? 'retry' : 'reclone';
   const { cluster, id } = findInstance(config, opts.cluster, ref);
-  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/repair`, { action }, (s) => s.manual.repair(id, action), cluster);
+  const { result, refusal } = await viaManagerOrLocal(config, `/api/v1/clusters/${encodeURIComponent(cluster.name)}/instances/${encodeURIComponent(id)}/repair`, { action }, (s) => s.manual.repair(id, action), cluster, `repair of ${id}`);
   if (refusal) {
-    process.stderr.write(`regent: repair of ${id} refused: ${refusal}\n`);
-    return 1;
+    process.stderr.write(`${refusal.line}\n`);
+    return refusal.code;
   }
   const r = result as unknown as { ok: boolean; detail: string };
   process.stdout.write(`${id}: ${r.detail}\n`);

@@ -13,17 +13,33 @@ import { failoverCommand, ackCommand } from './recovery.ts';
 import { haproxyConfigCommand } from './haproxy.ts';
 import { switchoverCommand } from './switchover.ts';
 import { cloneCommand, rejoinCommand, repairCommand } from './heal.ts';
+import { setApiCa } from './api-client.ts';
+import { EXIT_CODES_HELP, guardPipes } from './output.ts';
+import { LOG_FORMATS, setLogFormat, type LogFormat } from '../util/log.ts';
 
 /**
- * The `regent` command line: parses arguments and calls the modules that do the work. Exit codes:
- * 0 success / healthy, 1 degraded or the action failed, 2 unusable input.
+ * The `regent` command line: parses arguments and calls the modules that do the work. Exit codes
+ * (EXIT_CODES_HELP): 0 success / healthy, 1 refused, failed or degraded, 2 unusable input.
  */
 export function buildProgram(): Command {
   const program = new Command('regent')
     .description('High availability for MySQL and MariaDB replication')
     .version('0.1.0')
+    .addOption(
+      new Option('--log-format <format>', 'structured log on stderr: text (one human line per record), json (one JSON object per line), auto (text on a terminal, json otherwise)')
+        .choices(LOG_FORMATS)
+        .default('auto')
+        .env('REGENT_LOG_FORMAT'),
+    )
+    .addOption(new Option('--ca <file>', "PEM CA to verify the manager's API certificate with (overrides manager.api.tls.ca)").env('REGENT_API_CA'))
+    .addHelpText('after', EXIT_CODES_HELP)
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', () => {
+      const o = program.opts<{ logFormat: LogFormat; ca?: string }>();
+      setLogFormat(o.logFormat);
+      setApiCa(o.ca, program.getOptionValueSource('ca') === 'env' ? 'REGENT_API_CA' : '--ca');
+    });
 
   const configOption = (cmd: Command) => cmd.requiredOption('-c, --config <file>', 'configuration file (YAML)');
 
@@ -140,6 +156,8 @@ export function buildProgram(): Command {
       process.exitCode = await demoCommand(o);
     });
 
+  // Every command's --help ends with the exit codes too: scripts branch on them per command.
+  for (const c of program.commands) if (c.name() !== 'sandbox') c.addHelpText('after', EXIT_CODES_HELP);
   return program;
 }
 
@@ -150,6 +168,9 @@ export function parsePositiveInt(value: string): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  guardPipes();
+  // An exported but empty variable means "not set", as for REGENT_LOG_LEVEL.
+  for (const name of ['REGENT_LOG_FORMAT', 'REGENT_API_CA']) if (process.env[name] === '') delete process.env[name];
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -1,7 +1,7 @@
 import type { Analysis } from '../analysis/analyze.ts';
 import type { ClusterConfig, Config } from '../config/load.ts';
 import { ClusterSupervisor } from '../manager/cluster-supervisor.ts';
-import { createLogger } from '../util/log.ts';
+import { actionLogger } from '../util/log.ts';
 import { localCoordinatorFor } from './api-client.ts';
 
 /**
@@ -11,7 +11,7 @@ import { localCoordinatorFor } from './api-client.ts';
  * the leader would break the one-actor rule.
  */
 export async function withOneShotSupervisor<T>(config: Config, cluster: ClusterConfig, what: string, fn: (s: ClusterSupervisor, analysis: Analysis) => Promise<T>): Promise<T> {
-  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, what), createLogger(process.env.REGENT_LOG_LEVEL ?? 'warn'), { stateDir: config.stateDir });
+  const supervisor = new ClusterSupervisor(cluster, localCoordinatorFor(config, what), actionLogger(), { stateDir: config.stateDir });
   try {
     return await fn(supervisor, await supervisor.prepareOneShot());
   } finally {

@@ -2,7 +2,7 @@ import type { ClusterConfig, Config } from '../config/load.ts';
 import type { ClusterState } from '../coordination/coordinator.ts';
 import { renderPlan } from '../recovery/plan.ts';
 import type { FailoverResult } from '../recovery/failover.ts';
-import { callManager, localCoordinatorFor } from './api-client.ts';
+import { callManager, localCoordinatorFor, managerRefusal } from './api-client.ts';
 import { withOneShotSupervisor } from './one-shot.ts';
 import { UsageError } from '../errors.ts';
 
@@ -25,7 +25,12 @@ export async function failoverCommand(config: Config, clusterName: string | unde
   if (!opts.dryRun) {
     // A running manager does it (its router is the fence); otherwise this process acts alone.
     const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/failover`, { force: Boolean(opts.force) });
-    if (viaManager) return printFailover(viaManager.status < 400 || viaManager.json['steps'] ? (viaManager.json as unknown as FailoverResult) : { refusal: String(viaManager.json['error']).replace(/^no failover: /, '') }, cluster.name);
+    if (viaManager && viaManager.status >= 400 && !viaManager.json['steps']) {
+      const refusal = managerRefusal(viaManager, 'failover');
+      process.stderr.write(`${refusal.line}\n`);
+      return refusal.code;
+    }
+    if (viaManager) return printFailover(viaManager.json as unknown as FailoverResult, cluster.name);
   }
   return withOneShotSupervisor(config, cluster, 'failover', async (supervisor) => {
     if (opts.dryRun) {
@@ -39,7 +44,7 @@ export async function failoverCommand(config: Config, clusterName: string | unde
 
 function printFailover(result: FailoverResult | { refusal: string }, cluster = ''): number {
   if ('refusal' in result) {
-    process.stderr.write(`regent: no failover: ${result.refusal}\n`);
+    process.stderr.write(`regent: failover refused: ${result.refusal.replace(/^no failover: /, '')}\n`);
     return 1;
   }
   for (const s of result.steps) process.stdout.write(`${s.ok ? '✔' : '✖'} ${s.name} (${s.durationMs} ms): ${s.detail}\n`);
@@ -55,7 +60,11 @@ function printFailover(result: FailoverResult | { refusal: string }, cluster = '
 export async function ackCommand(config: Config, clusterName: string | undefined): Promise<number> {
   const cluster = pickCluster(config, clusterName);
   const viaManager = await callManager(config, 'POST', `/api/v1/clusters/${encodeURIComponent(cluster.name)}/ack`);
-  if (viaManager && viaManager.status >= 400) throw new UsageError(`the manager refused: ${String(viaManager.json['error'])}`);
+  if (viaManager && viaManager.status >= 400) {
+    const refusal = managerRefusal(viaManager, 'ack');
+    process.stderr.write(`${refusal.line}\n`);
+    return refusal.code;
+  }
   const coordinator = viaManager ? undefined : localCoordinatorFor(config, 'ack');
   const state = viaManager ? (viaManager.json as { lastRecovery?: ClusterState['lastRecovery'] }) : await coordinator!.updateClusterState(cluster.name, (s) => ({ ...s, acknowledgedAt: Date.now() }));
   const last = state.lastRecovery;

@@ -1,9 +1,11 @@
 import { registerRoutes } from '../api/routes.ts';
 import { ApiServer } from '../api/server.ts';
 import type { Config } from '../config/load.ts';
+import { CredentialsRejected } from '../errors.ts';
 import { Manager, type ManagerOptions } from '../manager/manager.ts';
+import { routes } from '../router/host.ts';
 import { registerUi } from '../ui/serve.ts';
-import { createLogger, type Logger } from '../util/log.ts';
+import { createLogger, heldDestination, type Logger } from '../util/log.ts';
 
 export interface RunningManager {
   manager: Manager;
@@ -14,7 +16,7 @@ export interface RunningManager {
 /**
  * The composition root: builds the manager and its HTTP API (API, dashboard, /metrics) and wires
  * one to the other through the interface the API declares, then starts both. On a failed start,
- * whatever did start (API port, pipe processes) is released before the error goes on.
+ * whatever did start (the API port) is released before the error goes on.
  */
 export async function startManager(config: Config, log: Logger, opts: Omit<ManagerOptions, 'apiAddress'> = {}): Promise<RunningManager> {
   const api = config.api ? apiServer(config.api, log) : undefined;
@@ -44,7 +46,9 @@ export async function startManager(config: Config, log: Logger, opts: Omit<Manag
  * observe-only mode: it probes and routes, and follows the primary the acting manager decided.
  */
 export async function runCommand(config: Config, opts: { observeOnly?: boolean } = {}): Promise<number> {
-  const log = createLogger(process.env.REGENT_LOG_LEVEL ?? config.logLevel);
+  // Held until the start stands (see heldDestination).
+  const stderr = heldDestination(process.stderr);
+  const log = createLogger(process.env.REGENT_LOG_LEVEL || config.logLevel, stderr);
   // Test-only pause point: the chaos and HA tests kill a manager in the middle of a failover.
   const pauseAfterStep = process.env.REGENT_TEST_PAUSE_AFTER_STEP;
   const [delayStep, delayMs] = (process.env.REGENT_TEST_DELAY_BEFORE_STEP ?? '').split(':');
@@ -52,11 +56,21 @@ export async function runCommand(config: Config, opts: { observeOnly?: boolean }
   const skipDrain = process.env.REGENT_TEST_SKIP_DRAIN === '1';
   if (skipDrain) log.warn({ event: 'test_mode' }, 'REGENT_TEST_SKIP_DRAIN is set: failovers skip the relay-log drain (test-only, loses data)');
   const observeOnly = opts.observeOnly ?? false;
-  if (observeOnly && !config.clusters.some((c) => c.router.writer || c.router.reader || c.router.sql || c.router.healthCheckBasePort || c.router.haproxySocket)) {
-    log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader or health endpoints configured: nothing to serve');
+  if (observeOnly && !config.clusters.some(routes)) {
+    stderr.release();
+    log.error({ event: 'no_router' }, 'no cluster has router.writer, router.reader, router.sql or health endpoints configured: nothing to serve');
     return 2;
   }
-  const running = await startManager(config, log, { pauseAfterStep, delayBeforeStep, skipDrain, observeOnly });
+  let running: RunningManager;
+  try {
+    running = await startManager(config, log, { pauseAfterStep, delayBeforeStep, skipDrain, observeOnly });
+  } catch (e) {
+    // The refusal's own line says it all; any other failure keeps the log that led to it.
+    if (e instanceof CredentialsRejected) stderr.discard();
+    else stderr.release();
+    throw e;
+  }
+  stderr.release();
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);
@@ -68,5 +82,5 @@ export async function runCommand(config: Config, opts: { observeOnly?: boolean }
 
 function apiServer(settings: NonNullable<Config['api']>, log: Logger): ApiServer {
   const i = settings.listen.lastIndexOf(':');
-  return new ApiServer({ host: settings.listen.slice(0, i), port: Number(settings.listen.slice(i + 1)) }, settings.token, log);
+  return new ApiServer({ host: settings.listen.slice(0, i), port: Number(settings.listen.slice(i + 1)) }, settings.token, log, settings.tls);
 }

@@ -9,8 +9,11 @@ import type { ManagerInfo } from '../coordination/coordinator.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';
 import { silentLogger } from '../util/log.ts';
 
-/** The managers, from etcd (every manager registers there) or from the local manager's API. */
-async function managersOf(config: Config): Promise<ManagerInfo[] | undefined> {
+/**
+ * The managers, from etcd (every manager registers there) or from the local manager's API; a
+ * string says why they could not be listed (etcd unreachable, the API's certificate not trusted).
+ */
+async function managersOf(config: Config): Promise<ManagerInfo[] | string> {
   try {
     if (config.coordination.backend === 'etcd') {
       const c = new EtcdCoordinator(config.coordination, silentLogger);
@@ -21,14 +24,15 @@ async function managersOf(config: Config): Promise<ManagerInfo[] | undefined> {
       }
     }
     const answer = await callManager(config, 'GET', '/api/v1/managers', undefined, 3000);
+    if (answer && answer.status !== 200) return `the manager's API answered ${answer.status}: ${String(answer.json['error'] ?? '')}`;
     return answer ? (answer.json['managers'] as ManagerInfo[]) : [];
-  } catch {
-    return undefined;
+  } catch (e) {
+    return config.coordination.backend === 'etcd' ? 'coordination unreachable' : (e as Error).message;
   }
 }
 
-function renderManagers(config: Config, managers: ManagerInfo[] | undefined): string {
-  if (managers === undefined) return `managers (${config.coordination.backend}): unknown (coordination unreachable)`;
+function renderManagers(config: Config, managers: ManagerInfo[] | string): string {
+  if (typeof managers === 'string') return `managers (${config.coordination.backend}): unknown (${managers})`;
   if (managers.length === 0) return `managers (${config.coordination.backend}): none running`;
   const lines = [`managers (${config.coordination.backend}):`];
   for (const m of managers) {
@@ -57,7 +61,7 @@ export async function statusCommand(config: Config, opts: { json?: boolean; clus
     reports.push(clusterReport(cluster, observations, analysis));
   }
   const managers = await managersOf(config);
-  if (opts.json) process.stdout.write(`${JSON.stringify({ clusters: reports, managers }, null, 2)}\n`);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ clusters: reports, ...(typeof managers === 'string' ? { managers: undefined, managersError: managers } : { managers }) }, null, 2)}\n`);
   else {
     process.stdout.write(`${reports.map(renderClusterText).join('\n\n')}\n`);
     process.stdout.write(`${renderManagers(config, managers)}\n`);

@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.ts';
 import type { SwitchoverResult } from '../recovery/switchover.ts';
-import { callManager } from './api-client.ts';
+import { callManager, managerRefusal } from './api-client.ts';
 import { withOneShotSupervisor } from './one-shot.ts';
 import { pickCluster } from './recovery.ts';
 
@@ -25,15 +25,16 @@ export async function switchoverCommand(config: Config, opts: { cluster?: string
     // A 500 carries the result of a switchover that ran and failed (with its steps); other errors
     // are refusals, after which nothing changed.
     if (viaManager.status >= 400 && !viaManager.json['steps']) {
-      process.stderr.write(`regent: switchover refused: ${String(viaManager.json['error'] ?? JSON.stringify(viaManager.json))}\n`);
-      return 1;
+      const refusal = managerRefusal(viaManager, 'switchover');
+      process.stderr.write(`${refusal.line}\n`);
+      return refusal.code;
     }
     return print(viaManager.json as unknown as SwitchoverResult);
   }
   return withOneShotSupervisor(config, cluster, 'switchover', async (supervisor) => {
     const r = await supervisor.manual.switchover(opts.to, 'manual (CLI)');
     if ('refusal' in r) {
-      process.stderr.write(`regent: switchover refused, nothing changed: ${r.refusal}\n`);
+      process.stderr.write(`regent: switchover refused: ${r.refusal}\n`);
       return 1;
     }
     return print(r);

@@ -60,7 +60,12 @@ export interface SqlEndpointConfig {
 export interface Config {
   /** Absolute path of the file it came from ('' when built in memory). */
   file: string;
-  api?: { listen: string; token?: Secret };
+  api?: {
+    listen: string;
+    token?: Secret;
+    /** PEM contents, read at load time; cert and key only where the manager serves https. */
+    tls?: { cert?: Buffer; key?: Buffer; ca?: Buffer };
+  };
   coordination:
     | { backend: 'local' }
     | {
@@ -171,8 +176,31 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     };
   });
 
-  const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token') };
+  const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token'), tls: apiTls(raw.manager.api.tls, baseDir, file) };
   return { file, api, coordination: coordination(raw.manager.coordination, baseDir, file, secret), stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: routerProcesses(raw.manager.routerProcesses), clusters };
+}
+
+/** manager.api.tls: the PEM files read now, so a wrong path fails at load with the field named. */
+function apiTls(tls: NonNullable<RawConfig['manager']['api']>['tls'], baseDir: string, file: string): NonNullable<Config['api']>['tls'] {
+  if (!tls) return undefined;
+  const field = 'manager.api.tls';
+  if (Boolean(tls.cert) !== Boolean(tls.key)) throw new ConfigError(`config ${file}: ${field}: set cert and key together (the manager serves https with both)`);
+  if (!tls.cert && !tls.ca) throw new ConfigError(`config ${file}: ${field}: set cert and key (the manager serves https), ca (clients verify it), or both`);
+  return { cert: readPem(tls.cert, `${field}.cert`, baseDir, file), key: readPem(tls.key, `${field}.key`, baseDir, file), ca: readPem(tls.ca, `${field}.ca`, baseDir, file) };
+}
+
+function readPem(path: string | undefined, field: string, baseDir: string, file: string): Buffer | undefined {
+  if (path === undefined) return undefined;
+  const full = resolve(baseDir, path);
+  let pem: Buffer;
+  try {
+    pem = readFileSync(full);
+  } catch (e) {
+    throw new ConfigError(`config ${file}: ${field}: cannot read ${full} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  // A DER file or a wrong path to some other file would only fail at the first TLS handshake.
+  if (!pem.includes('-----BEGIN ')) throw new ConfigError(`config ${file}: ${field}: ${full} is not a PEM file (no -----BEGIN line)`);
+  return pem;
 }
 
 function resolveSecret(ref: SecretRef | undefined, field: string, baseDir: string, env: NodeJS.ProcessEnv, file: string): Secret | undefined {

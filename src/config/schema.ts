@@ -276,6 +276,24 @@ const managerSchema = z
       .strictObject({
         listen: hostPort.describe('Address of the HTTP API, dashboard and /metrics. Keep it on loopback or a management network.'),
         token: secretRefSchema.optional().describe('Bearer token required by every mutating endpoint (actions); reads stay open. Without it, actions are refused.'),
+        tls: z
+          .strictObject({
+            cert: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('PEM certificate (with its intermediate chain) `regent run` serves the API and dashboard with; relative to the config file. It must name the host of `listen` (subjectAltName), since clients check it against that.'),
+            key: z.string().min(1).optional().describe('PEM private key of cert; relative to the config file. Set cert and key together.'),
+            ca: z
+              .string()
+              .min(1)
+              .optional()
+              .describe(
+                "PEM file of the CA that signed the API certificate: the CLI (and anything else calling the API through Regent's client) verifies the manager with it instead of the system CAs; relative to the config file. `--ca FILE` or REGENT_API_CA=FILE override it.",
+              ),
+          })
+          .optional()
+          .describe('TLS for the API, dashboard and /metrics: with cert and key the manager serves https only; with ca alone (a CLI host) clients speak https and verify with that CA.'),
       })
       .optional()
       .describe('HTTP API, dashboard and Prometheus metrics of `regent run`.'),

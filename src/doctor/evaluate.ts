@@ -180,12 +180,36 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
   const primaryId = analysis.topology.primary;
   const primaryObs = primaryId ? observations.get(primaryId) : undefined;
 
+  // Instances that refused the manager account's login look unreachable to the analysis, but may
+  // be running fine: that comes first, and nothing is concluded from their silence.
+  const refused = cluster.instances.filter((i) => !byId.get(i.id)?.connected && observations.get(i.id)?.error?.kind === 'auth');
+  const refusedIds = new Set(refused.map((i) => i.id));
+  const allRefused = refused.length === cluster.instances.length;
+  if (refused.length > 0) {
+    const m = cluster.accounts.manager;
+    add(
+      'critical',
+      'authentication',
+      allRefused
+        ? `every instance refuses the manager account '${m.user}' (access denied): Regent can see nothing of this cluster, so its topology cannot be judged; the servers themselves may be fine`
+        : `${refused.map((i) => i.name).join(', ')} refuse${refused.length === 1 ? 's' : ''} the manager account '${m.user}' (access denied): ${refused.length === 1 ? 'it looks' : 'they look'} unreachable to Regent but may be running fine`,
+      authFix(ctx),
+    );
+  }
+
   // Cluster-wide: who is primary, and whether anything is wrong at that level.
-  const topologyProblems = analysis.problems.filter((p) => isTopology(p.code));
-  if (!primaryId)
+  const topologyProblems = allRefused ? [] : analysis.problems.filter((p) => isTopology(p.code));
+  if (allRefused) {
+    // nothing to say about the topology: the authentication finding is the whole story
+  } else if (!primaryId)
     add('critical', 'topology', 'no primary identified: no instance is replicated from, and none is the only writable one', `look at regent status ${ctx.configHint}; a new cluster is set up with regent bootstrap ${ctx.configHint}`);
   else if (topologyProblems.length === 0) add('ok', 'topology', `primary ${nameOf(ctx, primaryId)} ${primaryId} (${analysis.topology.primaryEvidence})`);
-  for (const p of topologyProblems) fromProblem(p, cluster.instances.find((i) => i.id === p.instance));
+  for (const p of topologyProblems) {
+    const inst = cluster.instances.find((i) => i.id === p.instance);
+    // "Unreachable" because the login was refused: the fix is the credentials, not the network or a restart.
+    if (p.instance && refusedIds.has(p.instance)) add('critical', 'topology', `${p.summary} (Regent's login is refused there: see the authentication finding)`, authFix(ctx), inst);
+    else fromProblem(p, inst);
+  }
 
   checkHeartbeatConfig(cluster, add);
   checkHangToleranceConfig(cluster, add);
@@ -377,8 +401,15 @@ export function evaluateCluster(facts: ClusterFacts, thresholds: DoctorThreshold
   }
 
   checkCloneAccount(ctx, add);
-  checkCandidate(ctx, add);
+  // With every login refused there is no candidate to judge: the authentication finding says why.
+  if (!allRefused) checkCandidate(ctx, add);
   return findings;
+}
+
+/** The manager account's password is wrong or the account is missing: where to fix which. */
+function authFix(ctx: Ctx): string {
+  const m = ctx.cluster.accounts.manager;
+  return `make credentials.manager match the account on the servers: user '${m.user}', password read from ${m.password?.source ?? 'nowhere (none is configured)'}; or create the account and its grants on every server with what regent grants ${ctx.configHint} prints (it runs with sql_log_bin = 0)`;
 }
 
 type Add = (severity: FindingSeverity, check: CheckId, message: string, fix?: string, inst?: InstanceConfig) => void;

@@ -83,6 +83,7 @@ export interface Finding {
 }
 
 export type CheckId =
+  | 'authentication'
   | 'connect'
   | 'privileges'
   | 'log-bin'

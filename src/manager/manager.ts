@@ -13,6 +13,7 @@ import type { Logger } from '../util/log.ts';
 import type { SupervisorOptions } from './cluster-context.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
 import { createManagerMetrics, type ManagerMetrics } from './metrics.ts';
+import { CredentialsWatch, refuseRejectedCredentials } from './credentials-watch.ts';
 
 export function createCoordinator(config: Config, log: Logger): Coordinator {
   const c = config.coordination;
@@ -48,6 +49,7 @@ export class Manager {
   /** The link to the data-plane process, when any cluster has endpoints. */
   readonly dataPlane?: DataPlaneLink;
   #leaseTimer?: NodeJS.Timeout;
+  #credentialsWatch?: CredentialsWatch;
 
   constructor(
     readonly config: Config,
@@ -224,8 +226,14 @@ export class Manager {
         if (this.#leaseLostForMs() !== undefined) for (const s of this.supervisors.values()) s.schedule();
       }, 250);
     }
-    await this.dataPlane?.start();
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
+    // Wait for the first probe round: credentials every instance rejects end the start (exit 2),
+    // before a data plane is started for a configuration that cannot work.
+    const firstRoundMs = Math.max(...this.config.clusters.map((c) => c.monitor.connectTimeoutMs + 2 * c.monitor.queryTimeoutMs)) + 500;
+    await refuseRejectedCredentials(this.supervisors.values(), firstRoundMs);
+    this.#credentialsWatch = new CredentialsWatch([...this.supervisors.values()], this.log).start();
+    // Decisions made until now wait in the link and go first once it is up.
+    await this.dataPlane?.start();
     this.log.info(
       { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, dataPlane: this.dataPlane?.pid, api: this.opts.apiAddress },
       'regent manager started',
@@ -234,6 +242,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
+    this.#credentialsWatch?.stop();
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
     // The data plane goes on: clients keep their sessions while no manager runs.
     await this.dataPlane?.detach();

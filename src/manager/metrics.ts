@@ -1,6 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { PROBLEMS, type ProblemCode } from '../analysis/problems.ts';
 import { emptyGtid } from '../gtid/index.ts';
 import type { ClusterSupervisor } from './cluster-supervisor.ts';
+
+const PROBLEM_CODES = Object.keys(PROBLEMS) as ProblemCode[];
 
 export interface ManagerMetrics {
   actions: Counter<'cluster' | 'action' | 'outcome'>;
@@ -49,18 +52,28 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
     const g = obs(s, id)?.gtids?.executed;
     return g ? Number(g.countMissingFrom(emptyGtid(g.flavor))) : undefined;
   });
+  perInstance('regent_instance_credentials_rejected', "The instance refused the manager account's login at the last probe (1) or not (0)", (s, id) => (obs(s, id)?.error?.kind === 'auth' ? 1 : 0));
+  perInstance(
+    'regent_instance_errant_transactions',
+    'The instance holds transactions the primary lacks (1): a replica seen so while the primary answered, or a former primary kept out for them (rejoin.errant: manual)',
+    (s, id) => (s.decision.snapshot.errant.has(id) ? 1 : 0),
+  );
   perInstance('regent_probe_latency_seconds', 'Duration of the last successful probe', (s, id) => {
     const l = obs(s, id)?.latencyMs;
     return l === undefined ? undefined : l / 1000;
   });
   new Gauge({
     name: 'regent_cluster_problems',
-    help: 'Problems currently diagnosed, by code',
+    help: 'Problems currently diagnosed, by code (0 for every code not diagnosed now)',
     labelNames: ['cluster', 'code'],
     registers,
     collect() {
       this.reset();
-      for (const s of supervisors()) for (const p of s.lastAnalysis?.problems ?? []) this.inc({ cluster: s.cluster.name, code: p.code });
+      for (const s of supervisors()) {
+        // Every code at 0 first: an alert or panel on a code must see a series before the problem happens.
+        for (const code of PROBLEM_CODES) this.set({ cluster: s.cluster.name, code }, 0);
+        for (const p of s.lastAnalysis?.problems ?? []) this.inc({ cluster: s.cluster.name, code: p.code });
+      }
     },
   });
   new Gauge({
@@ -70,7 +83,8 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
     registers,
     collect() {
       this.reset();
-      for (const s of supervisors()) this.set({ cluster: s.cluster.name }, s.blockedUntil() === undefined ? 0 : 1);
+      // Blocked matters only where failover is automatic at all.
+      for (const s of supervisors()) this.set({ cluster: s.cluster.name }, s.cluster.failover.automatic && s.blockedUntil() !== undefined ? 1 : 0);
     },
   });
   new Gauge({

@@ -281,12 +281,19 @@ describe('doctor: a healthy sandbox, then one thing broken at a time', () => {
     }
   });
 
-  test('a wrong manager password: critical connect findings, exit 2, no stack trace', async () => {
+  test('a wrong manager password: the headline names authentication with the fix, critical connect findings, exit 2, no stack trace', async () => {
     writeFileSync(join(sb.dir, 'secrets/wrong-manager.pw'), 'not-the-password\n');
     const f = join(sb.dir, 'wrong-manager.yaml');
     writeFileSync(f, readFileSync(sb.configFile, 'utf8').replace('secrets/manager.pw', 'secrets/wrong-manager.pw'));
     const { r, findings } = await doctor(sb, f);
     assert.equal(r.code, 2, out(r));
+    const headline = findings.find((x) => x.severity !== 'ok')!;
+    assert.equal(headline.check, 'authentication', describeFindings(findings));
+    assert.match(headline.message, /every instance refuses the manager account 'regent' \(access denied\)/);
+    assert.match(headline.fix!, /credentials\.manager .*password read from file .*wrong-manager\.pw; or create the account .*regent grants --config /);
+    assert.ok(!findings.some((x) => /start the server/.test(x.fix ?? '')), describeFindings(findings));
+    const text = await runCli(['doctor', '--config', f], { timeoutMs: 30000 });
+    assert.match(text.stdout.split('\n')[1] ?? '', /CRITICAL +\(cluster\) +authentication +every instance refuses the manager account/, out(text));
     const x = finding(findings, 1, 'connect');
     assert.equal(x?.severity, 'critical');
     assert.match(x!.message, /the manager account 'regent' cannot log in: access denied/);

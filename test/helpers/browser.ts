@@ -49,10 +49,10 @@ export interface TestBrowser {
  * A headless Debian chromium. Playwright's `launch` starts it with a fresh temporary user data dir
  * (no profile, cache or storage shared with anything else) and deletes it on close.
  */
-export async function launchBrowser(opts: { width?: number; height?: number } = {}): Promise<TestBrowser> {
+export async function launchBrowser(opts: { width?: number; height?: number; args?: string[] } = {}): Promise<TestBrowser> {
   const executablePath = ensureChromium();
   const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...(opts.args ?? [])] });
   const context = await browser.newContext({ viewport: { width: opts.width ?? 1400, height: opts.height ?? 1000 } });
   return {
     browser,

@@ -241,6 +241,37 @@ test('the manager account: wrong password is critical; an unreachable replica a 
   assert.equal(one(deadPrimary, 1, 'connect').severity, 'critical');
 });
 
+const refusedLogin = (i: InstanceFacts): InstanceFacts => ({ ...i, connected: false, obs: { id: i.id, at: 1000, reachable: false, error: { kind: 'auth', message: `${i.id}: access denied for user 'regent': wrong password` } } });
+
+test('every instance refuses the manager account: the headline is authentication with the password/grant fix, never "start the servers"', () => {
+  const findings = evaluateCluster([1, 2, 3].reduce((f, n) => change(f, n, refusedLogin), healthy()));
+  const first = notOk(findings)[0]!;
+  assert.equal(first.check, 'authentication', show(findings));
+  assert.equal(first.severity, 'critical');
+  assert.equal(first.instance, undefined);
+  assert.match(first.message, /^every instance refuses the manager account 'regent' \(access denied\)/);
+  assert.match(first.fix!, /credentials\.manager .*user 'regent', password read from nowhere \(none is configured\); or create the account .*regent grants --config \/etc\/regent\/regent\.yaml/);
+  // Nothing is concluded from the silence of servers that only refused a login.
+  assert.equal(findings.filter((f) => f.check === 'topology' || f.check === 'failover-candidate').length, 0, show(findings));
+  assert.doesNotMatch(show(findings), /start the server/);
+  assert.equal(doctorExitCode(findings), 2);
+  // The text report leads with it too.
+  const text = renderDoctorText(doctorReport([{ name: 'c', findings }]));
+  assert.match(text.split('\n')[1]!, /CRITICAL +\(cluster\) +authentication +every instance refuses/);
+});
+
+test('only the primary refuses the manager account: authentication first, and the topology finding points at the credentials, not the network', () => {
+  const findings = evaluateCluster(change(healthy(), 1, refusedLogin));
+  const bad = notOk(findings);
+  assert.equal(bad[0]!.check, 'authentication', show(findings));
+  assert.match(bad[0]!.message, /^n1 refuses the manager account 'regent' \(access denied\): it looks unreachable to Regent but may be running fine/);
+  const topo = bad.find((f) => f.check === 'topology');
+  assert.ok(topo, show(findings));
+  assert.match(topo.message, /Regent's login is refused there/);
+  assert.match(topo.fix!, /credentials\.manager/);
+  assert.doesNotMatch(topo.fix!, /network|firewall|start the/);
+});
+
 test('settings: relay_log_recovery, binlog_format, log_slave_updates, read_only, semi-sync, binlog retention, clock', () => {
   const cases: { n: number; change: (i: InstanceFacts) => InstanceFacts; check: string; severity: 'warning' | 'critical'; message: RegExp; fix?: RegExp }[] = [
     { n: 2, change: (i) => ({ ...i, vars: { ...i.vars, relay_log_recovery: 'OFF' } }), check: 'relay-log-recovery', severity: 'warning', message: /relay_log_recovery is OFF/, fix: /relay_log_recovery=ON under \[mariadbd\]/ },
