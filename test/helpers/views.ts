@@ -153,6 +153,8 @@ export interface Kit {
   /** The fixture of this flavor: g('0-1-10', 'U1:1-10'). */
   g(mariadb: string, mysql: string): string;
   gtid(mariadb: string, mysql: string): GtidState;
+  /** The fixture as the server prints it (uuids expanded, normalised): what messages and data show. */
+  text(mariadb: string, mysql: string): string;
   origin(n: number): string;
   primaryObs(n: number, gtidText: string, opts?: { readOnly?: boolean; at?: number }): InstanceObservation;
   serverObs(n: number, gtidText: string, opts?: Omit<ObsOpts, 'flavor'>): InstanceObservation;
@@ -165,6 +167,7 @@ function kit(flavor: GtidFlavor): Kit {
     flavor,
     g,
     gtid: (m, y) => gtid(flavor, g(m, y)),
+    text: (m, y) => gtid(flavor, g(m, y)).toString(),
     origin: (n) => originOf(flavor, n),
     primaryObs: (n, t, o = {}) => primaryObs(n, t, { ...o, flavor }),
     serverObs: (n, t, o = {}) => serverObs(n, t, { ...o, flavor }),
