@@ -119,6 +119,7 @@ export function serverObs(n: number, gtidText: string, opts: ObsOpts = {}): Inst
           receivedHeartbeats: mysql ? null : 10n,
           heartbeatPeriod: mysql ? null : 0.5,
           sourceServerId: r.source ?? 1,
+          sourceOrigin: originOf(flavor, r.source ?? 1),
           ...r,
         }
       : undefined,
