@@ -84,6 +84,19 @@ const cases: { name: string; entries: JournalEntry[]; expect: Partial<RecoveryRe
     ],
   },
   {
+    name: 'a step started again before its first attempt ended (a resumed plan): the end belongs to the latest start',
+    entries: [plan('A', 100), start('A', 'repoint-replicas', 101), start('A', 'repoint-replicas', 150), end('A', 'repoint-replicas', 160, true)],
+    expect: [
+      {
+        planId: 'A',
+        steps: [
+          { step: 'repoint-replicas', startedAt: 101 },
+          { step: 'repoint-replicas', startedAt: 150, durationMs: 160, ok: true, detail: 'repoint-replicas done' },
+        ],
+      },
+    ],
+  },
+  {
     name: 'steps of different plans interleaved go to their own plan',
     entries: [plan('A', 100), plan('B', 200, 'switchover'), start('A', 'fence', 201), start('B', 'fence', 202), end('B', 'fence', 203, true), end('A', 'fence', 204, false)],
     expect: [

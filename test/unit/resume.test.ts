@@ -80,6 +80,12 @@ const cases: { name: string; entries: JournalEntry[]; v: ClusterView; expect: (d
     },
   },
   {
+    name: 'a promote end that is not ok is no promotion, even when it carries data',
+    entries: [plan('A', 1), step('A', 'promote', 'end', false, { candidate: id(3), commonPoint: '0-1-12' })],
+    v: deadView(),
+    expect: (d) => assert.equal(d.kind, 'rerun'),
+  },
+  {
     name: 'nothing promoted and the old primary still gone: run the failover again under the same plan id',
     entries: [plan('A', 1), step('A', 'fence-old-primary', 'start'), step('A', 'fence-old-primary', 'end', true)],
     v: deadView(),
