@@ -77,9 +77,10 @@ export function inferTopology(view: ClusterView): Topology {
   const pointerTop = ranked[0];
   const pointerTopUsable = pointerTop && (view.observations.get(pointerTop[0])?.reachable || !decidedIsLiveWriter) && !(decidedIsLiveWriter && view.decision?.fenced.has(pointerTop[0]));
   if (pointerTop && pointerTopUsable) {
-    const [candidate, n] = pointerTop;
+    const [candidate] = pointerTop;
     const decidedAmongTops = decided && tops.has(decided) ? decided : undefined;
     primary = ranked.length > 1 && decidedAmongTops ? decidedAmongTops : candidate;
+    const n = tops.get(primary) ?? 0;
     primaryEvidence = `${n} replica${n === 1 ? '' : 's'} replicate${n === 1 ? 's' : ''} from it`;
   } else if (decidedIsLiveWriter && decidedObs) {
     // Replicas still pointing at a dead former primary do not outvote the writable primary Regent

@@ -51,6 +51,8 @@ export function decideResume(entries: JournalEntry[], view: ClusterView): Resume
   const analysis = analyzeCluster(view);
   const fresh = planFailover(view, { ...analysis, topology: { ...analysis.topology, primary: plan.oldPrimary } }, `resumed: ${plan.trigger}`);
   if ('refusal' in fresh) return { kind: 'refused', planId: last.planId, startedAt: last.at, reason: `resumed by a new manager and refused: ${fresh.refusal}` };
+  // As for a new failover (actions.ts): no provisional candidate, no run.
+  if (!fresh.choice.candidate) return { kind: 'refused', planId: last.planId, startedAt: last.at, reason: `resumed by a new manager and refused: ${fresh.choice.refusal ?? 'no candidate'}` };
   return { kind: 'rerun', planId: last.planId, plan: fresh };
 }
 

@@ -1,5 +1,5 @@
 import type { InstanceConfig } from '../config/load.ts';
-import type { GtidState } from '../gtid/index.ts';
+import { parseGtid, type GtidState } from '../gtid/index.ts';
 
 /** What candidate choice needs to know about one replica of the failed primary. */
 export interface ReplicaFacts {
@@ -45,7 +45,9 @@ export interface CandidateChoice {
  * among the rest, the one missing the fewest transactions of what any reachable replica has; ties
  * go to `prefer`, then the old primary's data center, then config order. If another replica (say a
  * `never` one) is ahead of the winner, the winner catches up from it first; if no single replica
- * holds everything (they diverged), refuse rather than lose something.
+ * holds everything (they diverged), refuse rather than lose something. The catch-up source never
+ * has errant transactions (they would be copied to the new primary): when only such a replica
+ * holds what the winner lacks, refuse.
  */
 export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryDataCenter?: string; oldPrimaryOrigin?: string; maxLagSeconds?: number }): CandidateChoice {
   const rejected: { id: string; why: string }[] = [];
@@ -70,21 +72,28 @@ export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryData
 
   // A replica holding transactions that no other replica has and that did not come from the old
   // primary wrote them itself: errant, whatever the monitor saw earlier.
-  const errantNow = new Map<string, string>();
+  const errantNow = new Map<string, GtidState>();
   // Without knowing the old primary's origin, a replica that is merely ahead would look errant.
   if (reachable.length > 1 && opts.oldPrimaryOrigin !== undefined) {
     for (const r of reachable) {
       let others: GtidState | undefined;
       for (const o of reachable) if (o !== r) others = others ? others.union(o.executed!) : o.executed!;
       const extra = r.executed!.subtract(others!).withoutOrigin(opts.oldPrimaryOrigin);
-      if (!extra.isEmpty()) errantNow.set(r.instance.id, extra.toString());
+      if (!extra.isEmpty()) errantNow.set(r.instance.id, extra);
     }
+  }
+  // Every replica with errant transactions, with the set when it is known as GTIDs.
+  const errantOf = new Map<string, { text: string; set?: GtidState }>();
+  for (const r of reachable) {
+    const now = errantNow.get(r.instance.id);
+    if (r.errant !== undefined) errantOf.set(r.instance.id, { text: r.errant, set: parseOrUndefined(r.executed!.flavor, r.errant) });
+    else if (now) errantOf.set(r.instance.id, { text: now.toString(), set: now });
   }
 
   const allowed: ReplicaFacts[] = [];
   for (const r of reachable) {
     const id = r.instance.id;
-    const errant = r.errant ?? errantNow.get(id);
+    const errant = errantOf.get(id)?.text;
     const why =
       r.maintenance ? 'in maintenance'
       : r.instance.promotion === 'never' ? 'promotion rule is never'
@@ -129,9 +138,22 @@ export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryData
     else reasons.push(`tie with ${runnerUp.instance.id} broken by config order`);
   }
 
+  // Errant transactions are never carried over: catching up from a replica that has them would
+  // copy them to the new primary. What a state lacks may be only other replicas' errant sets; an
+  // errant set that covers part of the state's own history (a MariaDB entry in a shared domain
+  // implies the transactions before it) proves nothing.
+  const errantSets = [...errantOf.values()];
+  const lacksOnlyErrant = (x: GtidState) => errantSets.every((e) => e.set && x.subtract(e.set).equals(x)) && errantSets.reduce((acc, e) => acc.union(e.set!), x).contains(everything);
   let catchUpFrom: string | undefined;
-  if (bestMissing > 0n) {
-    const holder = reachable.find((r) => r.executed!.contains(everything));
+  if (bestMissing > 0n && !lacksOnlyErrant(best.executed!)) {
+    const holder = reachable.find((r) => !errantOf.has(r.instance.id) && (r.executed!.contains(everything) || lacksOnlyErrant(r.executed!)));
+    const errantHolder = reachable.find((r) => r.executed!.contains(everything));
+    if (!holder && errantHolder)
+      return {
+        reasons,
+        rejected,
+        refusal: `${best.instance.id} lacks transactions that only ${errantHolder.instance.id} holds, and ${errantHolder.instance.id} has errant transactions ${errantOf.get(errantHolder.instance.id)?.text}: catching up from it would copy them to the new primary, promoting without it could lose acknowledged writes. Rewind or rebuild ${errantHolder.instance.id} (regent rejoin, regent clone), or fail over by hand`,
+      };
     if (!holder)
       return {
         reasons,
@@ -142,6 +164,16 @@ export function chooseCandidate(replicas: ReplicaFacts[], opts: { oldPrimaryData
       return { reasons, rejected, refusal: `${holder.instance.id} holds transactions ${best.instance.id} lacks but cannot serve as a source (binary log)` };
     catchUpFrom = holder.instance.id;
     reasons.push(`${best.instance.id} first catches up from ${holder.instance.id}, which has ${bestMissing} more transaction(s)`);
+  } else if (bestMissing > 0n) {
+    reasons.push(`${best.instance.id} lacks only errant transactions of other replicas: nothing to catch up`);
   }
   return { candidate: best.instance.id, catchUpFrom, reasons, rejected };
+}
+
+function parseOrUndefined(flavor: GtidState['flavor'], text: string): GtidState | undefined {
+  try {
+    return parseGtid(flavor, text);
+  } catch {
+    return undefined;
+  }
 }

@@ -115,11 +115,11 @@ export function planFailover(view: ClusterView, analysis: Analysis, trigger: str
   return { cluster: view.cluster.name, kind: 'failover', oldPrimary, choice, replicas, steps, trigger };
 }
 
-/** The old primary's GTID origin when it is unreachable: the server id its replicas saw it with. */
+/** The old primary's GTID origin when it is unreachable, as its replicas saw it (MariaDB server_id, MySQL server_uuid). */
 export function originSeenByReplicas(view: ClusterView, oldPrimary: string): string | undefined {
   for (const o of view.observations.values()) {
     const r = o.replica;
-    if (r && `${r.sourceHost}:${r.sourcePort}` === oldPrimary && r.sourceServerId) return String(r.sourceServerId);
+    if (r && `${r.sourceHost}:${r.sourcePort}` === oldPrimary && r.sourceOrigin) return r.sourceOrigin;
   }
   return undefined;
 }

@@ -33,6 +33,12 @@ export interface ReplicaStatus {
   receivedHeartbeats: bigint | null;
   heartbeatPeriod: number | null;
   sourceServerId: number;
+  /**
+   * What marks the source's own transactions in GTIDs, as this replica last saw it (MariaDB
+   * Master_Server_Id, MySQL Source_UUID; '' when unknown): the old primary's origin when it
+   * cannot be asked.
+   */
+  sourceOrigin: string;
 }
 
 export interface ServerSettings {

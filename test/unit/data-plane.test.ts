@@ -78,6 +78,7 @@ describe('data plane with pipe processes', () => {
     const s = await r.client();
     assert.equal(await r.roundTrip(s, 'x'), 'x');
     const before = plane.pids;
+    assert.equal(before.length, 2, 'two pipe processes to kill');
     const closed = once(s, 'close');
     const reported = r.closes.length;
     // Kill both: whichever carried the connection, it ends.
@@ -95,6 +96,7 @@ describe('data plane with pipe processes', () => {
     assert.equal(await r.roundTrip(s, 'y'), 'y');
     const id = r.ids.at(-1)!;
     const pids = plane.pids;
+    assert.equal(pids.length, 2, 'two pipe processes to stop');
     for (const pid of pids) process.kill(pid, 'SIGSTOP');
     try {
       const started = Date.now();
@@ -109,6 +111,8 @@ describe('data plane with pipe processes', () => {
 
   test('stop ends every pipe process', async () => {
     const pids = plane.pids;
+    // Without this, an empty list would pass the loop below without checking anything.
+    assert.equal(pids.length, 2, 'two pipe processes running before stop');
     await plane.stop();
     for (const pid of pids) assert.equal(isAlive(pid), false, `pipe process ${pid} still running`);
   });

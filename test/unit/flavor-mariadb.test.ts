@@ -128,6 +128,7 @@ test('mariadb: parses the default connection and ignores the named one', () => {
   assert.equal(st.receivedHeartbeats, 1742n);
   assert.equal(st.heartbeatPeriod, 0.5);
   assert.equal(st.sourceServerId, 1);
+  assert.equal(st.sourceOrigin, '1');
 });
 
 test('mariadb: the named connection is ignored whatever the row order', () => {

@@ -110,6 +110,8 @@ test('mysql: parses a healthy replica', () => {
   assert.equal(st.receivedHeartbeats, null);
   assert.equal(st.heartbeatPeriod, null);
   assert.equal(st.sourceServerId, 101);
+  // The GTID origin of the source is its server_uuid, not its server id.
+  assert.equal(st.sourceOrigin, PRIMARY);
   assert.equal(st.receivedGtid.flavor, 'mysql');
   // Retrieved ∪ Executed: never behind what the replica has applied.
   assert.equal(st.receivedGtid.toString(), `${PRIMARY}:1-1187,${REPLICA}:1-5`);

@@ -356,6 +356,38 @@ test('mariadb property: subtract is empty exactly when the other side contains t
   );
 });
 
+/**
+ * countMissingFrom by its definition, domain by domain: the seq difference where this side is
+ * ahead, one where the domain forked at the same seq (at least one transaction, the exact number is
+ * unknowable from positions), nothing where the other side covers it.
+ */
+function missingByDefinition(a: MariaGtidPosition, b: MariaGtidPosition): bigint {
+  let n = 0n;
+  for (const g of a.entries()) {
+    const o = b.get(g.domain);
+    if (o && o.seq === g.seq && o.server !== g.server) n += 1n;
+    else if (g.seq > (o?.seq ?? 0n)) n += g.seq - (o?.seq ?? 0n);
+  }
+  return n;
+}
+
+const missingCases: { a: string; b: string; expect: bigint; why: string }[] = [
+  { a: '0-1-10', b: '0-1-7', expect: 3n, why: 'ahead in one domain by the seq difference' },
+  { a: '0-1-10', b: '', expect: 10n, why: 'against nothing, every transaction of the domain' },
+  { a: '0-1-10,1-2-5', b: '0-1-10', expect: 5n, why: 'a whole domain the other lacks' },
+  { a: '0-1-10', b: '0-2-10', expect: 1n, why: 'forked at the same seq: at least one' },
+  { a: '0-1-10', b: '0-1-12', expect: 0n, why: 'behind: nothing missing' },
+  { a: '0-1-0', b: '', expect: 0n, why: 'a seq-0 entry carries no transaction' },
+  { a: '0-1-10,1-1-3,2-3-9', b: '0-2-8,1-1-3,2-3-4', expect: 7n, why: 'summed over domains (2 + 0 + 5)' },
+];
+
+for (const c of missingCases) {
+  test(`mariadb: countMissingFrom(${c.a || '(empty)'} from ${c.b || '(empty)'}) is ${c.expect}: ${c.why}`, () => {
+    assert.equal(p(c.a).countMissingFrom(p(c.b)), c.expect);
+    assert.equal(missingByDefinition(p(c.a), p(c.b)), c.expect);
+  });
+}
+
 test('mariadb property: countMissingFrom is zero against itself and against anything containing it', () => {
   fc.assert(
     fc.property(posArb, posArb, (a, b) => {
@@ -363,7 +395,7 @@ test('mariadb property: countMissingFrom is zero against itself and against anyt
       assert.equal(a.countMissingFrom(a.union(b)) === 0n, true);
       // Positive exactly when something is missing, except for seq-0 entries which carry no transactions.
       const missing = a.countMissingFrom(b);
-      assert.ok(missing >= 0n);
+      assert.equal(missing, missingByDefinition(a, b));
       if (missing > 0n) assert.ok(!b.contains(a));
       if (!b.contains(a) && a.entries().every((g) => g.seq > 0n)) assert.ok(missing > 0n);
     }),

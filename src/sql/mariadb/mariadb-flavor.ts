@@ -97,6 +97,7 @@ export class MariadbFlavor implements Flavor {
       receivedHeartbeats: row['Slave_received_heartbeats'] === undefined ? null : big(row['Slave_received_heartbeats']),
       heartbeatPeriod: nullableNumber(row['Slave_heartbeat_period']),
       sourceServerId: int(row['Master_Server_Id']),
+      sourceOrigin: int(row['Master_Server_Id']) ? String(int(row['Master_Server_Id'])) : '',
     };
   }
 

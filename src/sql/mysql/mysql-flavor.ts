@@ -141,6 +141,8 @@ export class MysqlFlavor implements Flavor {
       receivedHeartbeats: null,
       heartbeatPeriod: null,
       sourceServerId: int(row['Source_Server_Id']),
+      // GTIDs carry the server_uuid, not the server id.
+      sourceOrigin: text(row['Source_UUID']).trim().toLowerCase(),
     };
   }
 
