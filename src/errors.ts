@@ -150,6 +150,8 @@ export class ApiError extends RegentError {
   constructor(
     readonly status: number,
     message: string,
+    /** More fields for the JSON body beside `error` (say, where the leader of a cluster answers). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }

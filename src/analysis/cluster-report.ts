@@ -52,6 +52,8 @@ export interface ClusterReport {
   decidedPrimary?: string;
   /** Former primaries Regent fenced. */
   fenced?: string[];
+  /** The manager that leads (acts on) this cluster, when known. */
+  leader?: string;
   instances: InstanceReport[];
   problems: Problem[];
 }
@@ -114,7 +116,7 @@ export function clusterReport(cluster: ClusterConfig, observations: Map<string, 
 /** The report as a terminal tree: the primary, its replicas under it, then orphans and problems. */
 export function renderClusterText(report: ClusterReport): string {
   const lines: string[] = [];
-  lines.push(`cluster ${report.name}: ${report.health.toUpperCase()}${report.primary ? `, primary ${report.primary}` : ', no primary'}`);
+  lines.push(`cluster ${report.name}: ${report.health.toUpperCase()}${report.primary ? `, primary ${report.primary}` : ', no primary'}${report.leader ? `, led by ${report.leader}` : ''}`);
   if (report.endpoints.writer || report.endpoints.reader)
     lines.push(`  endpoints: writer ${report.endpoints.writer ?? '(none)'}, reader ${report.endpoints.reader ?? '(none)'}`);
   const byId = new Map(report.instances.map((i) => [i.id, i]));

@@ -17,8 +17,8 @@ import type { RoutingTable } from '../router/routing-table.ts';
 export interface ManagerApi {
   clusterNames(): string[];
   cluster(name: string): ClusterApi | undefined;
-  /** This manager executes plans (the leader, or the only manager). */
-  isLeader(): boolean;
+  /** This manager leads the cluster: it alone executes plans for it. */
+  isLeader(cluster: string): boolean;
   managers(): Promise<(ManagerInfo & { self: boolean; backend: string })[]>;
   readJournal(cluster?: string): Promise<JournalEntry[]>;
   /** Every event worth telling a live display; returns the unsubscribe function. */

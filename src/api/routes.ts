@@ -56,8 +56,16 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     if (!c) throw new ApiError(404, `no cluster named "${name}" (clusters: ${manager.clusterNames().join(', ')})`);
     return c;
   };
-  const requireLeader = () => {
-    if (!manager.isLeader()) throw new ApiError(409, 'this manager is not the leader; send actions to the leader (GET /api/v1/managers)');
+  /** Actions on a cluster go to the manager that leads it; the refusal says which one that is. */
+  const requireLeader = async (c: ClusterApi) => {
+    const name = c.config.name;
+    if (manager.isLeader(name)) return;
+    const leader = (await manager.managers().catch(() => [])).find((m) => m.leads?.includes(name));
+    throw new ApiError(
+      409,
+      leader ? `this manager does not lead cluster ${name}; ${leader.id} does${leader.api ? ` (API ${leader.api})` : ''}` : `no manager leads cluster ${name} right now; try again in a few seconds (GET /api/v1/managers)`,
+      leader?.api ? { leader: leader.id, leaderApi: leader.api } : undefined,
+    );
   };
   const instanceOf = (c: ClusterApi, id: string) => {
     const inst = c.config.instances.find((i) => i.id === id || i.name === id);
@@ -143,7 +151,7 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     body: failoverBody,
     handler: async ({ params, body }) => {
       const c = clusterOf(params['cluster']!);
-      requireLeader();
+      await requireLeader(c);
       const result = await c.failover({ force: body.force, trigger: 'manual (API)' });
       if ('refusal' in result) throw refused(result, 'no failover: ');
       return { status: result.ok ? 200 : 500, json: result };
@@ -157,7 +165,7 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     body: switchoverBody,
     handler: async ({ params, body }) => {
       const c = clusterOf(params['cluster']!);
-      requireLeader();
+      await requireLeader(c);
       const result = await c.switchover(body.target ? instanceOf(c, body.target).id : undefined, 'manual (API)');
       if ('refusal' in result) throw refused(result);
       return { status: result.ok ? 200 : 500, json: result };
@@ -171,7 +179,7 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     body: noBody,
     handler: async ({ params }) => {
       const c = clusterOf(params['cluster']!);
-      requireLeader();
+      await requireLeader(c);
       const r = await c.rejoin(instanceOf(c, params['instance']!).id, 'manual (API)');
       if ('refusal' in r) throw refused(r);
       return { status: r.ok ? 200 : 409, json: r };
@@ -185,7 +193,7 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     body: repairBody,
     handler: async ({ params, body }) => {
       const c = clusterOf(params['cluster']!);
-      requireLeader();
+      await requireLeader(c);
       const r = await c.repair(instanceOf(c, params['instance']!).id, body.action);
       if ('refusal' in r) throw refused(r);
       return { status: r.ok ? 200 : 409, json: r };
@@ -214,7 +222,7 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     body: noBody,
     handler: async ({ params }) => {
       const c = clusterOf(params['cluster']!);
-      requireLeader();
+      await requireLeader(c);
       const d = await c.acknowledge();
       manager.emitEvent({ type: 'ack', cluster: c.config.name });
       return { json: { acknowledgedAt: d.acknowledgedAt, lastRecovery: d.lastRecovery } };
@@ -229,7 +237,7 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     handler: async ({ params, body }) => {
       const c = clusterOf(params['cluster']!);
       const inst = instanceOf(c, params['instance']!);
-      requireLeader();
+      await requireLeader(c);
       const until = Date.now() + body.minutes * 60000;
       await c.setMaintenance(inst.id, until);
       manager.emitEvent({ type: 'maintenance', cluster: c.config.name, instance: inst.id, until });
@@ -244,7 +252,7 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
     handler: async ({ params }) => {
       const c = clusterOf(params['cluster']!);
       const inst = instanceOf(c, params['instance']!);
-      requireLeader();
+      await requireLeader(c);
       await c.setMaintenance(inst.id, undefined);
       manager.emitEvent({ type: 'maintenance', cluster: c.config.name, instance: inst.id, until: null });
       return { json: { instance: inst.id, maintenance: false } };

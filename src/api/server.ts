@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type { Registry } from 'prom-client';
 import type { Secret } from '../util/secret.ts';
 import type { Logger } from '../util/log.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, ConfigError } from '../errors.ts';
 
 
 export interface ApiRequest {
@@ -76,7 +76,7 @@ export class ApiServer {
     // A CLI host's config may carry only tls.ca; a manager started with it would serve plain http
     // to clients that expect https.
     if (tls && (!tls.cert || !tls.key))
-      return Promise.reject(Object.assign(new Error('manager.api.tls has no cert and key, so the API cannot serve https: add them, or remove manager.api.tls (ca alone is for CLI hosts)'), { name: 'ConfigError' }));
+      return Promise.reject(new ConfigError('manager.api.tls has no cert and key, so the API cannot serve https: add them, or remove manager.api.tls (ca alone is for CLI hosts)'));
     return new Promise((resolve, reject) => {
       const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
       let server: Server;
@@ -84,7 +84,7 @@ export class ApiServer {
         server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
       } catch (e) {
         // OpenSSL's words (key values mismatch, bad decrypt...) with the keys to look at.
-        reject(Object.assign(new Error(`manager.api.tls: cannot serve https with this cert and key: ${(e as Error).message}`), { name: 'ConfigError' }));
+        reject(new ConfigError(`manager.api.tls: cannot serve https with this cert and key: ${(e as Error).message}`));
         return;
       }
       server.once('error', reject);
@@ -143,7 +143,7 @@ export class ApiServer {
       const status = e instanceof ApiError ? e.status : 500;
       if (status === 500) this.log.error({ event: 'api_error', method, path: url.pathname, err: (e as Error).message }, 'API handler failed');
       if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-      res.end(JSON.stringify({ error: (e as Error).message }));
+      res.end(JSON.stringify({ error: (e as Error).message, ...(e instanceof ApiError ? e.details : undefined) }));
     }
   }
 }

@@ -64,15 +64,24 @@ const UNTRUSTED = new Set([
 export async function callManager(config: Config, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, timeoutMs = 120000): Promise<ManagerAnswer | undefined> {
   if (!config.api) return undefined;
   const base = apiBaseUrl(config.api);
+  const answer = await send(config, base, method, path, body, timeoutMs);
+  // Each cluster has its own leader: a manager that does not lead this one says who does.
+  const leaderApi = answer?.status === 409 ? answer.json['leaderApi'] : undefined;
+  if (typeof leaderApi === 'string' && leaderApi !== base) return (await send(config, leaderApi, method, path, body, timeoutMs)) ?? answer;
+  return answer;
+}
+
+async function send(config: Config, base: string, method: 'GET' | 'POST' | 'DELETE', path: string, body: unknown, timeoutMs: number): Promise<ManagerAnswer | undefined> {
+  const api = config.api!;
   const url = new URL(path, base);
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
-  const token = config.api.token?.reveal();
+  const token = api.token?.reveal();
   if (token) headers['authorization'] = `Bearer ${token}`;
   const payload = body === undefined ? undefined : JSON.stringify(body);
   if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
   const https = url.protocol === 'https:';
-  const ca = caOverride?.pem ?? config.api.tls?.ca;
-  const caName = caOverride ? `${caOverride.from}` : config.api.tls?.ca ? 'manager.api.tls.ca' : 'the system CAs';
+  const ca = caOverride?.pem ?? api.tls?.ca;
+  const caName = caOverride ? `${caOverride.from}` : api.tls?.ca ? 'manager.api.tls.ca' : 'the system CAs';
   return new Promise<ManagerAnswer | undefined>((done, fail) => {
     const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];

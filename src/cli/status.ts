@@ -37,7 +37,8 @@ function renderManagers(config: Config, managers: ManagerInfo[] | string): strin
   const lines = [`managers (${config.coordination.backend}):`];
   for (const m of managers) {
     const lease = m.leader && m.leaseRemainingSeconds !== undefined ? `, lease ${m.leaseRemainingSeconds}/${m.leaseTtlSeconds} s left` : '';
-    lines.push(`  ${m.leader ? '★ leader  ' : '  follower'} ${m.id}${m.api ? `  api ${m.api}` : ''}  up ${Math.round((Date.now() - m.startedAt) / 1000)} s${lease}`);
+    const leads = m.leads && config.clusters.length > 1 ? `  leads ${m.leads.join(', ') || 'nothing'}` : '';
+    lines.push(`  ${m.leader ? '★ leader  ' : '  follower'} ${m.id}${m.api ? `  api ${m.api}` : ''}  up ${Math.round((Date.now() - m.startedAt) / 1000)} s${lease}${leads}`);
   }
   return lines.join('\n');
 }
@@ -61,6 +62,8 @@ export async function statusCommand(config: Config, opts: { json?: boolean; clus
     reports.push(clusterReport(cluster, observations, analysis));
   }
   const managers = await managersOf(config);
+  // Each cluster has its own leader: say which manager acts on it.
+  if (typeof managers !== 'string') for (const r of reports) r.leader = managers.find((m) => m.leads?.includes(r.name))?.id;
   if (opts.json) process.stdout.write(`${JSON.stringify({ clusters: reports, ...(typeof managers === 'string' ? { managers: undefined, managersError: managers } : { managers }) }, null, 2)}\n`);
   else {
     process.stdout.write(`${reports.map(renderClusterText).join('\n\n')}\n`);

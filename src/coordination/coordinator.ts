@@ -36,27 +36,44 @@ export interface ManagerInfo {
   pid: number;
   api?: string;
   startedAt: number;
+  /** It leads at least one cluster. */
   leader: boolean;
-  /** Since when the leader holds its leadership (ms since epoch). */
+  /** The clusters it leads (each cluster has its own leader). */
+  leads?: string[];
+  /** Since when this manager leads something (ms since epoch; self only). */
   leaderSince?: number;
-  /** When the leader last renewed its lease. */
+  /** When this manager last renewed its lease (self only). */
   leaseRenewedAt?: number;
-  /** Seconds left on the leader's lease as etcd sees it, and its TTL. */
+  /** Seconds left on its lease as etcd sees it, and its TTL. */
   leaseRemainingSeconds?: number;
   leaseTtlSeconds?: number;
 }
 
+/**
+ * Each cluster has one acting manager, its leader: only it executes plans and writes the cluster's
+ * shared state. With the local backend that is the one manager for every cluster; with etcd,
+ * managers spread the clusters between them.
+ */
 export interface Coordinator {
   readonly backend: 'local' | 'etcd';
-  /** Joins the coordination (elections, registration). */
-  start(self: Omit<ManagerInfo, 'leader'>): Promise<void>;
-  /** Only the leader executes plans. */
-  isLeader(): boolean;
-  /** Called when this manager becomes leader (true) or stops being leader (false). */
-  onLeadership(listener: (leader: boolean) => void): void;
-  /** Every manager known, with the leader marked. */
+  /** Joins the coordination (registration, campaigning for a fair share of `clusters`). */
+  start(self: Omit<ManagerInfo, 'leader'>, clusters: string[]): Promise<void>;
+  /** The clusters to lead changed (the inventory was reloaded). */
+  setClusters(clusters: string[]): void;
+  /** This manager leads `cluster` now: it alone may act on it. */
+  isLeader(cluster: string): boolean;
+  /** The clusters this manager leads now. */
+  leads(): string[];
+  /** Called when this manager starts (true) or stops (false) leading a cluster. */
+  onLeadership(listener: (cluster: string, leader: boolean) => void): void;
+  /**
+   * Asked before a cluster is handed to another manager (one that joined, to even the load): a
+   * cluster is given up only between recoveries.
+   */
+  setReleaseCheck(mayRelease: (cluster: string) => boolean): void;
+  /** Every manager known, with what each leads. */
   managers(): Promise<ManagerInfo[]>;
-  /** Publishes a cluster's topology for clients (service discovery); no-op for local. */
+  /** Publishes a cluster's topology for clients (service discovery). */
   publishTopology(cluster: string, topology: { primary?: string; replicas: string[] }): Promise<void>;
   appendJournal(entry: JournalEntry): Promise<void>;
   readJournal(cluster?: string): Promise<JournalEntry[]>;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
@@ -23,15 +24,29 @@ export interface EtcdSettings {
   auth?: { user: string; password: Secret };
 }
 
+/** Rendezvous score: each manager ranks the clusters its own way, the same way every time. */
+function preference(manager: string, cluster: string): string {
+  return createHash('sha1').update(`${manager}\0${cluster}`).digest('hex');
+}
+
+interface LeaderKey {
+  manager: string;
+  createRevision: string;
+  lease: string;
+}
+
 /**
- * Several managers, one leader, through etcd. The leader is whoever created `<prefix>/_leader`
- * with its lease; only the leader acts, and every write it makes (journal, state, discovery) is an
- * etcd transaction that also checks that key still carries its id and creation revision, so a
- * manager that lost its lease (expired, partitioned) cannot write anything once another leader
- * exists. It also stops acting on its own: leadership counts only while the last successful lease
- * renewal is younger than the TTL.
+ * Several managers, each cluster led by one of them, through etcd. A manager leads a cluster while
+ * `<prefix>/_leaders/<cluster>` exists with its id, created with its lease. Managers campaign only
+ * while they lead fewer than their fair share (ceil(clusters / live managers)) and give a cluster
+ * up, between recoveries, when they lead more (a manager joined); a dead manager's keys vanish with
+ * its lease and the others take its clusters over. Every write a leader makes for a cluster
+ * (journal, state, discovery) is an etcd transaction that also checks that cluster's leader key
+ * still carries its id and creation revision, so a manager that lost a cluster (lease expired,
+ * partitioned) cannot write anything for it once another leads it. It also stops acting on its
+ * own: leadership counts only while the last successful lease renewal is younger than the TTL.
  *
- * Keys: <prefix>/_leader, <prefix>/_managers/<id>, <prefix>/_journal/<cluster>/<time>-<seq>,
+ * Keys: <prefix>/_leaders/<cluster>, <prefix>/_managers/<id>, <prefix>/_journal/<cluster>/<time>-<seq>,
  * <prefix>/_state/<cluster>, and for clients <prefix>/<cluster>/primary and .../replicas.
  */
 export class EtcdCoordinator implements Coordinator {
@@ -40,15 +55,21 @@ export class EtcdCoordinator implements Coordinator {
   #lease?: Lease;
   #leaseId?: string;
   #self?: Omit<ManagerInfo, 'leader'>;
-  #leaderRevision?: string;
+  #clusters: string[] = [];
+  /** Clusters this manager leads, with the creation revision of its leader key. */
+  #leading = new Map<string, string>();
   #leaderSince?: number;
   #renewedAt = 0;
-  #listeners: ((leader: boolean) => void)[] = [];
-  #watcher?: Watcher;
+  #listeners: ((cluster: string, leader: boolean) => void)[] = [];
+  #watchers: Watcher[] = [];
   #closed = false;
   #seq = 0;
-  #wasLeader = false;
+  /** What each listener was last told, per cluster. */
+  #told = new Map<string, boolean>();
   #timer?: NodeJS.Timeout;
+  #reconciling = false;
+  #again = false;
+  #mayRelease: (cluster: string) => boolean = () => true;
 
   constructor(
     readonly settings: EtcdSettings,
@@ -68,17 +89,24 @@ export class EtcdCoordinator implements Coordinator {
     return [this.settings.prefix.replace(/\/$/, ''), ...parts].join('/');
   }
 
-  async start(self: Omit<ManagerInfo, 'leader'>): Promise<void> {
+  async start(self: Omit<ManagerInfo, 'leader'>, clusters: string[]): Promise<void> {
     this.#self = self;
+    this.#clusters = [...clusters];
     await this.checkAccess();
     await this.#newLease();
-    this.#watchLeader();
+    this.#watch();
     // Leadership is re-evaluated on a timer too: expiry of our own lease is noticed without etcd.
-    this.#timer = setInterval(() => {
-      this.#checkLeadership();
-      if (!this.#leaderRevision) void this.#campaign();
-    }, 250);
-    void this.#campaign();
+    this.#timer = setInterval(() => this.#nudge(), 250);
+    this.#nudge();
+  }
+
+  setClusters(clusters: string[]): void {
+    this.#clusters = [...clusters];
+    this.#nudge();
+  }
+
+  setReleaseCheck(mayRelease: (cluster: string) => boolean): void {
+    this.#mayRelease = mayRelease;
   }
 
   /**
@@ -88,7 +116,7 @@ export class EtcdCoordinator implements Coordinator {
    */
   async checkAccess(): Promise<void> {
     try {
-      await this.#client.get(this.#key('_leader')).string();
+      await this.#client.get(this.#key('_managers', '')).string();
     } catch (e) {
       const refused = accessRefused(e, this.settings);
       if (refused) {
@@ -106,10 +134,11 @@ export class EtcdCoordinator implements Coordinator {
     });
     lease.on('lost', (err) => {
       if (this.#lease !== lease || this.#closed) return;
-      this.log.warn({ event: 'etcd_lease_lost', err: err.message }, 'etcd lease lost; not leader until a new lease is granted');
-      this.#leaderRevision = undefined;
+      this.log.warn({ event: 'etcd_lease_lost', err: err.message }, 'etcd lease lost; leading nothing until a new lease is granted');
+      this.#leading.clear();
       this.#lease = undefined;
-      this.#checkLeadership();
+      this.#leaseId = undefined;
+      this.#tell();
       setTimeout(() => void this.#newLease().catch(() => undefined), 500);
     });
     try {
@@ -121,55 +150,136 @@ export class EtcdCoordinator implements Coordinator {
     }
   }
 
-  #watchLeader(): void {
-    void this.#client
-      .watch()
-      .key(this.#key('_leader'))
-      .create()
-      .then((w) => {
-        this.#watcher = w;
-        w.on('delete', () => void this.#campaign());
-        w.on('error', () => undefined);
-      })
-      .catch(() => undefined);
+  /** Leader keys vanishing (a manager died, one gave a cluster up) and managers joining or leaving: look again at once. */
+  #watch(): void {
+    for (const prefix of [this.#key('_leaders', ''), this.#key('_managers', '')]) {
+      void this.#client
+        .watch()
+        .prefix(prefix)
+        .create()
+        .then((w) => {
+          if (this.#closed) return void w.cancel();
+          this.#watchers.push(w);
+          w.on('delete', () => this.#nudge());
+          w.on('put', () => this.#nudge());
+          w.on('error', () => undefined);
+        })
+        .catch(() => undefined);
+    }
   }
 
-  /** Tries to become leader: create the leader key with our lease if nobody holds it. */
-  async #campaign(): Promise<void> {
-    if (this.#closed || !this.#lease || !this.#leaseId || this.#leaderRevision) return;
-    try {
-      const key = this.#key('_leader');
-      const res = await this.#client
-        .if(key, 'Create', '==', 0)
-        .then(this.#client.put(key).value(this.#self!.id).lease(this.#leaseId))
-        .else(this.#client.get(key))
-        .commit();
-      if (res.succeeded) {
-        this.#leaderRevision = String(res.header.revision);
-        this.#leaderSince = Date.now();
-        this.log.warn({ event: 'leader_elected', manager: this.#self!.id, revision: this.#leaderRevision }, `this manager is now the leader`);
-      } else {
-        const kv = res.responses[0]?.response_range?.kvs?.[0];
-        // Our own key from a previous campaign on this same lease (e.g. after a watch hiccup).
-        if (kv && kv.value.toString() === this.#self!.id && String(kv.lease) === this.#leaseId) this.#leaderRevision = String(kv.create_revision);
+  #nudge(): void {
+    if (this.#reconciling) {
+      this.#again = true;
+      return;
+    }
+    this.#reconciling = true;
+    void (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#reconcile();
+        } while (this.#again && !this.#closed);
+      } finally {
+        this.#reconciling = false;
       }
-    } catch {
-      // etcd unreachable: stay a follower
-    }
-    this.#checkLeadership();
+    })();
   }
 
-  #checkLeadership(): void {
-    const leader = this.isLeader();
-    if (leader === this.#wasLeader) return;
-    this.#wasLeader = leader;
-    if (!leader) {
-      this.log.warn({ event: 'leadership_lost', manager: this.#self?.id }, 'this manager is no longer the leader: it stops acting');
-      // Our key may still exist (renewals failed but the lease did not expire yet): forget it so we
-      // re-campaign properly once etcd answers again.
-      if (Date.now() - this.#renewedAt >= this.settings.leaseTtlSeconds * 1000) this.#leaderRevision = undefined;
+  /**
+   * Compares what this manager believes it leads with etcd, then campaigns for free clusters while
+   * under its fair share, or gives one up while over it.
+   */
+  async #reconcile(): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#fresh() || !this.#leaseId) {
+      this.#tell();
+      return;
     }
-    for (const l of this.#listeners) l(leader);
+    let leaders: Map<string, LeaderKey>;
+    let managers: string[];
+    try {
+      const [l, m] = await Promise.all([this.#client.getAll().prefix(this.#key('_leaders', '')).exec(), this.#client.getAll().prefix(this.#key('_managers', '')).keys()]);
+      leaders = new Map(
+        l.kvs.map((kv) => [kv.key.toString().slice(this.#key('_leaders', '').length), { manager: kv.value.toString(), createRevision: String(kv.create_revision), lease: String(kv.lease) }]),
+      );
+      managers = m;
+    } catch {
+      this.#tell(); // etcd unreachable: freshness decides
+      return;
+    }
+    const me = this.#self!.id;
+    // What etcd says is ours (a key we created on this lease), and nothing else.
+    for (const [cluster, rev] of [...this.#leading]) {
+      const k = leaders.get(cluster);
+      if (!k || k.manager !== me || k.createRevision !== rev) this.#leading.delete(cluster);
+    }
+    for (const [cluster, k] of leaders) if (k.manager === me && k.lease === this.#leaseId && !this.#leading.has(cluster)) this.#leading.set(cluster, k.createRevision);
+    const wanted = new Set(this.#clusters);
+    // Clusters no longer in the inventory are let go.
+    for (const cluster of [...this.#leading.keys()]) if (!wanted.has(cluster)) await this.#release(cluster);
+    const share = Math.ceil(this.#clusters.length / Math.max(1, managers.length));
+    if (this.#leading.size < share) {
+      const free = this.#clusters.filter((c) => !leaders.has(c)).sort((a, b) => (preference(me, b) < preference(me, a) ? -1 : 1));
+      for (const cluster of free) {
+        if (this.#leading.size >= share) break;
+        await this.#campaign(cluster);
+      }
+    } else if (this.#leading.size > share) {
+      // One at a time, the one this manager cares least for, and never in the middle of a recovery.
+      const mine = [...this.#leading.keys()].filter((c) => this.#mayRelease(c)).sort((a, b) => (preference(me, a) < preference(me, b) ? -1 : 1));
+      if (mine[0]) await this.#release(mine[0]);
+    }
+    this.#tell();
+  }
+
+  async #campaign(cluster: string): Promise<void> {
+    const key = this.#key('_leaders', cluster);
+    try {
+      const res = await this.#client.if(key, 'Create', '==', 0).then(this.#client.put(key).value(this.#self!.id).lease(this.#leaseId!)).commit();
+      if (!res.succeeded) return;
+      this.#leading.set(cluster, String(res.header.revision));
+      this.#leaderSince ??= Date.now();
+      this.log.warn({ event: 'leader_elected', cluster, manager: this.#self!.id, revision: String(res.header.revision) }, `this manager now leads cluster ${cluster}`);
+    } catch {
+      // etcd unreachable: try again next time
+    }
+  }
+
+  /** Stops acting on the cluster first, then removes its leader key (if it is still ours). */
+  async #release(cluster: string): Promise<void> {
+    const rev = this.#leading.get(cluster);
+    this.#leading.delete(cluster);
+    this.#tell();
+    if (rev === undefined) return;
+    const key = this.#key('_leaders', cluster);
+    try {
+      await this.#client.if(key, 'Create', '==', Number(rev)).and(key, 'Value', '==', this.#self!.id).then(this.#client.delete().key(key)).commit();
+      this.log.warn({ event: 'leadership_released', cluster, manager: this.#self!.id }, `cluster ${cluster} handed over: another manager may lead it`);
+    } catch {
+      // its lease will expire anyway
+    }
+  }
+
+  #fresh(): boolean {
+    // A margin below the TTL: stop acting before etcd could hand leadership to someone else.
+    return Date.now() - this.#renewedAt < this.settings.leaseTtlSeconds * 1000 * 0.8 && !this.#closed;
+  }
+
+  /** Tells the listeners of every change in what this manager leads. */
+  #tell(): void {
+    for (const cluster of new Set([...this.#told.keys(), ...this.#leading.keys()])) {
+      const leader = this.isLeader(cluster);
+      if (this.#told.get(cluster) === leader) continue;
+      if (!leader && this.#told.get(cluster)) {
+        this.log.warn({ event: 'leadership_lost', cluster, manager: this.#self?.id }, `this manager no longer leads cluster ${cluster}: it stops acting on it`);
+        // Our key may still exist (renewals failed but the lease did not expire yet): forget it so
+        // we campaign properly once etcd answers again.
+        if (Date.now() - this.#renewedAt >= this.settings.leaseTtlSeconds * 1000) this.#leading.delete(cluster);
+      }
+      this.#told.set(cluster, leader);
+      for (const l of this.#listeners) l(cluster, leader);
+    }
   }
 
   /** How long since etcd last confirmed this manager's lease (ms); 0 before the first grant (nothing known). */
@@ -177,58 +287,63 @@ export class EtcdCoordinator implements Coordinator {
     return this.#renewedAt === 0 ? 0 : Date.now() - this.#renewedAt;
   }
 
-  isLeader(): boolean {
-    // A margin below the TTL: stop acting before etcd could hand leadership to someone else.
-    const fresh = Date.now() - this.#renewedAt < this.settings.leaseTtlSeconds * 1000 * 0.8;
-    return Boolean(this.#leaderRevision) && fresh && !this.#closed;
+  isLeader(cluster: string): boolean {
+    return this.#leading.has(cluster) && this.#fresh();
   }
 
-  onLeadership(listener: (leader: boolean) => void): void {
+  leads(): string[] {
+    return [...this.#leading.keys()].filter((c) => this.isLeader(c)).sort();
+  }
+
+  onLeadership(listener: (cluster: string, leader: boolean) => void): void {
     this.#listeners.push(listener);
   }
 
   async managers(): Promise<ManagerInfo[]> {
-    const all = await this.#client.getAll().prefix(this.#key('_managers', '')).strings();
-    const leaderKv = (await this.#client.get(this.#key('_leader')).exec()).kvs[0];
-    const leaderId = leaderKv?.value.toString();
-    let remaining: number | undefined;
-    if (leaderKv && String(leaderKv.lease) !== '0') {
-      const ttl = await this.#client.leaseClient.leaseTimeToLive({ ID: leaderKv.lease });
-      remaining = Number(ttl.TTL);
-    }
-    return Object.values(all).map((v) => {
-      const m = JSON.parse(v) as ManagerInfo;
-      const isSelf = m.id === this.#self?.id;
-      const leader = m.id === leaderId;
-      return {
-        ...m,
-        leader,
-        leaderSince: isSelf ? this.#leaderSince : undefined,
-        leaseRenewedAt: isSelf ? this.#renewedAt : undefined,
-        leaseRemainingSeconds: leader ? remaining : undefined,
-        leaseTtlSeconds: leader ? this.settings.leaseTtlSeconds : undefined,
-      };
-    });
+    const [all, leaders] = await Promise.all([this.#client.getAll().prefix(this.#key('_managers', '')).strings(), this.#client.getAll().prefix(this.#key('_leaders', '')).strings()]);
+    const leads = new Map<string, string[]>();
+    for (const [key, manager] of Object.entries(leaders)) leads.set(manager, [...(leads.get(manager) ?? []), key.slice(this.#key('_leaders', '').length)].sort());
+    return Promise.all(
+      Object.values(all).map(async (v) => {
+        const m = JSON.parse(v) as ManagerInfo;
+        const isSelf = m.id === this.#self?.id;
+        const mine = leads.get(m.id) ?? [];
+        let remaining: number | undefined;
+        const kv = (await this.#client.get(this.#key('_managers', m.id)).exec()).kvs[0];
+        if (kv && String(kv.lease) !== '0') remaining = Number((await this.#client.leaseClient.leaseTimeToLive({ ID: kv.lease })).TTL);
+        return {
+          ...m,
+          leader: mine.length > 0,
+          leads: mine,
+          leaderSince: isSelf ? this.#leaderSince : undefined,
+          leaseRenewedAt: isSelf ? this.#renewedAt : undefined,
+          leaseRemainingSeconds: remaining,
+          leaseTtlSeconds: this.settings.leaseTtlSeconds,
+        };
+      }),
+    );
   }
 
-  /** A write that only succeeds while we still hold the leader key we created. */
-  async #fencedPut(pairs: [string, string][]): Promise<void> {
-    if (!this.isLeader()) throw new NotLeaderError('not the leader: refusing to write to etcd');
+  /** A write that only succeeds while we still hold the cluster's leader key we created. */
+  async #fencedPut(cluster: string, pairs: [string, string][]): Promise<void> {
+    const rev = this.#leading.get(cluster);
+    if (!this.isLeader(cluster) || rev === undefined) throw new NotLeaderError(`this manager does not lead cluster ${cluster}: refusing to write to etcd`);
+    const key = this.#key('_leaders', cluster);
     const res = await this.#client
-      .if(this.#key('_leader'), 'Create', '==', Number(this.#leaderRevision))
-      .and(this.#key('_leader'), 'Value', '==', this.#self!.id)
+      .if(key, 'Create', '==', Number(rev))
+      .and(key, 'Value', '==', this.#self!.id)
       .then(...pairs.map(([k, v]) => this.#client.put(k).value(v)))
       .commit();
     if (!res.succeeded) {
-      this.#leaderRevision = undefined;
-      this.#checkLeadership();
-      throw new NotLeaderError('etcd rejected the write: another manager is leader now');
+      this.#leading.delete(cluster);
+      this.#tell();
+      throw new NotLeaderError(`etcd rejected the write: another manager leads cluster ${cluster} now`);
     }
   }
 
   async appendJournal(entry: JournalEntry): Promise<void> {
     const key = this.#key('_journal', entry.cluster, `${String(entry.at).padStart(15, '0')}-${String(++this.#seq).padStart(6, '0')}-${this.#self?.id ?? ''}`);
-    await this.#fencedPut([[key, JSON.stringify(entry)]]);
+    await this.#fencedPut(entry.cluster, [[key, JSON.stringify(entry)]]);
   }
 
   async readJournal(cluster?: string): Promise<JournalEntry[]> {
@@ -246,18 +361,18 @@ export class EtcdCoordinator implements Coordinator {
 
   async updateClusterState(cluster: string, update: (s: ClusterState) => ClusterState): Promise<ClusterState> {
     const next = update(await this.getClusterState(cluster));
-    await this.#fencedPut([[this.#key('_state', cluster), JSON.stringify(next)]]);
+    await this.#fencedPut(cluster, [[this.#key('_state', cluster), JSON.stringify(next)]]);
     return next;
   }
 
   async lockCluster(cluster: string): Promise<() => Promise<void>> {
-    // Leadership is the lock: one leader acts on every cluster.
-    if (!this.isLeader()) throw new NotLeaderError(`not the leader: another manager acts on ${cluster}`);
+    // The cluster's leadership is its lock: one manager acts on it.
+    if (!this.isLeader(cluster)) throw new NotLeaderError(`this manager does not lead cluster ${cluster}: another manager acts on it`);
     return async () => {};
   }
 
   async publishTopology(cluster: string, topology: { primary?: string; replicas: string[] }): Promise<void> {
-    await this.#fencedPut([
+    await this.#fencedPut(cluster, [
       [this.#key(cluster, 'primary'), topology.primary ?? ''],
       [this.#key(cluster, 'replicas'), JSON.stringify(topology.replicas)],
     ]);
@@ -266,7 +381,7 @@ export class EtcdCoordinator implements Coordinator {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    await this.#watcher?.cancel().catch(() => undefined);
+    await Promise.all(this.#watchers.map((w) => w.cancel().catch(() => undefined)));
     await this.#lease?.revoke().catch(() => undefined);
     this.#client.close();
   }

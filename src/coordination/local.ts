@@ -19,21 +19,36 @@ export class LocalCoordinator implements Coordinator {
   }
 
   #self?: ManagerInfo;
+  #clusters: string[] = [];
 
-  async start(self: Omit<ManagerInfo, 'leader'>): Promise<void> {
+  async start(self: Omit<ManagerInfo, 'leader'>, clusters: string[]): Promise<void> {
+    this.#clusters = [...clusters];
     this.#self = { ...self, leader: true, leaderSince: self.startedAt };
   }
 
+  setClusters(clusters: string[]): void {
+    this.#clusters = [...clusters];
+  }
+
+  /** One manager (or a CLI command acting alone under the cluster lock) leads every cluster. */
   isLeader(): boolean {
     return true;
   }
 
+  leads(): string[] {
+    return [...this.#clusters];
+  }
+
   onLeadership(): void {
-    // a single manager is always the leader
+    // a single manager leads everything, always
+  }
+
+  setReleaseCheck(): void {
+    // nobody to hand a cluster to
   }
 
   async managers(): Promise<ManagerInfo[]> {
-    return this.#self ? [this.#self] : [];
+    return this.#self ? [{ ...this.#self, leads: this.leads() }] : [];
   }
 
   async publishTopology(cluster: string, topology: { primary?: string; replicas: string[] }): Promise<void> {

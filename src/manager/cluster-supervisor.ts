@@ -49,8 +49,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
     this.monitor = new ClusterMonitor(cluster, log);
     this.admin = new AdminPool(cluster);
     // Only the acting leader writes shared state; a follower or a proxy follows it.
-    this.decision = new DecisionRecord(cluster.name, coordinator, log, () => !options.observeOnly && coordinator.isLeader());
-    this.dispatcher = new Dispatcher(this, this.problems, ACTIONS, () => this.#active && this.coordinator.isLeader(), () => this.schedule());
+    this.decision = new DecisionRecord(cluster.name, coordinator, log, () => !options.observeOnly && coordinator.isLeader(cluster.name));
+    this.dispatcher = new Dispatcher(this, this.problems, ACTIONS, () => this.#active && this.coordinator.isLeader(cluster.name), () => this.schedule());
     this.manual = new ManualActions(this, this.dispatcher);
     this.monitor.on('observation', () => this.schedule());
   }
@@ -63,7 +63,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
     await this.#follow(true).catch(() => undefined);
     this.monitor.start();
     this.admin.warm(this.cluster.instances.map((i) => i.id));
-    if (this.coordinator.isLeader()) await this.becomeActive();
+    if (this.coordinator.isLeader(this.cluster.name)) await this.becomeActive();
   }
 
   /**

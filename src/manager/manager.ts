@@ -60,7 +60,7 @@ export class Manager {
     this.observeOnly = opts.observeOnly ?? false;
     this.events.setMaxListeners(100);
     if (opts.withRouter !== false && config.clusters.some(routes)) this.dataPlane = new DataPlaneLink(config, dataPlanePaths(config, this.observeOnly ? 'proxy' : 'run'), log, this.managerId);
-    this.metrics = createManagerMetrics(this.registry, () => this.supervisors.values(), () => this.coordinator.isLeader());
+    this.metrics = createManagerMetrics(this.registry, () => this.supervisors.values(), (cluster) => this.coordinator.isLeader(cluster));
     const supervisorOptions: SupervisorOptions = {
       pauseAfterStep: opts.pauseAfterStep,
       delayBeforeStep: opts.delayBeforeStep,
@@ -101,8 +101,9 @@ export class Manager {
     return [...this.supervisors.keys()];
   }
 
-  isLeader(): boolean {
-    return this.coordinator.isLeader();
+  /** This manager leads the cluster: it alone acts on it. */
+  isLeader(cluster: string): boolean {
+    return this.coordinator.isLeader(cluster);
   }
 
   readJournal(cluster?: string) {
@@ -117,7 +118,7 @@ export class Manager {
     const c = s.cluster;
     return {
       config: s.cluster,
-      report: () => s.report(),
+      report: () => ({ ...s.report(), leader: this.coordinator.isLeader(c.name) ? this.managerId : undefined }),
       decision: (): Decision => s.decision.snapshot,
       blockedUntil: () => s.blockedUntil(),
       acting: () => s.acting,
@@ -171,7 +172,7 @@ export class Manager {
         this.emitEvent({ type: 'topology', cluster, primary: a.topology.primary, decidedPrimary: s.decision.snapshot.decidedPrimary });
       }
       // Service discovery: the primary Regent decided on and the replicas fit for reads.
-      if (!this.coordinator.isLeader() || this.observeOnly) return;
+      if (!this.coordinator.isLeader(cluster) || this.observeOnly) return;
       const primary = s.decision.snapshot.decidedPrimary;
       const replicas = this.dataPlane && routes(s.cluster)
         ? this.dataPlane.table(s.cluster).readers
@@ -212,14 +213,16 @@ export class Manager {
   }
 
   async start(): Promise<void> {
-    this.coordinator.onLeadership((leader) => {
-      this.emitEvent({ type: 'leadership', leader, manager: this.managerId });
-      for (const s of this.supervisors.values()) {
-        if (leader) void s.becomeActive();
-        else s.becomePassive();
-      }
+    this.coordinator.onLeadership((cluster, leader) => {
+      this.emitEvent({ type: 'leadership', cluster, leader, manager: this.managerId });
+      const s = this.supervisors.get(cluster);
+      if (!s) return;
+      if (leader) void s.becomeActive();
+      else s.becomePassive();
     });
-    await this.coordinator.start({ id: this.managerId, host: hostname(), pid: process.pid, api: this.opts.apiAddress, startedAt: this.startedAt });
+    // A cluster is handed to another manager only between recoveries.
+    this.coordinator.setReleaseCheck((cluster) => !this.supervisors.get(cluster)?.acting);
+    await this.coordinator.start({ id: this.managerId, host: hostname(), pid: process.pid, api: this.opts.apiAddress, startedAt: this.startedAt }, [...this.supervisors.keys()]);
     if (this.config.coordination.backend === 'etcd' && this.config.coordination.primaryLease && !this.observeOnly) {
       // Losing etcd is noticed by time, not by any probe: judge the clusters again while it lasts.
       this.#leaseTimer = setInterval(() => {

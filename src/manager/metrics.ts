@@ -17,7 +17,7 @@ export interface ManagerMetrics {
  * Instance and manager metrics. Instance gauges are computed at scrape time from the supervisors'
  * latest observations, so /metrics always shows the current state and costs nothing between scrapes.
  */
-export function createManagerMetrics(registry: Registry, supervisors: () => Iterable<ClusterSupervisor>, isLeader: () => boolean): ManagerMetrics {
+export function createManagerMetrics(registry: Registry, supervisors: () => Iterable<ClusterSupervisor>, isLeader: (cluster: string) => boolean): ManagerMetrics {
   const registers = [registry];
   const perInstance = (name: string, help: string, value: (s: ClusterSupervisor, id: string) => number | undefined) =>
     new Gauge({
@@ -89,10 +89,20 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
   });
   new Gauge({
     name: 'regent_leader',
-    help: 'This manager is the leader that executes plans (1) or a follower (0)',
+    help: 'This manager leads at least one cluster (1) or none (0)',
     registers,
     collect() {
-      this.set(isLeader() ? 1 : 0);
+      this.set([...supervisors()].some((s) => isLeader(s.cluster.name)) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'regent_cluster_leader',
+    help: 'This manager leads the cluster (1): it alone acts on it; summed over managers it is 1 when the cluster has a leader',
+    labelNames: ['cluster'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of supervisors()) this.set({ cluster: s.cluster.name }, isLeader(s.cluster.name) ? 1 : 0);
     },
   });
   const buckets = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];

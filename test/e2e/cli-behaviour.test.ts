@@ -105,7 +105,7 @@ describe('CLI behaviour', () => {
     // A manual failover of a live primary: the same refusal and code as through a manager.
     const fo = await runCli(['failover', '--config', sb.configFile, '--log-format', 'text'], { env: shellEnv });
     assert.equal(fo.code, 1, out(fo));
-    assert.deepEqual(lines(fo.stderr), [`regent: failover refused: primary ${id(1)} of sandbox is alive; use \`regent switchover\` for a planned change, or --force to fence it and fail over anyway`]);
+    assert.deepEqual(lines(fo.stderr), [`regent: failover refused: primary ${id(1)} of sandbox is alive: use a switchover for a planned change, or force the failover (regent failover --force, or {"force": true} in the API) to fence it and fail over anyway`]);
   });
 
   test('regent run: every instance rejects the manager account at start: exit 2 with one line, nothing left running', async () => {
