@@ -83,8 +83,8 @@ export function buildProgram(): Command {
 
   const dataplane = program.command('dataplane').description('the process that holds every endpoint (L4 writer/reader, SQL, HAProxy checks) and outlives the manager; `regent run` starts or adopts it');
   configOption(dataplane.command('run', { isDefault: true }).description('run the data plane (started by regent run; run it yourself to manage it apart, e.g. as its own systemd unit)'))
-    .option('--socket <path>', 'control socket (default: <stateDir>/dataplane.sock)')
-    .option('--pid-file <path>', 'PID file (default: <stateDir>/dataplane.pid)')
+    .option('--socket <path>', 'control socket (default: <stateDir>/dataplane-<hash of the config path>.sock)')
+    .option('--pid-file <path>', 'PID file (default: <stateDir>/dataplane-<hash of the config path>.pid)')
     .action(async (o: { config: string; socket?: string; pidFile?: string }) => {
       process.exitCode = await dataPlaneCommand(loadConfigFile(o.config), o);
     });

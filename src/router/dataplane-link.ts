@@ -239,8 +239,3 @@ export class DataPlaneLink {
     if (pid !== undefined) await waitUntil(() => !isAlive(pid), 5000, 20);
   }
 }
-
-/** The log file of the data plane of a state directory (tests and chaos read router events there). */
-export function dataPlaneLogFile(stateDir: string, role: 'run' | 'proxy' = 'run'): string {
-  return join(stateDir, `${role === 'run' ? 'dataplane' : 'proxy-dataplane'}.log`);
-}

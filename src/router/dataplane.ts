@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import type { Coordinator } from '../coordination/coordinator.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
 import { decisionFromState } from '../decision/decision.ts';
+import { UsageError } from '../errors.ts';
 import type { Logger } from '../util/log.ts';
 import { isOurProcess, readPidFile } from '../util/processes.ts';
 import { RouterHost } from './host.ts';
@@ -20,9 +21,14 @@ export interface DataPlanePaths {
   logFile: string;
 }
 
-/** The data plane of a manager (`role: run`) or of a standalone proxy (`role: proxy`): one per state directory and role. */
+/**
+ * The data plane of a manager (`role: run`) or of a standalone proxy (`role: proxy`): one per
+ * configuration file and role, in its state directory (managers that share a state directory
+ * with different files, as several managers on one host may, each get their own).
+ */
 export function dataPlanePaths(config: Config, role: 'run' | 'proxy' = 'run'): DataPlanePaths {
-  const base = role === 'run' ? 'dataplane' : 'proxy-dataplane';
+  const tag = createHash('sha256').update(config.file).digest('hex').slice(0, 8);
+  const base = `${role === 'run' ? 'dataplane' : 'proxy-dataplane'}-${tag}`;
   return { socket: join(config.stateDir, `${base}.sock`), pidFile: join(config.stateDir, `${base}.pid`), logFile: join(config.stateDir, `${base}.log`) };
 }
 
@@ -77,8 +83,7 @@ export class DataPlaneProcess {
   }
 
   async start(): Promise<void> {
-    const other = runningDataPlane(this.paths);
-    if (other !== undefined && other !== process.pid) throw new Error(`a data plane already runs for ${this.paths.socket} (pid ${other})`);
+    this.#claim();
     // A socket file left by a data plane that died: nobody listens on it any more.
     if (existsSync(this.paths.socket)) rmSync(this.paths.socket, { force: true });
     // Client traffic waits on this process; a manager starting next to it (compiling, probing
@@ -90,9 +95,29 @@ export class DataPlaneProcess {
     }
     await this.host.start();
     await this.#listen();
-    writeFileSync(this.paths.pidFile, `${process.pid}\n`);
     this.#timer = setInterval(() => void this.#tick(), 250);
     this.log.info({ event: 'dataplane_started', pid: process.pid, socket: this.paths.socket, clusters: [...this.host.routers.keys()] }, `data plane started (pid ${process.pid})`);
+  }
+
+  /**
+   * Takes the PID file, atomically: two managers starting at once may each start a data plane,
+   * and only one may serve (the other's manager then adopts the winner).
+   */
+  #claim(): void {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(this.paths.pidFile, 'wx');
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const other = runningDataPlane(this.paths);
+        if (other !== undefined && other !== process.pid) throw new UsageError(`a data plane already runs for ${this.paths.socket} (pid ${other})`);
+        rmSync(this.paths.pidFile, { force: true }); // left by one that died
+      }
+    }
+    throw new UsageError(`could not take ${this.paths.pidFile}`);
   }
 
   #listen(): Promise<void> {

@@ -313,7 +313,7 @@ function dataPlanePidFiles(dir: string, depth = 3): string[] {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory() && !e.name.startsWith('node')) out.push(...dataPlanePidFiles(p, depth - 1));
-    else if (e.isFile() && /dataplane\.pid$/.test(e.name)) out.push(p);
+    else if (e.isFile() && /dataplane(-[0-9a-f]+)?\.pid$/.test(e.name)) out.push(p);
   }
   return out;
 }

@@ -125,9 +125,14 @@ async function routing(sb: Sandbox): Promise<Record<string, unknown>> {
 
 async function startManager(sb: Sandbox, env?: Record<string, string>): Promise<ManagerProcess> {
   const m = new ManagerProcess(sb.configFile, { env });
-  await m.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
-  // The data plane routes writes (a fresh one, or the one an earlier manager left running).
-  await eventually(async () => ((await routing(sb)).writer as { mode?: string }).mode === 'route', 5000, 'writer routing');
+  try {
+    await m.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
+    // The data plane routes writes (a fresh one, or the one an earlier manager left running).
+    await eventually(async () => ((await routing(sb)).writer as { mode?: string }).mode === 'route', 5000, 'writer routing');
+  } catch (e) {
+    await m.stop(); // not left running when the start failed
+    throw e;
+  }
   // Every instance probed and analysed once.
   await sleep(500);
   return m;

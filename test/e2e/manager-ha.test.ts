@@ -27,9 +27,11 @@ function managerConfigs(sb: Sandbox, etcd: EtcdCluster, count: number): string[]
     (d.manager['api'] as Record<string, unknown>)['listen'] = `127.0.0.1:${base + PORT.api + (k === 0 ? 0 : 4 + k)}`;
     const router = d.clusters[0]!['router'] as Record<string, unknown>;
     if (k > 0) {
-      router['writer'] = `127.0.0.1:${base + 53 + 2 * (k - 1)}`;
-      router['reader'] = `127.0.0.1:${base + 54 + 2 * (k - 1)}`;
+      // Every manager's data plane listens on endpoints of its own (44-47: free in the sandbox layout).
+      router['writer'] = `127.0.0.1:${base + 44 + 2 * (k - 1)}`;
+      router['reader'] = `127.0.0.1:${base + 45 + 2 * (k - 1)}`;
       delete router['healthCheckBasePort'];
+      delete router['sql'];
     }
     const f = join(sb.dir, `regent-m${k}.yaml`);
     writeFileSync(f, toYaml(d));
