@@ -95,8 +95,12 @@ export class EtcdCoordinator implements Coordinator {
     await this.checkAccess();
     await this.#newLease();
     this.#watch();
-    // Leadership is re-evaluated on a timer too: expiry of our own lease is noticed without etcd.
-    this.#timer = setInterval(() => this.#nudge(), 250);
+    // Leadership is re-evaluated on a timer too: expiry of our own lease is noticed without etcd,
+    // even while a call to an unreachable etcd is still waiting for its deadline.
+    this.#timer = setInterval(() => {
+      this.#tell();
+      this.#nudge();
+    }, 250);
     this.#nudge();
   }
 
