@@ -246,6 +246,23 @@ export function analyzeCluster(view: ClusterView): Analysis {
         );
     }
   }
+  // Replicas attached outside Regent (found by the manager's scout): a failover would leave them behind.
+  for (const a of view.unmanagedReplicas ?? []) {
+    if (inMaintenance(a.address)) continue;
+    problems.push(
+      problem('UnmanagedReplica', {
+        instance: a.address,
+        summary: `${a.address} replicates from ${a.source} but is not an instance of cluster ${cfg.name}: a failover would leave it behind`,
+        evidence: [
+          `${a.source}: ${a.address} (server_id ${a.serverId}) registered as its replica`,
+          a.reachable
+            ? `${a.address}: reachable by Regent; add it with \`regent cluster add-instance ${cfg.name} ${a.address}\` (or set discovery.addReplicas)`
+            : `${a.address}: not reachable by Regent (${a.error ?? 'no answer'}); if it reports an address Regent cannot reach (report_host behind NAT), set report_host/report_port on it to one Regent reaches`,
+        ],
+        data: { source: a.source, serverId: a.serverId, reachable: a.reachable ?? false, error: a.error },
+      }),
+    );
+  }
   return { topology, problems };
 }
 

@@ -122,8 +122,10 @@ export function renderClusterText(report: ClusterReport): string {
   const byId = new Map(report.instances.map((i) => [i.id, i]));
   const children = (id: string) => report.instances.filter((i) => i.role === 'replica' && i.source === id);
   const describe = (i: InstanceReport): string => {
-    if (!i.reachable) return `${i.name} ${i.id}  ${i.role.toUpperCase()}  UNREACHABLE (${i.error ?? 'no answer'})`;
-    const parts = [`${i.name} ${i.id}`, i.role, i.readOnly ? 'read_only' : 'writable', `server_id ${i.serverId}`, `gtid ${i.gtidExecuted || '(empty)'}`];
+    // An instance without a short name is named by its address: once is enough.
+    const who = i.name === i.id ? i.id : `${i.name} ${i.id}`;
+    if (!i.reachable) return `${who}  ${i.role.toUpperCase()}  UNREACHABLE (${i.error ?? 'no answer'})`;
+    const parts = [who, i.role, i.readOnly ? 'read_only' : 'writable', `server_id ${i.serverId}`, `gtid ${i.gtidExecuted || '(empty)'}`];
     const r = i.replication;
     if (r) {
       parts.push(`IO ${r.ioThread} SQL ${r.sqlThread ? 'yes' : 'no'}`, `lag ${r.secondsBehind === null ? '?' : `${r.secondsBehind}s`}`);

@@ -1,3 +1,4 @@
+import type { AttachedReplica } from '../monitor/replica-scout.ts';
 import type { ClusterConfig, InstanceConfig } from '../config/load.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Decision } from '../decision/decision.ts';
@@ -15,6 +16,8 @@ export interface ClusterView {
   decision?: Decision;
   /** This manager lost its coordination (etcd) this long ago, beyond the lease (coordination.primaryLease only). */
   leaseLostForMs?: number;
+  /** Replicas registered with an instance that are not instances of the cluster (the manager's periodic scan). */
+  unmanagedReplicas?: AttachedReplica[];
 }
 
 export interface Topology {

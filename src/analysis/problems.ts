@@ -16,7 +16,7 @@ export type ProblemScope = 'primary' | 'instance' | 'cluster';
  * What Regent does about a problem (the dispatcher maps each to its implementation). Problems
  * without an action are reported only.
  */
-export type ActionName = 'failover' | 'fence-stray-primaries' | 'fence-for-lost-lease' | 'restore-writable' | 'rejoin' | 'restart-replication' | 'repoint-replica';
+export type ActionName = 'add-replica' | 'failover' | 'fence-stray-primaries' | 'fence-for-lost-lease' | 'restore-writable' | 'rejoin' | 'restart-replication' | 'repoint-replica';
 
 /** The facts behind each problem, typed, for whatever acts on it. */
 export interface ProblemData {
@@ -59,6 +59,11 @@ export interface ProblemData {
   OrphanInstance: Record<string, never>;
   /** A replica (or a former primary) we cannot reach. */
   UnreachableInstance: Record<string, never>;
+  /**
+   * A server registered as a replica of an instance but is not an instance of the cluster (attached
+   * by hand after the cluster was registered): a failover would leave it pointing at the old primary.
+   */
+  UnmanagedReplica: { source: string; serverId: number; reachable: boolean; error?: string };
 }
 
 export type ProblemCode = keyof ProblemData;
@@ -95,6 +100,7 @@ export const PROBLEMS: { readonly [C in ProblemCode]: ProblemSpec } = {
   WritableReplica: { severity: 'warning', scope: 'instance', priority: 10, description: 'a replica has read_only off' },
   ReplicaLagging: { severity: 'warning', scope: 'instance', priority: 5, description: 'a replica is further behind than the lag threshold' },
   UnreachableInstance: { severity: 'warning', scope: 'instance', priority: 1, description: 'Regent cannot reach a replica or a former primary' },
+  UnmanagedReplica: { severity: 'warning', scope: 'instance', priority: 2, action: 'add-replica', description: 'a server replicates from the cluster but is not one of its instances: added when discovery.addReplicas is on, reported otherwise' },
 };
 
 interface ProblemOf<C extends ProblemCode> {

@@ -3,6 +3,9 @@ import type { ClusterConfig } from '../config/load.ts';
 import type { JournalEntry, ManagerInfo } from '../coordination/coordinator.ts';
 import type { Decision } from '../decision/decision.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
+import type { ClusterAddResult } from '../inventory/clusters.ts';
+import type { ReloadReport } from '../inventory/diff.ts';
+import type { ClusterOrigin } from '../inventory/merge.ts';
 import type { FailoverResult } from '../recovery/failover.ts';
 import type { FailoverPlan } from '../recovery/plan.ts';
 import type { RejoinResult } from '../recovery/rejoin.ts';
@@ -24,6 +27,12 @@ export interface ManagerApi {
   /** Every event worth telling a live display; returns the unsubscribe function. */
   onEvent(listener: (e: Record<string, unknown>) => void): () => void;
   emitEvent(e: Record<string, unknown>): void;
+  /** Reads the configuration (and inventory) again; throws ConfigError, changing nothing, when it does not load. */
+  reload(trigger: string): Promise<ReloadReport>;
+  addCluster(req: { name: string; seed: string; dryRun: boolean; acceptFindings: boolean }): Promise<ClusterAddResult>;
+  removeCluster(name: string): Promise<{ where: string; report: ReloadReport }>;
+  /** Where each cluster is registered: the configuration file or the inventory. */
+  origins(): Map<string, ClusterOrigin>;
 }
 
 export interface RepairOutcome {

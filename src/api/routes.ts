@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { JournalEntry } from '../coordination/coordinator.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, EXIT, isRegentError } from '../errors.ts';
+import { proposalSummary } from '../inventory/clusters.ts';
 import type { ClusterApi, ManagerApi } from './manager-api.ts';
 import { jsonReplacer, type ApiServer } from './server.ts';
 
@@ -48,6 +49,22 @@ const maintenanceBody = z.strictObject({
   minutes: z.number({ message: 'minutes must be a number between 1 and 10080' }).min(1, 'minutes must be a number between 1 and 10080').max(7 * 24 * 60, 'minutes must be a number between 1 and 10080').default(60),
 });
 const noBody = z.strictObject({});
+const clusterAddBody = z.strictObject({
+  name: z.string({ message: 'name must be the new cluster\'s name' }).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'name: letters, digits, _ . - only, starting with a letter or digit'),
+  seed: z.string({ message: 'seed must be "host:port" of one server of the cluster' }).regex(/^[^\s:]+:\d{1,5}$/, 'seed must be "host:port" of one server of the cluster'),
+  dryRun: z.boolean({ message: 'dryRun must be true or false' }).default(false),
+  acceptFindings: z.boolean({ message: 'acceptFindings must be true or false' }).default(false),
+});
+
+/** Bad input (a name taken, a file that does not load) is the client's to fix: 400, the message as is. */
+async function asClientError<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (isRegentError(e) && e.exitCode === EXIT.unusableInput) throw new ApiError(400, e.message);
+    throw e;
+  }
+}
 
 /** The JSON API of a running manager (docs/api.md lists every endpoint). */
 export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
@@ -74,7 +91,42 @@ export function registerRoutes(api: ApiServer, manager: ManagerApi): void {
   };
   const refused = (r: { refusal: string }, prefix = ''): ApiError => new ApiError(409, `${prefix}${r.refusal}`);
 
-  api.add({ method: 'GET', path: '/api/v1/clusters', handler: () => ({ json: { clusters: manager.clusterNames().map((n) => clusterOf(n).report()) } }) });
+  api.add({
+    method: 'GET',
+    path: '/api/v1/clusters',
+    handler: () => {
+      const origins = manager.origins();
+      return { json: { clusters: manager.clusterNames().map((n) => ({ ...clusterOf(n).report(), origin: origins.get(n) ?? 'file' })) } };
+    },
+  });
+
+  api.add({
+    method: 'POST',
+    path: '/api/v1/clusters',
+    mutating: true,
+    body: clusterAddBody,
+    handler: async ({ body }) => {
+      const r = await asClientError(() => manager.addCluster(body));
+      const json = { ...proposalSummary(r.proposal), registered: r.registered, why: r.why, where: r.where, report: r.report };
+      // A dry run answers 200; a refusal (nothing registered) 409 with everything that was found.
+      return { status: r.registered || body.dryRun ? 200 : 409, json: r.registered || body.dryRun ? json : { error: `cluster ${body.name} not registered: ${r.why}`, ...json } };
+    },
+  });
+
+  api.add({
+    method: 'DELETE',
+    path: '/api/v1/clusters/:cluster',
+    mutating: true,
+    handler: async ({ params }) => ({ json: { removed: params['cluster'], ...(await asClientError(() => manager.removeCluster(params['cluster']!))) } }),
+  });
+
+  api.add({
+    method: 'POST',
+    path: '/api/v1/reload',
+    mutating: true,
+    body: noBody,
+    handler: async () => ({ json: { report: await asClientError(() => manager.reload('API')) } }),
+  });
 
   api.add({
     method: 'GET',

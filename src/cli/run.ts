@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { registerRoutes } from '../api/routes.ts';
 import { ApiServer } from '../api/server.ts';
 import type { Config } from '../config/load.ts';
@@ -6,6 +9,7 @@ import { Manager, type ManagerOptions } from '../manager/manager.ts';
 import { routes } from '../router/host.ts';
 import { registerUi } from '../ui/serve.ts';
 import { createLogger, heldDestination, type Logger } from '../util/log.ts';
+import { readPidFile } from '../util/processes.ts';
 
 export interface RunningManager {
   manager: Manager;
@@ -23,7 +27,7 @@ export async function startManager(config: Config, log: Logger, opts: Omit<Manag
   const manager = new Manager(config, log, { ...opts, apiAddress: api?.address });
   if (api) {
     // The data plane's series (router, SQL endpoint) come from its own process.
-    api.serveMetrics(manager.registry, manager.dataPlane ? () => manager.dataPlane!.metrics() : undefined);
+    api.serveMetrics(manager.registry, async () => (manager.dataPlane ? manager.dataPlane.metrics() : ''));
     registerRoutes(api, manager);
     registerUi(api);
   }
@@ -71,13 +75,28 @@ export async function runCommand(config: Config, opts: { observeOnly?: boolean }
     throw e;
   }
   stderr.release();
+  // SIGHUP (and `regent reload`): read the configuration again; a file that does not load
+  // changes nothing and is reported in one line.
+  const onHangup = () =>
+    void running.manager.reload('SIGHUP').catch((e: Error) => log.error({ event: 'reload_failed', trigger: 'SIGHUP', err: e.message }, `configuration not reloaded, nothing changed: ${e.message}`));
+  process.on('SIGHUP', onHangup);
+  const pidFile = managerPidFile(config);
+  mkdirSync(config.stateDir, { recursive: true });
+  writeFileSync(pidFile, `${process.pid}\n`);
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
+  process.off('SIGHUP', onHangup);
+  if (readPidFile(pidFile) === process.pid) rmSync(pidFile, { force: true });
   await running.stop();
   return 0;
+}
+
+/** Where `regent run` notes its PID, for `regent reload` on a host without manager.api. */
+export function managerPidFile(config: Config): string {
+  return join(config.stateDir, `manager-${createHash('sha256').update(config.file).digest('hex').slice(0, 8)}.pid`);
 }
 
 function apiServer(settings: NonNullable<Config['api']>, log: Logger): ApiServer {

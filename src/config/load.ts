@@ -16,6 +16,7 @@ import {
   type SwitchoverSettings,
   type RejoinSettings,
   type RepairSettings,
+  type DiscoverySettings,
   type RawConfig,
   type SecretRef,
 } from './schema.ts';
@@ -48,6 +49,7 @@ export interface ClusterConfig {
   switchover: SwitchoverSettings;
   rejoin: RejoinSettings;
   repair: RepairSettings;
+  discovery: DiscoverySettings;
 }
 
 export interface SqlEndpointConfig {
@@ -83,6 +85,8 @@ export interface Config {
   routerProcesses: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   clusters: ClusterConfig[];
+  /** The top-level accounts (what a cluster without its own uses): a crawl for `cluster add` logs in with these. */
+  defaultAccounts: { manager: Account };
 }
 
 export function instanceId(host: string, port: number): string {
@@ -103,6 +107,11 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
 }
 
 export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return configFromDocument(readConfigDocument(text, file), file, env);
+}
+
+/** The YAML of a configuration file as plain data (no validation yet). */
+export function readConfigDocument(text: string, file: string): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = parseYaml(text, { prettyErrors: true });
@@ -115,6 +124,16 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     throw e;
   }
   if (doc === null || doc === undefined) throw new ConfigError(`config ${file}: the file is empty; it needs at least a "clusters:" list`);
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config ${file}: expected a mapping at the top level (manager:, credentials:, clusters:)`);
+  return doc as Record<string, unknown>;
+}
+
+/**
+ * Validates a configuration document and resolves what it refers to (secrets, PEM files relative
+ * to `file`). The document may be the file's own or the file with clusters registered at run
+ * time merged in (src/inventory).
+ */
+export function configFromDocument(doc: Record<string, unknown>, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = configSchema.safeParse(doc, { reportInput: true });
   if (!parsed.success) throw new ConfigError(`config ${file}: ${describeIssues(parsed.error.issues)}`);
   const raw = parsed.data;
@@ -173,11 +192,14 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
       switchover: c.switchover,
       rejoin: c.rejoin,
       repair: c.repair,
+      discovery: c.discovery,
     };
   });
 
   const api = raw.manager.api && { listen: raw.manager.api.listen, token: secret(raw.manager.api.token, 'manager.api.token'), tls: apiTls(raw.manager.api.tls, baseDir, file) };
-  return { file, api, coordination: coordination(raw.manager.coordination, baseDir, file, secret), stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: routerProcesses(raw.manager.routerProcesses), clusters };
+  const sharedManager = raw.credentials.manager;
+  const defaultAccounts = { manager: sharedManager ? { user: sharedManager.user, password: secret(sharedManager.password, 'credentials.manager.password') } : { user: 'regent' } };
+  return { file, api, coordination: coordination(raw.manager.coordination, baseDir, file, secret), stateDir: resolve(baseDir, raw.manager.stateDir), logLevel: raw.manager.logLevel, routerProcesses: routerProcesses(raw.manager.routerProcesses), clusters, defaultAccounts };
 }
 
 /** manager.api.tls: the PEM files read now, so a wrong path fails at load with the field named. */

@@ -212,6 +212,21 @@ const routerSchema = z
   })
   .describe('The built-in router and HAProxy integration.');
 
+const discoverySchema = z
+  .strictObject({
+    scanIntervalSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(60)
+      .describe('How often the leading manager asks every instance which replicas registered with it (SHOW SLAVE HOSTS / SHOW REPLICAS), to notice a replica attached outside Regent; 0: never.'),
+    addReplicas: z
+      .boolean()
+      .default(false)
+      .describe('Add a noticed replica that Regent can reach to the cluster by itself (the YAML with the local backend, the etcd inventory otherwise); when false it is reported with the command that adds it.'),
+  })
+  .describe('Noticing replicas attached to the cluster after it was registered.');
+
 const clusterSchema = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, _ . - only, starting with a letter or digit').describe('Cluster name, unique in the file.'),
@@ -226,6 +241,7 @@ const clusterSchema = z
     switchover: switchoverSchema.prefault({}).describe('Switchover policy of this cluster.'),
     rejoin: rejoinSchema.prefault({}).describe('Rejoin policy of this cluster.'),
     repair: repairSchema.prefault({}).describe('Replica repair policy of this cluster.'),
+    discovery: discoverySchema.prefault({}).describe('Noticing new replicas of this cluster.'),
   })
   .describe('A primary with its replicas.');
 
@@ -304,7 +320,10 @@ export const configSchema = z
   .strictObject({
     manager: managerSchema.prefault({}).describe('Manager settings.'),
     credentials: credentialsSchema.prefault({}).describe('Accounts used for every cluster unless overridden.'),
-    clusters: z.array(clusterSchema).min(1).describe('The clusters Regent manages.'),
+    clusters: z
+      .array(clusterSchema)
+      .default([])
+      .describe('The clusters Regent manages. With etcd, clusters registered at run time (regent cluster add) join these; an empty list is a manager waiting for its first cluster.'),
   })
   .describe('Regent configuration file (YAML).');
 
@@ -321,3 +340,4 @@ export type SqlEndpointSettings = z.infer<typeof sqlEndpointSchema>;
 export type SwitchoverSettings = z.infer<typeof switchoverSchema>;
 export type RejoinSettings = z.infer<typeof rejoinSchema>;
 export type RepairSettings = z.infer<typeof repairSchema>;
+export type DiscoverySettings = z.infer<typeof discoverySchema>;

@@ -30,6 +30,15 @@ export interface ClusterState {
   maintenance?: Record<string, number>;
 }
 
+/**
+ * A cluster registered at run time (`regent cluster add` with etcd): its configuration entry as
+ * the YAML would hold it (secret references, never secret values), or a tombstone for a cluster
+ * the YAML names but that was removed at run time.
+ */
+export type InventoryEntry =
+  | { name: string; cluster: Record<string, unknown>; at: number; by: string }
+  | { name: string; removed: true; at: number; by: string };
+
 export interface ManagerInfo {
   id: string;
   host: string;
@@ -79,6 +88,15 @@ export interface Coordinator {
   readJournal(cluster?: string): Promise<JournalEntry[]>;
   getClusterState(cluster: string): Promise<ClusterState>;
   updateClusterState(cluster: string, update: (s: ClusterState) => ClusterState): Promise<ClusterState>;
+  /**
+   * The clusters registered at run time, which every manager follows (etcd). With the local
+   * backend the configuration file is the whole inventory: this is empty and writing refuses.
+   */
+  readInventory(): Promise<InventoryEntry[]>;
+  writeInventory(entry: InventoryEntry): Promise<void>;
+  deleteInventory(name: string): Promise<void>;
+  /** Called after the inventory changed (any manager or CLI wrote it). */
+  onInventoryChange(listener: () => void): void;
   /** Exclusive right to act on a cluster (a plan, a fence); throws when someone else holds it. */
   lockCluster(cluster: string, owner: string): Promise<() => Promise<void>>;
   close(): Promise<void>;

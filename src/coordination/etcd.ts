@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
-import type { ClusterState, Coordinator, JournalEntry, ManagerInfo } from './coordinator.ts';
+import type { ClusterState, Coordinator, InventoryEntry, JournalEntry, ManagerInfo } from './coordinator.ts';
 import { NotLeaderError, EtcdAccessRefused } from '../errors.ts';
 
 
@@ -367,6 +367,37 @@ export class EtcdCoordinator implements Coordinator {
     const next = update(await this.getClusterState(cluster));
     await this.#fencedPut(cluster, [[this.#key('_state', cluster), JSON.stringify(next)]]);
     return next;
+  }
+
+  async readInventory(): Promise<InventoryEntry[]> {
+    const all = await this.#client.getAll().prefix(this.#key('_inventory', '')).strings();
+    return Object.values(all).map((v) => JSON.parse(v) as InventoryEntry);
+  }
+
+  /** Operator input, not a leader's decision: any manager or CLI may write it (not fenced). */
+  async writeInventory(entry: InventoryEntry): Promise<void> {
+    await this.#client.put(this.#key('_inventory', entry.name)).value(JSON.stringify(entry));
+  }
+
+  async deleteInventory(name: string): Promise<void> {
+    await this.#client.delete().key(this.#key('_inventory', name));
+  }
+
+  onInventoryChange(listener: () => void): void {
+    void this.#client
+      .watch()
+      .prefix(this.#key('_inventory', ''))
+      .create()
+      .then((w) => {
+        if (this.#closed) return void w.cancel();
+        this.#watchers.push(w);
+        w.on('put', () => listener());
+        w.on('delete', () => listener());
+        // A watch that reconnects after etcd was away may have missed changes: look again.
+        w.on('connected', () => listener());
+        w.on('error', () => undefined);
+      })
+      .catch(() => undefined);
   }
 
   async lockCluster(cluster: string): Promise<() => Promise<void>> {

@@ -1,8 +1,8 @@
 import { appendFileSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../util/processes.ts';
-import type { ClusterState, Coordinator, JournalEntry, ManagerInfo } from './coordinator.ts';
-import { ClusterLockedError } from '../errors.ts';
+import type { ClusterState, Coordinator, InventoryEntry, JournalEntry, ManagerInfo } from './coordinator.ts';
+import { ClusterLockedError, UsageError } from '../errors.ts';
 
 
 /**
@@ -92,6 +92,23 @@ export class LocalCoordinator implements Coordinator {
     writeFileSync(tmp, JSON.stringify(next, null, 2));
     renameSync(tmp, this.#statePath(cluster));
     return next;
+  }
+
+  /** The configuration file is the local inventory (src/inventory/yaml-file.ts edits it). */
+  async readInventory(): Promise<InventoryEntry[]> {
+    return [];
+  }
+
+  async writeInventory(): Promise<void> {
+    throw new UsageError('with the local backend the configuration file is the inventory: register the cluster in the YAML (regent cluster add does)');
+  }
+
+  async deleteInventory(): Promise<void> {
+    throw new UsageError('with the local backend the configuration file is the inventory: remove the cluster from the YAML (regent cluster remove does)');
+  }
+
+  onInventoryChange(): void {
+    // the file changes by an edit, and the manager takes it on reload (SIGHUP, regent reload)
   }
 
   async lockCluster(cluster: string, owner: string): Promise<() => Promise<void>> {

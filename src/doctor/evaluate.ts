@@ -129,6 +129,8 @@ const PROBLEM_RULES: { [C in ProblemCode]: ProblemRule | null } = {
   UnreachableInstance: null,
   // Only a running manager that lost etcd sees it; doctor checks coordination apart.
   PrimaryLeaseExpired: null,
+  // Found by the running manager's periodic scan of registered replicas, not by the doctor's facts.
+  UnmanagedReplica: null,
 };
 
 function dialectOf(ctx: Ctx, inst: InstanceConfig | undefined): DoctorDialect {

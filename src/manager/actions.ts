@@ -64,8 +64,36 @@ const rejoin: ActionSpec = {
   },
 };
 
+/**
+ * UnmanagedReplica with discovery.addReplicas: the replica joins the cluster's instances (the
+ * manager then restarts this cluster's supervisor with it). One Regent cannot reach is left
+ * reported: adding an address nobody can probe would only trade one problem for another.
+ */
+const addReplica: ActionSpec = {
+  lock: 'local',
+  policy: (ctx) => ({
+    enabled: !ctx.cluster.discovery.addReplicas
+      ? { why: 'discovery.addReplicas is off: the replica is reported, `regent cluster add-instance` adds it', loud: false }
+      : !ctx.options.addInstance
+        ? { why: 'only a running manager registers instances', loud: false }
+        : true,
+    needsLeader: true,
+    afterMs: 0,
+    retryMs: REPAIR_RETRY_MS,
+  }),
+  reprobe: (_ctx, p) => (p.code === 'UnmanagedReplica' ? [p.data.source] : []),
+  async run(ctx, p): Promise<ActionOutcome> {
+    if (p.code !== 'UnmanagedReplica') return { outcome: 'refused', detail: `not an unmanaged replica: ${p.code}` };
+    if (!p.data.reachable) return { outcome: 'refused', detail: `${p.instance} is not reachable by Regent (${p.data.error ?? 'no answer'}): set report_host/report_port on it to an address Regent reaches` };
+    const where = await ctx.options.addInstance!(ctx.cluster.name, p.instance!);
+    ctx.log.warn({ event: 'replica_added', cluster: ctx.cluster.name, instance: p.instance, source: p.data.source, where }, `${p.instance} (a replica of ${p.data.source}) added to cluster ${ctx.cluster.name} in ${where}`);
+    return { outcome: 'done', detail: `${p.instance} added to ${ctx.cluster.name} in ${where}` };
+  },
+};
+
 /** What Regent does about each problem's action: one table (as VTOrc does), looked up by name. */
 export const ACTIONS: Record<ActionName, ActionSpec> = {
+  'add-replica': addReplica,
   failover,
   'fence-stray-primaries': fenceStrayPrimaries,
   'fence-for-lost-lease': fenceForLostLease,

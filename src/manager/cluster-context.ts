@@ -26,6 +26,11 @@ export interface SupervisorOptions {
   coordination?: Config['coordination'];
   /** How long this manager has been cut off from its coordination beyond the lease (primaryLease only). */
   leaseLostForMs?: () => number | undefined;
+  /**
+   * Registers an instance with a cluster (YAML or etcd inventory) and has the manager take it on
+   * soon after; resolves once registered, not once taken on. Absent for one-shot commands.
+   */
+  addInstance?: (cluster: string, address: string) => Promise<string>;
 }
 
 /** What happened in an action the dispatcher ran. */

@@ -7,6 +7,7 @@ import type { Coordinator } from '../coordination/coordinator.ts';
 import { antiFlapping, type Decision } from '../decision/decision.ts';
 import { DecisionRecord } from '../decision/record.ts';
 import { ClusterMonitor } from '../monitor/cluster-monitor.ts';
+import { ReplicaScout } from '../monitor/replica-scout.ts';
 import type { RecoveryContext } from '../recovery/steps.ts';
 import { AdminPool } from '../sql/admin-pool.ts';
 import type { Logger } from '../util/log.ts';
@@ -30,6 +31,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
   readonly dispatcher: Dispatcher;
   readonly manual: ManualActions;
   readonly problems = new ProblemTracker();
+  /** Replicas attached outside Regent, scanned now and then while this manager leads the cluster. */
+  readonly scout: ReplicaScout;
   lastAnalysis?: Analysis;
   #evaluating = false;
   #dirty = false;
@@ -53,6 +56,17 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
     this.dispatcher = new Dispatcher(this, this.problems, ACTIONS, () => this.#active && this.coordinator.isLeader(cluster.name), () => this.schedule());
     this.manual = new ManualActions(this, this.dispatcher);
     this.monitor.on('observation', () => this.schedule());
+    this.scout = new ReplicaScout(
+      cluster,
+      {
+        reachable: () => [...this.monitor.probers.values()].filter((p) => p.latest.reachable && p.flavor).map((p) => ({ id: p.instance.id, flavor: p.flavor! })),
+        query: async (id, sql) => (await this.admin.get(id)).query(sql),
+        known: (address, serverId) => cluster.instances.some((i) => i.id === address) || [...this.monitor.observations().values()].some((o) => o.settings?.serverId === serverId),
+        busy: () => this.dispatcher.acting,
+      },
+      log,
+      () => this.schedule(),
+    );
   }
 
   get events(): EventEmitter<SupervisorEvents> {
@@ -92,15 +106,18 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
       this.log.error({ event: 'resume_failed', cluster: this.cluster.name, err: (e as Error).message }, 'could not read or finish the journal');
     }
     this.#active = true;
+    this.scout.start();
     this.schedule();
   }
 
   becomePassive(): void {
     this.#active = false;
+    this.scout.stop();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.scout.stop();
     await this.monitor.stop();
     await this.admin.closeAll();
   }
@@ -110,7 +127,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
   }
 
   view(): ClusterView {
-    const v: ClusterView = { cluster: this.cluster, observations: this.monitor.observations(), now: Date.now(), decision: this.decision.snapshot };
+    const v: ClusterView = { cluster: this.cluster, observations: this.monitor.observations(), now: Date.now(), decision: this.decision.snapshot, unmanagedReplicas: this.scout.unmanaged };
     const lost = this.options.leaseLostForMs?.();
     return lost === undefined ? v : { ...v, leaseLostForMs: lost };
   }

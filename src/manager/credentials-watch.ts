@@ -67,7 +67,7 @@ export class CredentialsWatch {
   #logged = new Map<string, { key: string; at: number }>();
 
   constructor(
-    private readonly clusters: WatchedCluster[],
+    private readonly clusters: Iterable<WatchedCluster>,
     private readonly log: Logger,
     private readonly opts: { checkMs?: number; repeatMs?: number } = {},
   ) {}

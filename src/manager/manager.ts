@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
-import type { Config } from '../config/load.ts';
+import type { ClusterConfig, Config } from '../config/load.ts';
 import type { Coordinator, ManagerInfo } from '../coordination/coordinator.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';
@@ -9,6 +9,10 @@ import type { Decision } from '../decision/decision.ts';
 import { dataPlanePaths } from '../router/dataplane.ts';
 import { DataPlaneLink } from '../router/dataplane-link.ts';
 import { routes } from '../router/host.ts';
+import { diffClusters, settingsNeedingRestart, type ReloadReport } from '../inventory/diff.ts';
+import { addInstanceToCluster, proposeCluster, registerCluster, registrationBlocked, unregisterCluster, type ClusterAddResult } from '../inventory/clusters.ts';
+import { loadEffectiveConfig, type EffectiveConfig } from '../inventory/load.ts';
+import type { ClusterOrigin } from '../inventory/merge.ts';
 import type { Logger } from '../util/log.ts';
 import type { SupervisorOptions } from './cluster-context.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
@@ -36,6 +40,10 @@ export interface ManagerOptions {
  * plane, a process of their own that outlives this one: the manager starts or adopts it and feeds
  * it each cluster's decisions and observations. The HTTP API is wired to the manager by the
  * composition root (cli/run.ts) through the interface the API declares.
+ *
+ * The clusters are not fixed: a reload (SIGHUP, `regent reload`, an etcd inventory change) adds,
+ * removes and restarts clusters one by one; the others go on untouched. A cluster in the middle
+ * of a recovery is changed only once the recovery ended.
  */
 export class Manager {
   readonly supervisors = new Map<string, ClusterSupervisor>();
@@ -46,22 +54,28 @@ export class Manager {
   readonly events = new EventEmitter<{ event: [Record<string, unknown>] }>();
   readonly metrics: ManagerMetrics;
   readonly startedAt = Date.now();
-  /** The link to the data-plane process, when any cluster has endpoints. */
-  readonly dataPlane?: DataPlaneLink;
+  #config: Config;
+  #origins = new Map<string, ClusterOrigin>();
+  #dataPlane?: DataPlaneLink;
+  #supervisorOptions: SupervisorOptions;
   #leaseTimer?: NodeJS.Timeout;
   #credentialsWatch?: CredentialsWatch;
+  /** Reloads run one at a time, in order. */
+  #reloads: Promise<unknown> = Promise.resolve();
+  #inventoryTimer?: NodeJS.Timeout;
+  #stopped = false;
 
   constructor(
-    readonly config: Config,
+    config: Config,
     readonly log: Logger,
     private readonly opts: ManagerOptions = {},
   ) {
+    this.#config = config;
     this.coordinator = opts.coordinator ?? createCoordinator(config, log);
     this.observeOnly = opts.observeOnly ?? false;
     this.events.setMaxListeners(100);
-    if (opts.withRouter !== false && config.clusters.some(routes)) this.dataPlane = new DataPlaneLink(config, dataPlanePaths(config, this.observeOnly ? 'proxy' : 'run'), log, this.managerId);
     this.metrics = createManagerMetrics(this.registry, () => this.supervisors.values(), (cluster) => this.coordinator.isLeader(cluster));
-    const supervisorOptions: SupervisorOptions = {
+    this.#supervisorOptions = {
       pauseAfterStep: opts.pauseAfterStep,
       delayBeforeStep: opts.delayBeforeStep,
       skipDrain: opts.skipDrain,
@@ -69,23 +83,65 @@ export class Manager {
       observeOnly: opts.observeOnly,
       stateDir: config.stateDir,
       leaseLostForMs: () => this.#leaseLostForMs(),
+      addInstance: async (cluster, address) => {
+        const coordinator = this.#config.coordination.backend === 'etcd' ? this.coordinator : undefined;
+        const where = await addInstanceToCluster(this.#config, coordinator, this.#origins, cluster, address);
+        // Not awaited: the reload restarts this cluster's supervisor, which waits for this action to end.
+        void this.reload('replica added').catch((e: Error) => this.log.error({ event: 'reload_failed', trigger: 'replica added', err: e.message }, `replica registered but not taken on: ${e.message}`));
+        return where;
+      },
     };
-    for (const c of config.clusters) {
-      for (const outcome of ['success', 'failed']) this.metrics.failovers.inc({ cluster: c.name, outcome }, 0);
-      this.metrics.switchovers.inc({ cluster: c.name, outcome: 'success' }, 0);
-      this.metrics.failoverSeconds.zero({ cluster: c.name });
-      this.metrics.switchoverSeconds.zero({ cluster: c.name });
-      const supervisor = new ClusterSupervisor(c, this.coordinator, log, supervisorOptions);
-      this.supervisors.set(c.name, supervisor);
-      const link = this.dataPlane;
-      if (link && routes(c)) {
-        // Only a decision loaded from the shared state is news: a manager just started knows
-        // nothing yet, and must not tell a data plane that has routed all along to hold.
-        supervisor.decision.subscribe((d, change) => (supervisor.decision.loaded ? link.decide(c.name, d, change) : undefined));
-        supervisor.on('analysis', () => link.observe(c.name, supervisor.monitor.observations()));
-      }
-      this.#forwardEvents(supervisor);
+  }
+
+  /** The configuration in effect: the file, and with etcd the clusters registered at run time. */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** The link to the data-plane process, once any cluster has endpoints. */
+  get dataPlane(): DataPlaneLink | undefined {
+    return this.#dataPlane;
+  }
+
+  /** Where a cluster comes from: the configuration file or the inventory (etcd). */
+  origins(): Map<string, ClusterOrigin> {
+    return new Map(this.#origins);
+  }
+
+  #addCluster(c: ClusterConfig): ClusterSupervisor {
+    for (const outcome of ['success', 'failed']) this.metrics.failovers.inc({ cluster: c.name, outcome }, 0);
+    this.metrics.switchovers.inc({ cluster: c.name, outcome: 'success' }, 0);
+    this.metrics.failoverSeconds.zero({ cluster: c.name });
+    this.metrics.switchoverSeconds.zero({ cluster: c.name });
+    const supervisor = new ClusterSupervisor(c, this.coordinator, this.log, this.#supervisorOptions);
+    this.supervisors.set(c.name, supervisor);
+    // Only a decision loaded from the shared state is news: a manager just started knows nothing
+    // yet, and must not tell a data plane that has routed all along to hold.
+    supervisor.decision.subscribe((d, change) => {
+      const link = this.#dataPlane;
+      return link && routes(c) && supervisor.decision.loaded ? link.decide(c.name, d, change) : undefined;
+    });
+    supervisor.on('analysis', () => {
+      if (this.#dataPlane && routes(c)) this.#dataPlane.observe(c.name, supervisor.monitor.observations());
+    });
+    this.#forwardEvents(supervisor);
+    return supervisor;
+  }
+
+  /** Stops watching a cluster, once no recovery runs on it. */
+  async #removeCluster(name: string): Promise<void> {
+    const s = this.supervisors.get(name);
+    if (!s) return;
+    if (s.acting) {
+      this.log.warn({ event: 'cluster_change_waits', cluster: name }, `cluster ${name}: a recovery runs; its configuration changes once it ends`);
+      while (s.acting) await new Promise((r) => setTimeout(r, 100));
     }
+    this.supervisors.delete(name);
+    await s.stop();
+    for (const outcome of ['success', 'failed']) this.metrics.failovers.remove({ cluster: name, outcome });
+    for (const outcome of ['success', 'failed', 'rolled_back']) this.metrics.switchovers.remove({ cluster: name, outcome });
+    this.metrics.failoverSeconds.remove({ cluster: name });
+    this.metrics.switchoverSeconds.remove({ cluster: name });
   }
 
   emitEvent(e: Record<string, unknown>): void {
@@ -114,7 +170,7 @@ export class Manager {
   cluster(name: string) {
     const s = this.supervisors.get(name);
     if (!s) return undefined;
-    const link = this.dataPlane;
+    const link = this.#dataPlane;
     const c = s.cluster;
     return {
       config: s.cluster,
@@ -206,13 +262,28 @@ export class Manager {
    * etcd beyond the lease TTL, undefined while in contact (or when the lease is not used).
    */
   #leaseLostForMs(): number | undefined {
-    const c = this.config.coordination;
+    const c = this.#config.coordination;
     if (c.backend !== 'etcd' || !c.primaryLease || !(this.coordinator instanceof EtcdCoordinator) || this.observeOnly) return undefined;
     const age = this.coordinator.contactAgeMs();
     return age > c.leaseTtlSeconds * 1000 ? age : undefined;
   }
 
   async start(): Promise<void> {
+    // With etcd, the clusters registered at run time join the file's.
+    let effective: EffectiveConfig = { config: this.#config, origins: new Map(this.#config.clusters.map((c) => [c.name, 'file'])), skipped: [] };
+    if (this.#config.coordination.backend === 'etcd' && this.#config.file) {
+      try {
+        effective = await loadEffectiveConfig(this.#config.file, this.coordinator);
+      } catch (e) {
+        if (e instanceof Error && e.name === 'ConfigError') throw e;
+        this.log.warn({ event: 'inventory_unreadable', err: (e as Error).message }, 'cannot read the cluster inventory from etcd yet; starting with the clusters of the file, the others follow once etcd answers');
+      }
+    }
+    this.#config = effective.config;
+    this.#origins = effective.origins;
+    this.#logSkipped(effective.skipped);
+    for (const c of this.#config.clusters) this.#addCluster(c);
+    if (this.opts.withRouter !== false && this.#config.clusters.some(routes)) this.#dataPlane = this.#newDataPlaneLink();
     this.coordinator.onLeadership((cluster, leader) => {
       this.emitEvent({ type: 'leadership', cluster, leader, manager: this.managerId });
       const s = this.supervisors.get(cluster);
@@ -223,7 +294,7 @@ export class Manager {
     // A cluster is handed to another manager only between recoveries.
     this.coordinator.setReleaseCheck((cluster) => !this.supervisors.get(cluster)?.acting);
     await this.coordinator.start({ id: this.managerId, host: hostname(), pid: process.pid, api: this.opts.apiAddress, startedAt: this.startedAt }, [...this.supervisors.keys()]);
-    if (this.config.coordination.backend === 'etcd' && this.config.coordination.primaryLease && !this.observeOnly) {
+    if (this.#config.coordination.backend === 'etcd' && this.#config.coordination.primaryLease && !this.observeOnly) {
       // Losing etcd is noticed by time, not by any probe: judge the clusters again while it lasts.
       this.#leaseTimer = setInterval(() => {
         if (this.#leaseLostForMs() !== undefined) for (const s of this.supervisors.values()) s.schedule();
@@ -232,18 +303,104 @@ export class Manager {
     await Promise.all([...this.supervisors.values()].map((s) => s.start()));
     // Wait for the first probe round: credentials every instance rejects end the start (exit 2),
     // before a data plane is started for a configuration that cannot work.
-    const firstRoundMs = Math.max(...this.config.clusters.map((c) => c.monitor.connectTimeoutMs + 2 * c.monitor.queryTimeoutMs)) + 500;
-    await refuseRejectedCredentials(this.supervisors.values(), firstRoundMs);
-    this.#credentialsWatch = new CredentialsWatch([...this.supervisors.values()], this.log).start();
+    if (this.supervisors.size > 0) {
+      const firstRoundMs = Math.max(...this.#config.clusters.map((c) => c.monitor.connectTimeoutMs + 2 * c.monitor.queryTimeoutMs)) + 500;
+      await refuseRejectedCredentials(this.supervisors.values(), firstRoundMs);
+    }
+    this.#credentialsWatch = new CredentialsWatch({ [Symbol.iterator]: () => this.supervisors.values() }, this.log).start();
     // Decisions made until now wait in the link and go first once it is up.
-    await this.dataPlane?.start();
+    await this.#dataPlane?.start();
+    // Every manager follows the inventory: a cluster registered or removed anywhere shows up here.
+    this.coordinator.onInventoryChange(() => this.#inventoryChanged());
+    if (this.supervisors.size === 0) this.log.warn({ event: 'no_clusters' }, 'no clusters yet: register one with `regent cluster add NAME --seed HOST:PORT`');
     this.log.info(
-      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.config.stateDir, coordination: this.coordinator.backend, dataPlane: this.dataPlane?.pid, api: this.opts.apiAddress },
+      { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.#config.stateDir, coordination: this.coordinator.backend, dataPlane: this.#dataPlane?.pid, api: this.opts.apiAddress },
       'regent manager started',
     );
   }
 
+  #newDataPlaneLink(): DataPlaneLink {
+    return new DataPlaneLink(() => this.#config, dataPlanePaths(this.#config, this.observeOnly ? 'proxy' : 'run'), this.log, this.managerId);
+  }
+
+  #logSkipped(skipped: EffectiveConfig['skipped']): void {
+    for (const s of skipped) this.log.error({ event: 'inventory_entry_skipped', cluster: s.name, err: s.error }, `cluster ${s.name} from the inventory is left out: ${s.error}`);
+  }
+
+  /** Several inventory events in a burst (a cluster add writes once, a watch reconnect repeats) make one reload. */
+  #inventoryChanged(): void {
+    if (this.#stopped || this.#inventoryTimer) return;
+    this.#inventoryTimer = setTimeout(() => {
+      this.#inventoryTimer = undefined;
+      void this.reload('inventory').catch((e: Error) => this.log.error({ event: 'reload_failed', trigger: 'inventory', err: e.message }, `inventory change not applied: ${e.message}`));
+    }, 100);
+  }
+
+  /**
+   * Reads the configuration again (the file, and with etcd the inventory) and applies the
+   * difference. A file that does not load changes nothing: the error is thrown (ConfigError, one
+   * line) for the caller to report.
+   */
+  reload(trigger: string): Promise<ReloadReport> {
+    const run = this.#reloads.then(async () => {
+      if (this.#stopped) throw new Error('the manager is stopping');
+      const effective = await loadEffectiveConfig(this.#config.file, this.#config.coordination.backend === 'etcd' ? this.coordinator : undefined);
+      return this.#apply(effective, trigger);
+    });
+    this.#reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(next: EffectiveConfig, trigger: string): Promise<ReloadReport> {
+    const before = this.#config;
+    const changes = diffClusters(before.clusters, next.config.clusters);
+    const needsRestart = settingsNeedingRestart(before, next.config);
+    this.#logSkipped(next.skipped);
+    if (next.config.logLevel !== before.logLevel) this.log.level = next.config.logLevel;
+    for (const name of [...changes.removed, ...changes.changed]) await this.#removeCluster(name);
+    // Settings a running manager cannot take over keep their running values until a restart.
+    this.#config = { ...next.config, api: before.api, coordination: before.coordination, stateDir: before.stateDir, routerProcesses: before.routerProcesses };
+    this.#origins = next.origins;
+    const fresh = [...changes.changed, ...changes.added].map((name) => this.#addCluster(next.config.clusters.find((c) => c.name === name)!));
+    await Promise.all(fresh.map((s) => s.start()));
+    // After the supervisors exist: leadership of a new cluster finds its supervisor.
+    this.coordinator.setClusters([...this.supervisors.keys()]);
+    if (!this.#dataPlane && this.opts.withRouter !== false && this.#config.clusters.some(routes)) {
+      this.#dataPlane = this.#newDataPlaneLink();
+      await this.#dataPlane.start();
+    } else if (changes.added.length + changes.removed.length + changes.changed.length > 0) await this.#dataPlane?.reload();
+    const report: ReloadReport = { ...changes, skipped: next.skipped, needsRestart };
+    const summary = `added ${changes.added.join(', ') || 'none'}, removed ${changes.removed.join(', ') || 'none'}, changed ${changes.changed.join(', ') || 'none'}`;
+    this.log.warn({ event: 'config_reloaded', trigger, ...report, unchanged: changes.unchanged.length }, `configuration reloaded (${trigger}): ${summary}${needsRestart.length ? `; ${needsRestart.join(', ')} changed and take effect on a restart` : ''}`);
+    this.emitEvent({ type: 'config_reloaded', trigger, added: changes.added, removed: changes.removed, changed: changes.changed, needsRestart });
+    return report;
+  }
+
+  /**
+   * Crawls a topology from one server and registers it (the API's `cluster add`): into the YAML
+   * with the local backend, the etcd inventory otherwise; then takes it on at once.
+   */
+  async addCluster(req: { name: string; seed: string; dryRun: boolean; acceptFindings: boolean }): Promise<ClusterAddResult> {
+    const coordinator = this.#config.coordination.backend === 'etcd' ? this.coordinator : undefined;
+    const proposal = await proposeCluster(this.#config, coordinator, req.name, req.seed);
+    const blocked = registrationBlocked(proposal, req.acceptFindings);
+    if (blocked || req.dryRun) return { proposal, registered: false, why: blocked ?? 'dry run' };
+    const where = await registerCluster(this.#config, coordinator, proposal, { acceptFindings: req.acceptFindings, by: this.managerId });
+    const report = await this.reload('cluster add');
+    return { proposal, registered: true, where, report };
+  }
+
+  /** Stops managing a cluster everywhere (the API's `cluster remove`). */
+  async removeCluster(name: string): Promise<{ where: string; report: ReloadReport }> {
+    const coordinator = this.#config.coordination.backend === 'etcd' ? this.coordinator : undefined;
+    const where = await unregisterCluster(this.#config, coordinator, this.#origins, name, this.managerId);
+    return { where, report: await this.reload('cluster remove') };
+  }
+
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#inventoryTimer) clearTimeout(this.#inventoryTimer);
+    await this.#reloads;
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
     this.#credentialsWatch?.stop();
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));

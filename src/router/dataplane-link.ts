@@ -9,7 +9,8 @@ import type { DecisionChange } from '../decision/record.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Logger } from '../util/log.ts';
 import { isAlive, sleep, waitUntil } from '../util/processes.ts';
-import { configHash, DATA_PLANE_MARKER, runningDataPlane, type DataPlanePaths } from './dataplane.ts';
+import { configFingerprint } from '../inventory/diff.ts';
+import { DATA_PLANE_MARKER, runningDataPlane, type DataPlanePaths } from './dataplane.ts';
 import { maintenanceSet } from '../decision/decision.ts';
 import { routingTable, type RoutingTable } from './routing-table.ts';
 import { decisionToWire, observationToWire, type FromDataPlane, type ToDataPlane } from './wire.ts';
@@ -39,7 +40,8 @@ export class DataPlaneLink {
   pid?: number;
 
   constructor(
-    private readonly config: Config,
+    /** The manager's configuration in effect (it changes on reload). */
+    private readonly config: () => Config,
     readonly paths: DataPlanePaths,
     private readonly log: Logger,
     private readonly managerId: string,
@@ -74,7 +76,7 @@ export class DataPlaneLink {
   #spawn(): number {
     mkdirSync(dirname(this.paths.logFile), { recursive: true });
     const out = openSync(this.paths.logFile, 'a');
-    const child = spawn(process.execPath, [REGENT_BIN, DATA_PLANE_MARKER, '--config', this.config.file, '--socket', this.paths.socket, '--pid-file', this.paths.pidFile], {
+    const child = spawn(process.execPath, [REGENT_BIN, DATA_PLANE_MARKER, '--config', this.config().file, '--socket', this.paths.socket, '--pid-file', this.paths.pidFile], {
       detached: true,
       stdio: ['ignore', out, out],
       env: { ...process.env, REGENT_LOG_FORMAT: 'json' },
@@ -134,7 +136,7 @@ export class DataPlaneLink {
     s.on('error', lost);
     // Tell it who we are and what we know, in that order: a data plane adopted from an earlier
     // manager learns the current decisions before anything else.
-    this.#send({ op: 'hello', id: this.#nextId++, manager: this.managerId, configFile: this.config.file, configHash: configHash(this.config.file) });
+    this.#send({ op: 'hello', id: this.#nextId++, manager: this.managerId, configFile: this.config().file, configHash: configFingerprint(this.config()) });
     for (const [cluster, d] of this.#decisions) this.#send({ op: 'decision', id: this.#nextId++, cluster, decision: decisionToWire(d), change: { verb: 'follow' } });
     for (const cluster of this.#observations.keys()) this.#flushObservations(cluster);
   }
@@ -187,6 +189,17 @@ export class DataPlaneLink {
       await waitUntil(() => !isAlive(pid), 2000, 10);
     }
     void this.#ensure().catch(() => undefined);
+  }
+
+  /**
+   * The manager's clusters changed: the data plane reads the configuration again (it loads the
+   * same file and inventory) and replaces only the routers that changed.
+   */
+  async reload(): Promise<void> {
+    const want = configFingerprint(this.config());
+    const r = await this.#request({ op: 'reload', configHash: want }, 15000);
+    if (!r.ok) this.log.error({ event: 'dataplane_reload_failed', err: r.error }, `the data plane did not reload: ${r.error}`);
+    else if (r.configHash !== want) this.log.warn({ event: 'dataplane_config_differs' }, 'the data plane loaded a configuration other than this manager runs (the file or the inventory changed again meanwhile); the next reload aligns them');
   }
 
   /** The latest observations of a cluster (coalesced: many probes in a burst make one message). */

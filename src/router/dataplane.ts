@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
-import { loadConfigFile, type Config } from '../config/load.ts';
+import type { Config } from '../config/load.ts';
+import { configFingerprint } from '../inventory/diff.ts';
+import { loadEffectiveConfig } from '../inventory/load.ts';
 import type { Coordinator } from '../coordination/coordinator.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
@@ -30,11 +32,6 @@ export function dataPlanePaths(config: Config, role: 'run' | 'proxy' = 'run'): D
   const tag = createHash('sha256').update(config.file).digest('hex').slice(0, 8);
   const base = `${role === 'run' ? 'dataplane' : 'proxy-dataplane'}-${tag}`;
   return { socket: join(config.stateDir, `${base}.sock`), pidFile: join(config.stateDir, `${base}.pid`), logFile: join(config.stateDir, `${base}.log`) };
-}
-
-/** A configuration as the data plane compares it: the text of its file. */
-export function configHash(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16);
 }
 
 /** The marker in a data plane's command line, to tell it from a process that reused its PID. */
@@ -73,7 +70,7 @@ export class DataPlaneProcess {
   ) {
     this.host = new RouterHost(config, log);
     this.#coordinator = coordinatorFor(config, log);
-    this.#configHash = configHash(config.file);
+    this.#configHash = configFingerprint(config);
   }
 
   /** How long a decision may go unconfirmed before writers are held (etcd: the lease; local: no limit). */
@@ -187,6 +184,10 @@ export class DataPlaneProcess {
         case 'observe':
           this.host.observe(msg.cluster, new Map(msg.observations.map((w) => [w.id, observationFromWire(w)])));
           return;
+        case 'reload':
+          if (msg.configHash !== this.#configHash) await this.reload();
+          reply({ reply: msg.id, ok: true, configHash: this.#configHash });
+          return;
         case 'metrics':
           reply({ reply: msg.id, ok: true, text: await this.host.registry.metrics() });
           return;
@@ -200,12 +201,15 @@ export class DataPlaneProcess {
     }
   }
 
-  /** Re-reads the configuration file: changed routers are replaced, the rest keep their sessions. */
+  /**
+   * Re-reads the configuration (the file, and with etcd the clusters registered at run time):
+   * changed routers are replaced, the rest keep their sessions.
+   */
   async reload(): Promise<void> {
-    const next = loadConfigFile(this.config.file);
+    const next = (await loadEffectiveConfig(this.config.file, this.config.coordination.backend === 'etcd' ? this.#coordinator : undefined)).config;
     const r = await this.host.reload(next);
     this.config = next;
-    this.#configHash = configHash(next.file);
+    this.#configHash = configFingerprint(next);
     this.log.warn({ event: 'dataplane_reloaded', ...r }, `data plane reloaded its configuration (added ${r.added.join(', ') || 'none'}, removed ${r.removed.join(', ') || 'none'}, replaced ${r.replaced.join(', ') || 'none'})`);
   }
 

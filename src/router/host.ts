@@ -3,6 +3,7 @@ import type { ClusterConfig, Config } from '../config/load.ts';
 import type { Decision } from '../decision/decision.ts';
 import type { DecisionChange } from '../decision/record.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
+import { fingerprint } from '../util/fingerprint.ts';
 import type { Logger } from '../util/log.ts';
 import { ClusterRouter } from './cluster-router.ts';
 import { DataPlane } from './data-plane.ts';
@@ -16,7 +17,7 @@ export function routes(c: ClusterConfig): boolean {
 
 /** The part of a cluster's configuration its router depends on: a change means a new router. */
 function routerKey(c: ClusterConfig): string {
-  return JSON.stringify({ router: c.router, instances: c.instances, accounts: c.accounts, sql: c.sql }, (_k, v: unknown) => (v && typeof v === 'object' && 'reveal' in v ? String((v as { reveal(): string }).reveal()) : v));
+  return fingerprint({ router: c.router, instances: c.instances, accounts: c.accounts, sql: c.sql });
 }
 
 /**

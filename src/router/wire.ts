@@ -68,8 +68,13 @@ export function observationFromWire(w: WireObservation): InstanceObservation {
 
 /** Manager -> data plane. */
 export type ToDataPlane =
-  /** First message of a manager: who it is and which configuration it runs (the data plane reloads if it differs). */
+  /**
+   * First message of a manager: who it is and which configuration it runs, as a fingerprint of
+   * the effective clusters (the data plane reloads if its own differs).
+   */
   | { op: 'hello'; id: number; manager: string; configFile: string; configHash: string }
+  /** The manager reloaded: read the file (and the etcd inventory) again; the reply carries the new fingerprint. */
+  | { op: 'reload'; id: number; configHash: string }
   | { op: 'decision'; id: number; cluster: string; decision: WireDecision; change: DecisionChange }
   | { op: 'observe'; cluster: string; observations: WireObservation[] }
   | { op: 'metrics'; id: number }

@@ -60,6 +60,11 @@ export interface SandboxOptions {
   /** Extra YAML merged into the manager section of regent.yaml (routerProcesses...). */
   managerOverrides?: Record<string, unknown>;
   progress?: Progress;
+  /**
+   * The secrets directory of another sandbox whose passwords this one reuses (a fleet of
+   * sandboxes with one set of accounts, as a real fleet has); new passwords when absent.
+   */
+  secretsFrom?: string;
 }
 
 
@@ -108,7 +113,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const nodes: SandboxNode[] = Array.from({ length: count }, (_, i) => nodeLayout(dir, i, basePort + i));
   const secretsDir = join(dir, 'secrets');
   mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
-  const passwords = { manager: newPassword(), replication: newPassword(), app: newPassword(), admin: newPassword(), router: newPassword(), 'api-token': newPassword() };
+  const reuse = (name: string) => (opts.secretsFrom ? readFileSync(join(opts.secretsFrom, `${name}.pw`), 'utf8').trim() : newPassword());
+  const passwords = { manager: reuse('manager'), replication: reuse('replication'), app: reuse('app'), admin: reuse('admin'), router: reuse('router'), 'api-token': reuse('api-token') };
   for (const [k, v] of Object.entries(passwords)) writeFileSync(join(secretsDir, `${k}.pw`), `${v}\n`, { mode: 0o600 });
 
   const manifest: SandboxManifest = {
@@ -427,6 +433,9 @@ function serverConfig(n: SandboxNode, extra: string[]): string {
     `port=${n.port}`,
     'bind-address=127.0.0.1',
     `server_id=${n.serverId}`,
+    // What the node registers with its source (SHOW SLAVE HOSTS): how a crawl from one server finds it.
+    'report_host=127.0.0.1',
+    `report_port=${n.port}`,
     'log_bin=mariadb-bin',
     'log_slave_updates=ON',
     'binlog_format=ROW',

@@ -6,7 +6,7 @@ import { foldVariables } from '../sql/row-values.ts';
 import { dropDatabase, listDatabases, withoutBinlog } from '../sql/queries.ts';
 import { replicateFrom, waitForGtid } from '../recovery/steps.ts';
 import type { Progress } from '../util/progress.ts';
-import { CloneRefused } from '../errors.ts';
+import { CloneRefused, StepFailed } from '../errors.ts';
 
 
 const SYSTEM_DATABASES = new Set(['information_schema', 'mysql', 'performance_schema', 'sys']);
@@ -73,7 +73,12 @@ export async function cloneInstance(cluster: ClusterConfig, opts: CloneOptions):
     let bytes = 0;
     if (databases.length > 0) {
       progress?.step(`copying ${databases.join(', ')} from ${source.id}`);
-      ({ gtid, bytes } = await tool.copy(cluster, source, target, loader, databases, (b) => progress?.step(`copying ${databases.join(', ')} from ${source.id}: ${(b / 1048576).toFixed(1)} MiB`)));
+      try {
+        ({ gtid, bytes } = await tool.copy(cluster, source, target, loader, databases, (b) => progress?.step(`copying ${databases.join(', ')} from ${source.id}: ${(b / 1048576).toFixed(1)} MiB`)));
+      } catch (e) {
+        // The dump or the load failed: one line for the person, not a stack.
+        throw new StepFailed(`copying from ${source.id} to ${target.id} failed: ${(e as Error).message}`);
+      }
       progress?.succeed(`copied ${(bytes / 1048576).toFixed(1)} MiB at GTID ${gtid || '(empty)'}`);
     } else {
       gtid = flavor.parseGtids(foldVariables(await sconn.query(flavor.variablesQuery))).executed.toString();

@@ -98,6 +98,14 @@ export interface SourceSpec {
   startFrom: ReplicationStart;
 }
 
+/** A replica as its source knows it: the address it reported (report_host/report_port), if any. */
+export interface RegisteredReplica {
+  serverId: number;
+  /** Empty when the replica set no report_host. */
+  host: string;
+  port: number;
+}
+
 /**
  * A server family. Everything that differs between MariaDB and MySQL lives behind this interface:
  * the SQL text Regent sends and how it reads the answers. Implementations are pure (no I/O), so
@@ -114,6 +122,9 @@ export interface Flavor {
   readonly statusQuery: string;
   /** Replica status of the default channel, or no row when the server replicates from nobody. */
   readonly replicaStatusQuery: string;
+  /** The replicas registered with this server (SHOW SLAVE HOSTS / SHOW REPLICAS): what a crawl follows. */
+  readonly registeredReplicasQuery: string;
+  parseRegisteredReplicas(rows: Row[]): RegisteredReplica[];
   parseSettings(vars: Vars): ServerSettings;
   parseGtids(vars: Vars): ServerGtids;
   parseSemiSync(status: Vars): SemiSyncStatus;

@@ -95,3 +95,12 @@ export async function createAccount(conn: DbConnection, user: string, host: stri
 export async function createDatabase(conn: DbConnection, name: string): Promise<void> {
   await conn.query(`CREATE DATABASE \`${name.replace(/`/g, '``')}\``);
 }
+
+/**
+ * Clients reading this server's binary log (binlog dump threads): the replicas attached to it,
+ * registered or not. `host` is the client address as the server saw it (host:port of the socket).
+ */
+export async function binlogDumpClients(conn: DbConnection): Promise<{ host: string }[]> {
+  const rows = await conn.query("SELECT HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')");
+  return rows.map((r) => ({ host: text(r['host']).replace(/:\d+$/, '') }));
+}

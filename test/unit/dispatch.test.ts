@@ -74,6 +74,7 @@ test('PROBLEMS: the priority order of every problem code (unique priorities, dea
     'ReplicaCannotReachPrimary',
     'WritableReplica',
     'ReplicaLagging',
+    'UnmanagedReplica',
     'UnreachableInstance',
   ]);
   assert.equal(new Set(ordered.map((c) => PROBLEMS[c].priority)).size, ordered.length);

@@ -24,7 +24,8 @@ function dumpInto(cluster: ClusterConfig, source: InstanceConfig, target: Instan
       env: { ...process.env, MYSQL_PWD: loader.password?.reveal() ?? '' },
       stdio: ['pipe', 'ignore', 'pipe'],
     });
-    let gtid = '';
+    // Undefined until the dump states it; '' is a real position (a source with no transactions yet).
+    let gtid: string | undefined;
     let bytes = 0;
     let tail = '';
     let lastReport = 0;
@@ -54,8 +55,8 @@ function dumpInto(cluster: ClusterConfig, source: InstanceConfig, target: Instan
       if (dumpCode === undefined || loadCode === undefined) return;
       if (dumpCode !== 0) reject(new Error(`mariadb-dump from ${source.id} failed (${dumpCode}): ${dumpErr.trim().split('\n').slice(-2).join(' ')}`));
       else if (loadCode !== 0) reject(new Error(`loading into ${target.id} failed (${loadCode}): ${loadErr.trim().split('\n').slice(-2).join(' ')}`));
-      else if (!gtid && databases.length > 0) reject(new Error('the dump carried no GTID position (is the source binlogging with GTIDs?)'));
-      else resolve({ gtid, bytes });
+      else if (gtid === undefined && databases.length > 0) reject(new Error('the dump carried no GTID position (is the source binlogging with GTIDs?)'));
+      else resolve({ gtid: gtid ?? '', bytes });
     };
     dump.on('close', (c) => {
       dumpCode = c;

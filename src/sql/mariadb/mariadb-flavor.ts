@@ -1,6 +1,6 @@
 import { MariaGtidPosition } from '../../gtid/index.ts';
 import type { GtidState } from '../../gtid/index.ts';
-import type { Flavor, ReplicaStatus, Row, SemiSyncStatus, ServerGtids, ServerSettings, SourceSpec, Vars } from '../flavor.ts';
+import type { Flavor, RegisteredReplica, ReplicaStatus, Row, SemiSyncStatus, ServerGtids, ServerSettings, SourceSpec, Vars } from '../flavor.ts';
 import { big, flag, int, ioThreadState, nullableNumber, text } from '../row-values.ts';
 import { mariadbFamily } from './mariadb-family.ts';
 
@@ -33,6 +33,7 @@ export class MariadbFlavor implements Flavor {
   // SHOW ALL SLAVES STATUS (not SHOW SLAVE STATUS) because only it carries the heartbeat counter
   // that tells a silent source from an idle one.
   readonly replicaStatusQuery = 'SHOW ALL SLAVES STATUS';
+  readonly registeredReplicasQuery = 'SHOW SLAVE HOSTS';
   readonly ioThreadIdQuery = "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'";
 
   parseGtid(textValue: string): GtidState {
@@ -72,6 +73,10 @@ export class MariadbFlavor implements Flavor {
       primaryClients: int(s['rpl_semi_sync_master_clients']),
       replicaActive: flag(s['rpl_semi_sync_slave_status']),
     };
+  }
+
+  parseRegisteredReplicas(rows: Row[]): RegisteredReplica[] {
+    return rows.map((r) => ({ serverId: int(r['Server_id']), host: text(r['Host']), port: int(r['Port']) }));
   }
 
   parseReplicaStatus(rows: Row[]): ReplicaStatus | undefined {

@@ -1,6 +1,6 @@
 import { MysqlGtidSet } from '../../gtid/index.ts';
 import type { GtidState } from '../../gtid/index.ts';
-import type { Flavor, ReplicaStatus, Row, SemiSyncStatus, ServerGtids, ServerSettings, SourceSpec, Vars } from '../flavor.ts';
+import type { Flavor, RegisteredReplica, ReplicaStatus, Row, SemiSyncStatus, ServerGtids, ServerSettings, SourceSpec, Vars } from '../flavor.ts';
 import { big, flag, int, ioThreadState, nullableNumber, text } from '../row-values.ts';
 import { mysqlFamily } from './mysql-family.ts';
 
@@ -66,6 +66,8 @@ export class MysqlFlavor implements Flavor {
   readonly variablesQuery = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${inList(VARIABLES)})`;
   readonly statusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN (${inList(STATUS)})`;
   readonly replicaStatusQuery = 'SHOW REPLICA STATUS';
+  // SHOW SLAVE HOSTS is gone in 8.4; SHOW REPLICAS exists since 8.0.22 (Regent needs 8.0.23+).
+  readonly registeredReplicasQuery = 'SHOW REPLICAS';
   readonly ioThreadIdQuery = "SELECT PROCESSLIST_ID AS id FROM performance_schema.threads WHERE NAME IN ('thread/sql/replica_io', 'thread/sql/slave_io')";
   readonly version: Readonly<MysqlVersion>;
 
@@ -111,6 +113,10 @@ export class MysqlFlavor implements Flavor {
       primaryClients: int(pick(s, 'rpl_semi_sync_source_clients', 'rpl_semi_sync_master_clients')),
       replicaActive: flag(pick(s, 'rpl_semi_sync_replica_status', 'rpl_semi_sync_slave_status')),
     };
+  }
+
+  parseRegisteredReplicas(rows: Row[]): RegisteredReplica[] {
+    return rows.map((r) => ({ serverId: int(r['Server_Id']), host: text(r['Host']), port: int(r['Port']) }));
   }
 
   parseReplicaStatus(rows: Row[]): ReplicaStatus | undefined {
