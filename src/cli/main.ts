@@ -9,7 +9,7 @@ import { grantsCommand } from './grants.ts';
 import { sandboxCommands } from './sandbox.ts';
 import { bootstrapCommand } from './bootstrap.ts';
 import { runCommand } from './run.ts';
-import { dataPlaneCommand, dataPlaneStopCommand } from './dataplane.ts';
+import { dataPlaneCommand, dataPlaneStopCommand, dataPlaneUpgradeCommand } from './dataplane.ts';
 import { demoCommand } from './demo.ts';
 import { failoverCommand, ackCommand } from './recovery.ts';
 import { haproxyConfigCommand } from './haproxy.ts';
@@ -87,8 +87,14 @@ export function buildProgram(): Command {
   configOption(dataplane.command('run', { isDefault: true }).description('run the data plane (started by regent run; run it yourself to manage it apart, e.g. as its own systemd unit)'))
     .option('--socket <path>', 'control socket (default: <stateDir>/dataplane-<hash of the config path>.sock)')
     .option('--pid-file <path>', 'PID file (default: <stateDir>/dataplane-<hash of the config path>.pid)')
-    .action(async (o: { config: string; socket?: string; pidFile?: string }) => {
+    .addOption(new Option('--takeover', 'replace the running data plane that started this one (internal: `dataplane upgrade`)').hideHelp())
+    .action(async (o: { config: string; socket?: string; pidFile?: string; takeover?: boolean }) => {
       process.exitCode = await dataPlaneCommand(await loadConfig(o.config), o);
+    });
+  configOption(dataplane.command('upgrade').description('replace the running data plane with a process of the code on disk, keeping every open session (the old process serves them until they end)'))
+    .addOption(new Option('--role <role>', 'whose data plane').choices(['run', 'proxy']).default('run'))
+    .action(async (o: { config: string; role: 'run' | 'proxy' }) => {
+      process.exitCode = await dataPlaneUpgradeCommand(await loadConfig(o.config), o);
     });
   configOption(dataplane.command('stop').description('stop the data plane of this configuration (its client sessions end)'))
     .addOption(new Option('--role <role>', 'whose data plane').choices(['run', 'proxy']).default('run'))

@@ -153,6 +153,16 @@ export class ClusterRouter {
     return this.#decision;
   }
 
+  /** The observations routing works from (an upgrade hands them to the next data plane). */
+  get observations(): Map<string, InstanceObservation> {
+    return this.#observations;
+  }
+
+  /** Client sessions open through this cluster's endpoints (L4 piped or held, SQL). */
+  get sessions(): number {
+    return (this.#writer?.sessions ?? 0) + (this.#reader?.sessions ?? 0) + (this.#sql?.sessionCount ?? 0);
+  }
+
   async #closeAllTo(instance: string): Promise<number> {
     const counts = await Promise.all([this.#writer?.closeConnectionsTo(instance), this.#reader?.closeConnectionsTo(instance)]);
     return counts.reduce<number>((a, b) => a + (b ?? 0), 0);

@@ -10,6 +10,7 @@ import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Logger } from '../util/log.ts';
 import { isAlive, sleep, waitUntil } from '../util/processes.ts';
 import { configFingerprint } from '../inventory/diff.ts';
+import { codeId } from '../util/code-id.ts';
 import { DATA_PLANE_MARKER, runningDataPlane, type DataPlanePaths } from './dataplane.ts';
 import { maintenanceSet } from '../decision/decision.ts';
 import { routingTable, type RoutingTable } from './routing-table.ts';
@@ -37,6 +38,7 @@ export class DataPlaneLink {
   #flush = new Set<string>();
   #stopping = false;
   #connecting?: Promise<void>;
+  #upgradeAsked = false;
   pid?: number;
 
   constructor(
@@ -136,7 +138,18 @@ export class DataPlaneLink {
     s.on('error', lost);
     // Tell it who we are and what we know, in that order: a data plane adopted from an earlier
     // manager learns the current decisions before anything else.
-    this.#send({ op: 'hello', id: this.#nextId++, manager: this.managerId, configFile: this.config().file, configHash: configFingerprint(this.config()) });
+    void this.#request({ op: 'hello', manager: this.managerId, configFile: this.config().file, configHash: configFingerprint(this.config()), role: 'manager' }, 10000).then((r) => {
+      if (!r.ok || this.#socket !== s) return;
+      // The process that answers (after an upgrade, not the one the PID file named a moment ago).
+      if (r.pid) this.pid = r.pid;
+      if (r.codeId && r.codeId !== codeId() && !this.#upgradeAsked) {
+        this.#upgradeAsked = true;
+        this.log.warn({ event: 'dataplane_outdated', pid: r.pid, dataPlaneCode: r.codeId, managerCode: codeId() }, `the data plane (pid ${r.pid}) runs other code than this manager: replacing it, sessions kept`);
+        void this.#request({ op: 'upgrade' }, 90000).then((u) => {
+          if (!u.ok) this.log.error({ event: 'dataplane_upgrade_failed', err: u.error }, `data plane not upgraded: ${u.error}`);
+        });
+      }
+    });
     for (const [cluster, d] of this.#decisions) this.#send({ op: 'decision', id: this.#nextId++, cluster, decision: decisionToWire(d), change: { verb: 'follow' } });
     for (const cluster of this.#observations.keys()) this.#flushObservations(cluster);
   }

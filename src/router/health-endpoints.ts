@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { listenOn } from './listen.ts';
 import type { ClusterConfig } from '../config/load.ts';
 import type { RoutingTable } from './routing-table.ts';
 
@@ -25,33 +26,27 @@ export class HealthEndpoints {
 
   async start(): Promise<void> {
     await Promise.all(
-      this.cluster.instances.map(
-        (inst, i) =>
-          new Promise<void>((resolve, reject) => {
-            const server = createServer((req, res) => {
-              const t = this.table();
-              const path = (req.url ?? '/').split('?')[0];
-              let ok: boolean;
-              let why: string;
-              if (path === '/primary') {
-                ok = t.writer.mode === 'route' && t.writer.target === inst.id;
-                why = ok ? 'primary' : t.writer.mode === 'route' ? `not the primary (${t.writer.target} is)` : `no primary to route to: ${t.writer.reason}`;
-              } else if (path === '/replica') {
-                ok = t.readers.includes(inst.id);
-                why = ok ? 'replica fit for reads' : (t.excluded[inst.id] ?? 'not a replica');
-              } else {
-                res.writeHead(404, { 'content-type': 'text/plain' }).end('use /primary or /replica\n');
-                return;
-              }
-              res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${inst.id}: ${why}\n`);
-            });
-            server.once('error', reject);
-            server.listen(this.basePort + i, this.host, () => {
-              this.#servers.push(server);
-              resolve();
-            });
-          }),
-      ),
+      this.cluster.instances.map(async (inst, i) => {
+        const server = createServer((req, res) => {
+          const t = this.table();
+          const path = (req.url ?? '/').split('?')[0];
+          let ok: boolean;
+          let why: string;
+          if (path === '/primary') {
+            ok = t.writer.mode === 'route' && t.writer.target === inst.id;
+            why = ok ? 'primary' : t.writer.mode === 'route' ? `not the primary (${t.writer.target} is)` : `no primary to route to: ${t.writer.reason}`;
+          } else if (path === '/replica') {
+            ok = t.readers.includes(inst.id);
+            why = ok ? 'replica fit for reads' : (t.excluded[inst.id] ?? 'not a replica');
+          } else {
+            res.writeHead(404, { 'content-type': 'text/plain' }).end('use /primary or /replica\n');
+            return;
+          }
+          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${inst.id}: ${why}\n`);
+        });
+        await listenOn(server, this.host, this.basePort + i);
+        this.#servers.push(server);
+      }),
     );
   }
 

@@ -8,6 +8,7 @@ import type { Logger } from '../util/log.ts';
 import { ClusterRouter } from './cluster-router.ts';
 import { DataPlane } from './data-plane.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
+import { decisionToWire, observationToWire, type WireDecision, type WireObservation } from './wire.ts';
 
 /** Whether a cluster's configuration asks for any router piece at all. */
 export function routes(c: ClusterConfig): boolean {
@@ -92,6 +93,18 @@ export class RouterHost {
 
   observe(cluster: string, observations: Map<string, InstanceObservation>): void {
     this.routers.get(cluster)?.observe(observations);
+  }
+
+  /** Client sessions open through every endpoint of this process. */
+  sessions(): number {
+    let n = 0;
+    for (const r of this.routers.values()) n += r.sessions;
+    return n;
+  }
+
+  /** What every router was told last, for the data plane that replaces this one. */
+  snapshot(): { cluster: string; decision: WireDecision; observations: WireObservation[] }[] {
+    return [...this.routers].map(([cluster, r]) => ({ cluster, decision: decisionToWire(r.decision), observations: [...r.observations.values()].map(observationToWire) }));
   }
 
   /** Holds writers of every cluster for `reason`, or lets them go (undefined). */

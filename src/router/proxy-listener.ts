@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../util/log.ts';
+import { listenOn } from './listen.ts';
 import type { DataPlane } from './data-plane.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { RouteDecision } from './routing-table.ts';
@@ -35,17 +36,16 @@ export class ProxyListener {
     private readonly log: Logger,
   ) {}
 
-  start(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const server = createServer({ noDelay: true, pauseOnConnect: true }, (c) => this.#accept(c));
-      server.once('error', reject);
-      server.listen(this.listen.port, this.listen.host, () => {
-        server.off('error', reject);
-        server.on('error', (e) => this.log.error({ event: 'router_listener_error', cluster: this.cluster, role: this.role, err: e.message }));
-        this.#server = server;
-        resolve();
-      });
-    });
+  async start(): Promise<void> {
+    const server = createServer({ noDelay: true, pauseOnConnect: true }, (c) => this.#accept(c));
+    await listenOn(server, this.listen.host, this.listen.port);
+    server.on('error', (e) => this.log.error({ event: 'router_listener_error', cluster: this.cluster, role: this.role, err: e.message }));
+    this.#server = server;
+  }
+
+  /** Piped and held connections (an upgraded data plane drains until none is left). */
+  get sessions(): number {
+    return this.#conns.size + this.#held.length;
   }
 
   async stop(): Promise<void> {

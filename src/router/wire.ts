@@ -72,7 +72,9 @@ export type ToDataPlane =
    * First message of a manager: who it is and which configuration it runs, as a fingerprint of
    * the effective clusters (the data plane reloads if its own differs).
    */
-  | { op: 'hello'; id: number; manager: string; configFile: string; configHash: string }
+  | { op: 'hello'; id: number; manager: string; configFile: string; configHash: string; role?: 'manager' | 'peer'; pid?: number }
+  /** Replace this data plane with a new process of the code on disk, keeping every session (see upgrade.ts). */
+  | { op: 'upgrade'; id: number }
   /** The manager reloaded: read the file (and the etcd inventory) again; the reply carries the new fingerprint. */
   | { op: 'reload'; id: number; configHash: string }
   | { op: 'decision'; id: number; cluster: string; decision: WireDecision; change: DecisionChange }
@@ -82,4 +84,4 @@ export type ToDataPlane =
   | { op: 'shutdown'; id: number };
 
 /** Data plane -> manager. */
-export type FromDataPlane = { reply: number; ok: true; closed?: number; text?: string; pid?: number; configHash?: string } | { reply: number; ok: false; error: string };
+export type FromDataPlane = { reply: number; ok: true; closed?: number; text?: string; pid?: number; configHash?: string; codeId?: string } | { reply: number; ok: false; error: string };

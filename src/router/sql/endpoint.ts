@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { listenOn } from '../listen.ts';
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { Account } from '../../config/load.ts';
 import { parseGtid, type GtidState } from '../../gtid/index.ts';
@@ -168,16 +169,11 @@ export class SqlEndpoint {
   async start(): Promise<void> {
     this.#accounts.start();
     this.#versionPromise = this.#probeVersion();
-    await new Promise<void>((resolve, reject) => {
-      const server = createServer({ noDelay: true }, (c) => this.#accept(c));
-      server.once('error', reject);
-      server.listen(this.opts.listen.port, this.opts.listen.host, () => {
-        server.off('error', reject);
-        server.on('error', (e) => this.opts.log.error({ event: 'sql_listener_error', cluster: this.opts.cluster, err: e.message }));
-        this.#server = server;
-        resolve();
-      });
-    });
+    const server = createServer({ noDelay: true }, (c) => this.#accept(c));
+    // Through the data plane's registry: an upgrade hands this socket to the next process.
+    await listenOn(server, this.opts.listen.host, this.opts.listen.port);
+    server.on('error', (e) => this.opts.log.error({ event: 'sql_listener_error', cluster: this.opts.cluster, err: e.message }));
+    this.#server = server;
     this.opts.log.info({ event: 'sql_endpoint_started', cluster: this.opts.cluster, listen: `${this.opts.listen.host}:${this.opts.listen.port}` }, `SQL endpoint of ${this.opts.cluster} on ${this.opts.listen.host}:${this.opts.listen.port}`);
   }
 
