@@ -47,7 +47,10 @@ export class DataPlaneLink {
     readonly paths: DataPlanePaths,
     private readonly log: Logger,
     private readonly managerId: string,
-  ) {}
+  ) {
+    // The code this manager was started from, to compare with its data plane's.
+    codeId();
+  }
 
   /** Adopts the running data plane or starts one, and connects to it. */
   async start(): Promise<void> {

@@ -84,6 +84,8 @@ export class DataPlaneProcess {
     this.host = new RouterHost(config, log);
     this.#coordinator = coordinatorFor(config, log);
     this.#configHash = configFingerprint(config);
+    // The code this process was started from (files on disk may change while it runs).
+    codeId();
   }
 
   /** How long a decision may go unconfirmed before writers are held (etcd: the lease; local: no limit). */
