@@ -94,16 +94,20 @@ export function instanceId(host: string, port: number): string {
 }
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const { file, text } = readConfigFile(path);
+  return parseConfigText(text, file, env);
+}
+
+/** A configuration file's absolute path and text; a file that cannot be read is a ConfigError naming why. */
+export function readConfigFile(path: string): { file: string; text: string } {
   const file = resolve(path);
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    return { file, text: readFileSync(file, 'utf8') };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(e);
     throw new ConfigError(`config ${file}: cannot read it (${why}); pass an existing file with --config`);
   }
-  return parseConfigText(text, file, env);
 }
 
 export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {

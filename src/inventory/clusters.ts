@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { configFromDocument, readConfigDocument, type ClusterConfig, type Config } from '../config/load.ts';
+import { configFromDocument, readConfigDocument, readConfigFile, type ClusterConfig, type Config } from '../config/load.ts';
 import type { Coordinator, InventoryEntry } from '../coordination/coordinator.ts';
 import { evaluateCluster } from '../doctor/evaluate.ts';
 import type { Finding } from '../doctor/facts.ts';
@@ -99,7 +98,7 @@ export async function proposeCluster(config: Config, coordinator: Coordinator | 
 
 /** The cluster as the manager would load it (the file's shared settings and accounts applied). */
 async function candidate(config: Config, coordinator: Coordinator | undefined, entry: ClusterProposal['entry']): Promise<ClusterConfig> {
-  const doc = readConfigDocument(readFileSync(config.file, 'utf8'), config.file);
+  const doc = fileDocument(config.file);
   const inventory = coordinator?.backend === 'etcd' ? await coordinator.readInventory() : [];
   const merged = mergeInventory(doc, [...inventory.filter((e) => e.name !== entry.name), { name: entry.name, cluster: entry, at: Date.now(), by: 'check' }]);
   return configFromDocument(merged.doc, config.file).clusters.find((c) => c.name === entry.name)!;
@@ -129,7 +128,7 @@ export async function unregisterCluster(config: Config, coordinator: Coordinator
     removeClusterFromFile(config.file, name);
     return config.file;
   }
-  const inFile = (readConfigDocument(readFileSync(config.file, 'utf8'), config.file)['clusters'] as { name?: unknown }[] | undefined)?.some((c) => c?.name === name) ?? false;
+  const inFile = (fileDocument(config.file)['clusters'] as { name?: unknown }[] | undefined)?.some((c) => c?.name === name) ?? false;
   if (inFile) {
     const tombstone: InventoryEntry = { name, removed: true, at: Date.now(), by };
     await etcdOnly(coordinator).writeInventory(tombstone);
@@ -156,15 +155,21 @@ export async function addInstanceToCluster(config: Config, coordinator: Coordina
   const etcd = etcdOnly(coordinator);
   const current = origin === 'inventory'
     ? (await etcd.readInventory()).find((e): e is Extract<InventoryEntry, { cluster: unknown }> => e.name === cluster && 'cluster' in e)?.cluster
-    : ((readConfigDocument(readFileSync(config.file, 'utf8'), config.file)['clusters'] as Record<string, unknown>[] | undefined) ?? []).find((c) => c['name'] === cluster);
+    : ((fileDocument(config.file)['clusters'] as Record<string, unknown>[] | undefined) ?? []).find((c) => c['name'] === cluster);
   if (!current) throw new UsageError(`cluster ${cluster} changed meanwhile; try again`);
   const next = { ...current, instances: [...((current['instances'] as unknown[] | undefined) ?? []), instance] };
   // The whole configuration must still load with it (an instance listed twice, a bad address).
-  const doc = readConfigDocument(readFileSync(config.file, 'utf8'), config.file);
+  const doc = fileDocument(config.file);
   const inventory = (await etcd.readInventory()).filter((e) => e.name !== cluster);
   configFromDocument(mergeInventory(doc, [...inventory, { name: cluster, cluster: next, at: Date.now(), by: 'check' }]).doc, config.file);
   await etcd.writeInventory({ name: cluster, cluster: next, at: Date.now(), by: 'add-instance' });
   return inventoryLocation(config);
+}
+
+/** The configuration file as plain data (what the inventory is merged into). */
+function fileDocument(file: string): Record<string, unknown> {
+  const { file: path, text } = readConfigFile(file);
+  return readConfigDocument(text, path);
 }
 
 function etcdOnly(c: Coordinator | undefined): Coordinator {

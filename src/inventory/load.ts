@@ -1,8 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { configFromDocument, readConfigDocument, type Config } from '../config/load.ts';
+import { configFromDocument, readConfigDocument, readConfigFile, type Config } from '../config/load.ts';
 import type { Coordinator, InventoryEntry } from '../coordination/coordinator.ts';
-import { ConfigError } from '../errors.ts';
 import { mergeInventory, type ClusterOrigin } from './merge.ts';
 
 export interface EffectiveConfig {
@@ -20,15 +17,7 @@ export interface EffectiveConfig {
  * left out and named, and the others go on.
  */
 export function effectiveConfig(file: string, entries: InventoryEntry[], env: NodeJS.ProcessEnv = process.env): EffectiveConfig {
-  const path = resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(e);
-    throw new ConfigError(`config ${path}: cannot read it (${why}); pass an existing file with --config`);
-  }
+  const { file: path, text } = readConfigFile(file);
   const doc = readConfigDocument(text, path);
   const fileOnly = configFromDocument(doc, path, env);
   if (entries.length === 0) return { config: fileOnly, origins: new Map(fileOnly.clusters.map((c) => [c.name, 'file'])), skipped: [] };
