@@ -28,6 +28,8 @@ export class ManagerProcess {
   #waiters: { pred: (e: LogEvent) => boolean; resolve: (e: LogEvent) => void }[] = [];
   #exited: Promise<number | null>;
   #tail?: NodeJS.Timeout;
+  /** When the process was seen to exit (ms since epoch): its leadership ended then at the latest. */
+  exitedAt?: number;
 
   constructor(configFile: string, opts: { gid?: number; env?: Record<string, string> } = {}) {
     this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), 'run', '--config', configFile], {
@@ -47,7 +49,12 @@ export class ManagerProcess {
       }
     });
     this.#child.stdout!.resume();
-    this.#exited = new Promise((r) => this.#child.on('exit', (code) => r(code)));
+    this.#exited = new Promise((r) =>
+      this.#child.on('exit', (code) => {
+        this.exitedAt = Date.now();
+        r(code);
+      }),
+    );
   }
 
   /** Follows the data plane's log from its current end (what earlier managers' data planes wrote is not ours). */
