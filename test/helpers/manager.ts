@@ -31,13 +31,15 @@ export class ManagerProcess {
   /** When the process was seen to exit (ms since epoch): its leadership ended then at the latest. */
   exitedAt?: number;
 
-  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string> } = {}) {
-    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), 'run', '--config', configFile], {
+  /** `command: 'proxy'` runs `regent proxy` (observe and route only) instead of `regent run`. */
+  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string>; command?: 'run' | 'proxy' } = {}) {
+    const command = opts.command ?? 'run';
+    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), command, '--config', configFile], {
       env: { ...process.env, REGENT_LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       gid: opts.gid,
     });
-    this.#tailDataPlane(configFile);
+    this.#tailDataPlane(configFile, command);
     let buf = '';
     this.#child.stderr!.on('data', (b: Buffer) => {
       buf += b.toString('utf8');
@@ -58,10 +60,10 @@ export class ManagerProcess {
   }
 
   /** Follows the data plane's log from its current end (what earlier managers' data planes wrote is not ours). */
-  #tailDataPlane(configFile: string): void {
+  #tailDataPlane(configFile: string, role: 'run' | 'proxy'): void {
     let file: string;
     try {
-      file = dataPlanePaths(loadConfigFile(configFile)).logFile;
+      file = dataPlanePaths(loadConfigFile(configFile), role).logFile;
     } catch {
       return;
     }
