@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { cpus, hostname, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { callManager } from '../src/cli/api-client.ts';
 import { loadConfigFile, type Config } from '../src/config/load.ts';
@@ -112,6 +112,8 @@ export interface ChaosReport {
   clusters: string[];
   startedAt: string;
   durationMs: number;
+  /** The machine: its cores, and its 1-minute load average when the faults started and ended (other work shares it). */
+  machine?: { cores: number; load: [number, number] };
   faults: FaultRecord[];
   failovers: number;
   switchovers: number;
@@ -170,13 +172,26 @@ class Harness {
     return this.procs[slot.n]?.alive ?? false;
   }
 
-  async startManager(n = 0, timeoutMs = 20000): Promise<void> {
+  /**
+   * Starts slot `n`'s manager. On a loaded machine a start can take long (compiling, probing every
+   * instance, etcd slow to answer): one that did not finish in time is killed and started again.
+   */
+  async startManager(n = 0, timeoutMs = this.view ? 60000 : 20000, attempts = this.view ? 3 : 1): Promise<void> {
     const slot = this.slots[n]!;
-    const m = new ManagerProcess(slot.config, { gid: GID, env: this.env });
-    this.managers.push(m);
-    this.procs[n] = m;
-    this.ids.set(m, `${hostname()}:${m.pid}:${slot.apiPort}`);
-    await m.waitFor((e) => e.event === 'manager_started', timeoutMs, `manager m${n} start`);
+    for (let attempt = 1; ; attempt++) {
+      const m = new ManagerProcess(slot.config, { gid: GID, env: this.env });
+      this.managers.push(m);
+      this.procs[n] = m;
+      this.ids.set(m, `${hostname()}:${m.pid}:${slot.apiPort}`);
+      try {
+        await m.waitFor((e) => e.event === 'manager_started', timeoutMs, `manager m${n} start`);
+        return;
+      } catch (e) {
+        await m.kill9();
+        this.log(`[chaos] manager m${n} (pid ${m.pid}) did not start within ${timeoutMs} ms (attempt ${attempt}, load ${loadavg()[0]!.toFixed(1)})`);
+        if (attempt >= attempts) throw e;
+      }
+    }
   }
 
   /** The slot whose manager holds `cluster`'s leader key in etcd (several managers only). */
@@ -441,6 +456,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await sb.sql(sb.node(1), [`CREATE TABLE ${TABLE} (id BIGINT PRIMARY KEY, server_id INT NOT NULL, sent_at BIGINT NOT NULL) ENGINE=InnoDB`]);
     // Several managers start together (on two cores, compiling three at once takes a while).
     await Promise.all(slots.map((s) => h!.startManager(s.n, multi ? 90000 : 20000)));
+    const loadAtStart = loadavg()[0]!;
     await h.waitHealthy(multi ? 60000 : 20000);
     await h.checkLeaders(0);
     const app = sb.appAccount();
@@ -598,6 +614,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
 
     log('[chaos] faults over; restoring and converging');
+    const loadAtEnd = loadavg()[0]!;
     await h.restoreAll();
     await writes.stop();
     await reads.stop();
@@ -643,6 +660,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       clusters: h.clusters,
       startedAt: new Date(startedAt).toISOString(),
       durationMs: Date.now() - startedAt,
+      machine: { cores: cpus().length, load: [Math.round(loadAtStart * 10) / 10, Math.round(loadAtEnd * 10) / 10] },
       faults,
       failovers: h.events.filter((e) => e.event === 'failover_succeeded').length,
       switchovers: h.events.filter((e) => e.event === 'switchover_succeeded').length,
@@ -661,6 +679,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       h.managers.forEach((m, i) => writeFileSync(join(opts.reportDir!, `${reportName(report)}.manager-${i + 1}.log`), `${m.raw.join('\n')}\n`));
     }
     return report;
+  } catch (e) {
+    // A run that could not finish: keep what the managers logged, to see why.
+    if (opts.reportDir && h) {
+      mkdirSync(opts.reportDir, { recursive: true });
+      h.managers.forEach((m, i) => writeFileSync(join(opts.reportDir!, `chaos-seed${opts.seed}-aborted.manager-${i + 1}.log`), `${m.raw.join('\n')}\n`));
+    }
+    throw e;
   } finally {
     await writes?.stop();
     await reads?.stop();
@@ -717,7 +742,7 @@ export function renderReport(r: ChaosReport): string {
   return [
     `# Chaos run: seed ${r.seed}, ${r.minutes} min, ${r.nodes} nodes${r.managers > 1 ? `, ${r.managers} managers` : ''} (${r.scenario})`,
     '',
-    `Started ${r.startedAt}, took ${(r.durationMs / 1000).toFixed(0)} s. Replay: \`${r.replay}\`.`,
+    `Started ${r.startedAt}, took ${(r.durationMs / 1000).toFixed(0)} s${r.machine ? ` (${r.machine.cores} cores, load average ${r.machine.load[0]} at the first fault, ${r.machine.load[1]} after the last)` : ''}. Replay: \`${r.replay}\`.`,
     '',
     ...multi,
     `**Invariants: ${r.violations.length === 0 ? 'all held (0 violations)' : `${r.violations.length} VIOLATION(S)`}**`,
