@@ -39,7 +39,17 @@ export interface FinalNode {
 }
 
 export interface Violation {
-  invariant: 'acknowledged-write-lost' | 'write-on-non-primary' | 'two-writers-behind-endpoint' | 'no-convergence' | 'checksum-mismatch';
+  invariant:
+    | 'acknowledged-write-lost'
+    | 'write-on-non-primary'
+    | 'two-writers-behind-endpoint'
+    | 'no-convergence'
+    | 'checksum-mismatch'
+    // With several managers (chaos/leadership.ts):
+    | 'two-acting-managers'
+    | 'journal-two-writers'
+    | 'journal-plans-overlap'
+    | 'leader-count';
   detail: string;
 }
 

@@ -1,6 +1,7 @@
-// `npm run chaos -- --minutes N --seed S [--nodes 5] [--report-dir docs/chaos] [--scenario random|stuck-relay-log] [--skip-drain] [--router-processes N]`
+// `npm run chaos -- --minutes N --seed S [--nodes 5] [--report-dir docs/chaos] [--scenario random|stuck-relay-log] [--skip-drain] [--router-processes N]
+//   [--managers 3 [--idle-clusters 2]] [--faults kind,kind,...]`
 import { parseArgs } from 'node:util';
-import { renderReport, runChaos } from './run.ts';
+import { FAULT_KINDS, renderReport, runChaos, type FaultKind } from './run.ts';
 
 const { values } = parseArgs({
   options: {
@@ -11,9 +12,18 @@ const { values } = parseArgs({
     scenario: { type: 'string', default: 'random' },
     'skip-drain': { type: 'boolean', default: false },
     'router-processes': { type: 'string' },
+    managers: { type: 'string', default: '1' },
+    'idle-clusters': { type: 'string' },
+    faults: { type: 'string' },
   },
 });
 const scenario = values.scenario === 'stuck-relay-log' ? 'stuck-relay-log' : 'random';
+const faults = values.faults?.split(',').map((k) => k.trim()) as FaultKind[] | undefined;
+const unknown = faults?.filter((k) => !FAULT_KINDS.includes(k)) ?? [];
+if (unknown.length) {
+  process.stderr.write(`unknown fault kind(s): ${unknown.join(', ')} (known: ${FAULT_KINDS.join(', ')})\n`);
+  process.exit(2);
+}
 const report = await runChaos({
   minutes: Number(values.minutes),
   seed: Number(values.seed),
@@ -22,6 +32,9 @@ const report = await runChaos({
   scenario,
   skipDrain: values['skip-drain'],
   routerProcesses: values['router-processes'] !== undefined ? Number(values['router-processes']) : undefined,
+  managers: Number(values.managers),
+  idleClusters: values['idle-clusters'] !== undefined ? Number(values['idle-clusters']) : undefined,
+  faults,
 });
 process.stdout.write(renderReport(report));
 process.exitCode = report.violations.length === 0 ? 0 : 1;

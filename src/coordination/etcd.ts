@@ -59,7 +59,12 @@ export class EtcdCoordinator implements Coordinator {
   /** Clusters this manager leads, with the creation revision of its leader key. */
   #leading = new Map<string, string>();
   #leaderSince?: number;
+  /** When etcd last renewed our lease, at the latest: the send time of the keepalive it answered. */
   #renewedAt = 0;
+  /** Send times of the keepalives on the current stream not answered yet, oldest first. */
+  #keepalivesInFlight: number[] = [];
+  /** Clusters whose leadership was logged (leader_elected) and not yet its end. */
+  #announced = new Set<string>();
   #listeners: ((cluster: string, leader: boolean) => void)[] = [];
   #watchers: Watcher[] = [];
   #closed = false;
@@ -133,8 +138,18 @@ export class EtcdCoordinator implements Coordinator {
   async #newLease(): Promise<void> {
     const lease = this.#client.lease(this.settings.leaseTtlSeconds, { autoKeepAlive: true });
     this.#lease = lease;
+    // Freshness counts from when a keepalive was sent, not from when its answer arrived: etcd
+    // renewed the lease somewhere in between, and an answer read late (a busy event loop) must not
+    // stretch this manager's leadership past the moment etcd may give the cluster to another.
+    lease.on('keepaliveEstablished', () => {
+      this.#keepalivesInFlight = [];
+    });
+    lease.on('keepaliveFired', () => {
+      this.#keepalivesInFlight.push(Date.now());
+    });
     lease.on('keepaliveSucceeded', () => {
-      this.#renewedAt = Date.now();
+      this.#renewedAt = this.#keepalivesInFlight.shift() ?? this.#renewedAt;
+      this.#tell(); // leadership kept through a short etcd outage counts again from now
     });
     lease.on('lost', (err) => {
       if (this.#lease !== lease || this.#closed) return;
@@ -146,8 +161,9 @@ export class EtcdCoordinator implements Coordinator {
       setTimeout(() => void this.#newLease().catch(() => undefined), 500);
     });
     try {
+      const askedAt = Date.now();
       this.#leaseId = await lease.grant();
-      this.#renewedAt = Date.now();
+      this.#renewedAt = askedAt;
       await lease.put(this.#key('_managers', this.#self!.id)).value(JSON.stringify(this.#self));
     } catch (e) {
       this.log.warn({ event: 'etcd_unavailable', err: (e as Error).message }, 'etcd not reachable; retrying');
@@ -244,6 +260,7 @@ export class EtcdCoordinator implements Coordinator {
       if (!res.succeeded) return;
       this.#leading.set(cluster, String(res.header.revision));
       this.#leaderSince ??= Date.now();
+      this.#announced.add(cluster);
       this.log.warn({ event: 'leader_elected', cluster, manager: this.#self!.id, revision: String(res.header.revision) }, `this manager now leads cluster ${cluster}`);
     } catch {
       // etcd unreachable: try again next time
@@ -265,22 +282,36 @@ export class EtcdCoordinator implements Coordinator {
     }
   }
 
+  /** A margin below the TTL: stop acting before etcd could hand leadership to someone else. */
+  #freshForMs(): number {
+    return this.settings.leaseTtlSeconds * 1000 * 0.8;
+  }
+
   #fresh(): boolean {
-    // A margin below the TTL: stop acting before etcd could hand leadership to someone else.
-    return Date.now() - this.#renewedAt < this.settings.leaseTtlSeconds * 1000 * 0.8 && !this.#closed;
+    return Date.now() - this.#renewedAt < this.#freshForMs() && !this.#closed;
   }
 
   /** Tells the listeners of every change in what this manager leads. */
   #tell(): void {
-    for (const cluster of new Set([...this.#told.keys(), ...this.#leading.keys()])) {
+    for (const cluster of new Set([...this.#told.keys(), ...this.#leading.keys(), ...this.#announced])) {
       const leader = this.isLeader(cluster);
-      if (this.#told.get(cluster) === leader) continue;
-      if (!leader && this.#told.get(cluster)) {
-        this.log.warn({ event: 'leadership_lost', cluster, manager: this.#self?.id }, `this manager no longer leads cluster ${cluster}: it stops acting on it`);
+      // The log tells every start and end of acting (the chaos suite checks that no two managers'
+      // intervals overlap), including a key kept through a short etcd outage.
+      if (leader && !this.#announced.has(cluster)) {
+        this.#announced.add(cluster);
+        this.log.warn({ event: 'leader_elected', cluster, manager: this.#self?.id, revision: this.#leading.get(cluster), regained: true }, `this manager leads cluster ${cluster} again (its lease was renewed in time)`);
+      }
+      if (!leader && this.#announced.has(cluster)) {
+        this.#announced.delete(cluster);
+        // When it stopped counting itself leader: at the lapse of freshness, which may be earlier
+        // than this line (the timer or an etcd call noticed it late).
+        const stoppedAt = this.#fresh() ? Date.now() : Math.min(Date.now(), this.#renewedAt + this.#freshForMs());
+        this.log.warn({ event: 'leadership_lost', cluster, manager: this.#self?.id, stoppedAt }, `this manager no longer leads cluster ${cluster}: it stops acting on it`);
         // Our key may still exist (renewals failed but the lease did not expire yet): forget it so
         // we campaign properly once etcd answers again.
         if (Date.now() - this.#renewedAt >= this.settings.leaseTtlSeconds * 1000) this.#leading.delete(cluster);
       }
+      if (this.#told.get(cluster) === leader) continue;
       this.#told.set(cluster, leader);
       for (const l of this.#listeners) l(cluster, leader);
     }
@@ -416,6 +447,9 @@ export class EtcdCoordinator implements Coordinator {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    // Acting ends here (no longer fresh); the keys go with the lease just below.
+    for (const cluster of this.#announced) this.log.warn({ event: 'leadership_released', cluster, manager: this.#self?.id, reason: 'shutdown' }, `cluster ${cluster} released: this manager stops`);
+    this.#announced.clear();
     await Promise.all(this.#watchers.map((w) => w.cancel().catch(() => undefined)));
     await this.#lease?.revoke().catch(() => undefined);
     this.#client.close();

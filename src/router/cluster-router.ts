@@ -33,6 +33,8 @@ export class ClusterRouter {
   #observations = new Map<string, InstanceObservation>();
   #heldBecause?: string;
   #cursor = 0;
+  /** The last instance the writer endpoint routed to (kept through holds). */
+  #lastWriterTarget?: string;
 
   constructor(
     readonly cluster: ClusterConfig,
@@ -126,16 +128,24 @@ export class ClusterRouter {
    * A decision changed. A fence holds new writers at once and resolves only when every open
    * connection to the fenced instance is closed (the pipe processes have done it); a promotion
    * releases the held writers to the new primary and ends what is left open to the previous one.
+   *
+   * The same holds whatever brought the news: a router that follows the shared state (its manager
+   * is a follower, or gone) learns a fence and a new primary by `follow`, and must close what it
+   * has open to them just the same. A write waiting in a frozen old primary would otherwise be
+   * acknowledged when the server wakes up, after another manager promoted a replica.
    */
   async onDecision(d: Decision, change: DecisionChange): Promise<void> {
+    const before = this.#decision;
     this.#decision = d;
     this.#apply();
-    if (change.verb === 'fence') {
-      const closed = await this.#closeAllTo(change.instance);
-      this.log.warn({ event: 'router_fenced', cluster: this.cluster.name, instance: change.instance, closed }, `router: writes to ${change.instance} stopped, ${closed} connection(s) closed`);
-    } else if (change.verb === 'promote' && change.previous && change.previous !== change.primary) {
-      await this.#writer?.closeConnectionsTo(change.previous);
+    const fenced = new Set([...d.fenced].filter((id) => !before.fenced.has(id)));
+    if (change.verb === 'fence') fenced.add(change.instance);
+    for (const instance of fenced) {
+      const closed = await this.#closeAllTo(instance);
+      this.log.warn({ event: 'router_fenced', cluster: this.cluster.name, instance, closed, verb: change.verb }, `router: writes to ${instance} stopped, ${closed} connection(s) closed`);
     }
+    const previous = new Set([before.decidedPrimary, change.verb === 'promote' ? change.previous : undefined]);
+    for (const id of previous) if (id && id !== d.decidedPrimary && !fenced.has(id)) await this.#writer?.closeConnectionsTo(id);
   }
 
   /**
@@ -191,9 +201,12 @@ export class ClusterRouter {
     if (w0 !== w1) {
       this.metrics.backendChanges.inc({ cluster: this.cluster.name, role: 'writer' });
       this.log.info({ event: 'router_writer_changed', cluster: this.cluster.name, writer: this.#table.writer }, `writer endpoint: ${'target' in this.#table.writer ? `-> ${this.#table.writer.target}` : `holding (${this.#table.writer.reason})`}`);
-      // A writer target that changed means connections to the previous one must not live on.
-      if ('target' in before.writer && (!('target' in this.#table.writer) || this.#table.writer.target !== before.writer.target)) {
-        if ('target' in this.#table.writer) void this.#writer?.closeConnectionsTo(before.writer.target);
+      // A writer target that changed means connections to the previous one must not live on,
+      // also when a hold came in between (primary unreachable, then another one decided).
+      if ('target' in this.#table.writer) {
+        const last = this.#lastWriterTarget;
+        this.#lastWriterTarget = this.#table.writer.target;
+        if (last !== undefined && last !== this.#table.writer.target) void this.#writer?.closeConnectionsTo(last);
       }
     }
     if (JSON.stringify(before.readers) !== JSON.stringify(this.#table.readers) || before.readerFallback !== this.#table.readerFallback) {

@@ -4,8 +4,9 @@ import mysql from 'mysql2/promise';
 import { dataPlanePaths } from '../../src/router/dataplane.ts';
 import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { isAlive, readPidFile } from '../../src/util/processes.ts';
+import { LocalCoordinator } from '../../src/coordination/local.ts';
 import { runCli, startSandbox } from '../helpers/env.ts';
-import { ManagerProcess, Writer } from '../helpers/manager.ts';
+import { ManagerProcess, Writer, type LogEvent } from '../helpers/manager.ts';
 
 /**
  * The data plane outlives the manager: a kill -9 or a restart of `regent run` costs applications
@@ -224,5 +225,57 @@ describe('regent dataplane upgrade: a new process takes the endpoints, no sessio
     while (isAlive(oldPid) && Date.now() < deadline) await sleep(50);
     assert.ok(!isAlive(oldPid), 'the old data plane did not exit');
     assert.ok(isAlive(newPid));
+  });
+});
+
+/**
+ * A data plane that learns a fence from the shared state closes what it has open to the fenced
+ * instance, also after a hold in between. Here the data plane of `regent proxy` (observe and route
+ * only, as a follower manager's data plane does): it sees the frozen primary unreachable and holds,
+ * then learns that another manager failed over. Otherwise a write waiting in the frozen primary is
+ * acknowledged when the server wakes up (found by the multi-manager chaos run).
+ */
+describe('a fence learned from the shared state closes the connections to the fenced instance', () => {
+  let sb: Sandbox;
+  let cleanup: () => Promise<void>;
+  let proxy: ManagerProcess | undefined;
+  before(async () => ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 })));
+  after(async () => {
+    await proxy?.stop();
+    await cleanup?.();
+  });
+
+  test('a write sent to the frozen old primary is never acknowledged', async () => {
+    const old = sb.node(1);
+    const oldId = `127.0.0.1:${old.port}`;
+    await sb.sql(old, ['CREATE TABLE app.frozen (id INT PRIMARY KEY)']);
+    // The decision a manager made earlier, in the shared state the proxy follows.
+    const config = sb.config();
+    const state = new LocalCoordinator(config.stateDir);
+    await state.updateClusterState(sb.manifest.cluster, (s) => ({ ...s, decidedPrimary: oldId, decidedAt: Date.now() }));
+    proxy = new ManagerProcess(sb.configFile, { command: 'proxy' });
+    const writer = (e: LogEvent) => e.event === 'router_writer_changed' && e['source'] === 'dataplane';
+    await proxy.waitFor((e) => writer(e) && (e['writer'] as { target?: string }).target === oldId, 15000, 'writer routing');
+    const app = sb.appAccount();
+    const client = await mysql.createConnection({ host: '127.0.0.1', port: old.port + PORT.writer, user: app.user, password: app.password, database: app.database });
+    const [[who]] = (await client.query('SELECT @@server_id AS s')) as unknown as [[{ s: number }]];
+    assert.equal(Number(who.s), old.serverId);
+
+    const since = proxy.events.length;
+    sb.pause(old);
+    const outcome = client.query('INSERT INTO frozen VALUES (1)').then(
+      () => 'acknowledged',
+      (e: Error) => `error: ${e.message}`,
+    );
+    await proxy.waitFor((e) => writer(e) && /unreachable/.test(String((e['writer'] as { reason?: string }).reason)), 15000, 'the writer held: primary unreachable', since);
+    // Another manager failed over meanwhile: the shared state names node2 and fences node1.
+    await state.updateClusterState(sb.manifest.cluster, (s) => ({ ...s, decidedPrimary: `127.0.0.1:${sb.node(2).port}`, decidedAt: Date.now(), fenced: [oldId] }));
+    await proxy.waitFor((e) => e.event === 'dataplane_decision' && e['decidedPrimary'] === `127.0.0.1:${sb.node(2).port}`, 15000, 'the new decision followed', since);
+    await sleep(500);
+    // The old primary wakes up with the write in its socket: its replicas still follow it, so
+    // it would commit and answer at once if the connection were still open.
+    sb.resume(old);
+    assert.match(await outcome, /^error: /);
+    client.destroy();
   });
 });

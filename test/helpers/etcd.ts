@@ -57,20 +57,31 @@ export class EtcdCluster {
 
   /** Stops every member (SIGKILL when `hard`); `start` brings them back with their data. */
   async stopAll(hard = false): Promise<void> {
-    await Promise.all(
-      this.members.map(async (m) => {
-        const p = m.proc;
-        if (!p || p.exitCode !== null || p.signalCode !== null) return;
-        const exited = new Promise((r) => p.once('exit', r));
-        p.kill(hard ? 'SIGKILL' : 'SIGTERM');
-        await exited;
-      }),
-    );
+    await Promise.all(this.members.map((_, i) => this.stopMember(i, hard)));
   }
 
   async startAll(): Promise<void> {
     for (const m of this.members) this.#spawn(m);
     await new Promise((r) => setTimeout(r, 1500));
+  }
+
+  isRunning(i: number): boolean {
+    const p = this.members[i]?.proc;
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  /** Stops one member (SIGKILL when `hard`), by its PID; the others keep quorum. */
+  async stopMember(i: number, hard = false): Promise<void> {
+    const p = this.members[i]!.proc;
+    if (!p || !this.isRunning(i)) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    await exited;
+  }
+
+  /** Starts one stopped member again with its data (it rejoins the cluster it was part of). */
+  startMember(i: number): void {
+    if (!this.isRunning(i)) this.#spawn(this.members[i]!);
   }
 
   async destroy(): Promise<void> {

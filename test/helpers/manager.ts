@@ -28,14 +28,18 @@ export class ManagerProcess {
   #waiters: { pred: (e: LogEvent) => boolean; resolve: (e: LogEvent) => void }[] = [];
   #exited: Promise<number | null>;
   #tail?: NodeJS.Timeout;
+  /** When the process was seen to exit (ms since epoch): its leadership ended then at the latest. */
+  exitedAt?: number;
 
-  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string> } = {}) {
-    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), 'run', '--config', configFile], {
+  /** `command: 'proxy'` runs `regent proxy` (observe and route only) instead of `regent run`. */
+  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string>; command?: 'run' | 'proxy' } = {}) {
+    const command = opts.command ?? 'run';
+    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), command, '--config', configFile], {
       env: { ...process.env, REGENT_LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       gid: opts.gid,
     });
-    this.#tailDataPlane(configFile);
+    this.#tailDataPlane(configFile, command);
     let buf = '';
     this.#child.stderr!.on('data', (b: Buffer) => {
       buf += b.toString('utf8');
@@ -47,14 +51,19 @@ export class ManagerProcess {
       }
     });
     this.#child.stdout!.resume();
-    this.#exited = new Promise((r) => this.#child.on('exit', (code) => r(code)));
+    this.#exited = new Promise((r) =>
+      this.#child.on('exit', (code) => {
+        this.exitedAt = Date.now();
+        r(code);
+      }),
+    );
   }
 
   /** Follows the data plane's log from its current end (what earlier managers' data planes wrote is not ours). */
-  #tailDataPlane(configFile: string): void {
+  #tailDataPlane(configFile: string, role: 'run' | 'proxy'): void {
     let file: string;
     try {
-      file = dataPlanePaths(loadConfigFile(configFile)).logFile;
+      file = dataPlanePaths(loadConfigFile(configFile), role).logFile;
     } catch {
       return;
     }
