@@ -23,8 +23,9 @@ export class ManagerProcess {
   #waiters: { pred: (e: LogEvent) => boolean; resolve: (e: LogEvent) => void }[] = [];
   #exited: Promise<number | null>;
 
-  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string> } = {}) {
-    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), 'run', '--config', configFile], {
+  /** `nodeArgs` go to node itself (e.g. --cpu-prof, which NODE_OPTIONS does not accept). */
+  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string>; nodeArgs?: string[] } = {}) {
+    this.#child = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'bin/regent.js'), 'run', '--config', configFile], {
       env: { ...process.env, REGENT_LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       gid: opts.gid,

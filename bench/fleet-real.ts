@@ -1,0 +1,177 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import type { JournalEntry } from '../src/coordination/coordinator.ts';
+import type { Sandbox } from '../src/sandbox/sandbox.ts';
+import { eventually, freePorts, startSandbox, tempDir } from '../test/helpers/env.ts';
+import { ManagerProcess } from '../test/helpers/manager.ts';
+import { machineLoad } from './proc-stat.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One cluster's failover in one round, in ms after the kill. */
+export interface ClusterTiming {
+  cluster: string;
+  /** The plan was journaled (the failover started). */
+  started: number;
+  /** The promote step ended: read_only=OFF returned on the new primary. */
+  writable: number;
+  /** A client polling the replicas saw read_only=0 (undefined without polling). */
+  clientSaw?: number;
+  /** The plan's end was journaled. */
+  ended: number;
+  /** Each step: start and end, ms after the kill. */
+  steps: { step: string; start: number; end: number }[];
+}
+
+export interface RealRound {
+  clusters: number;
+  timings: ClusterTiming[];
+  loadBefore: string;
+  loadAfter: string;
+}
+
+type ClusterJson = { name: string; health: string; primary?: string; instances: { id: string; reachable: boolean }[] };
+
+/**
+ * `count` real three-node sandboxes under one `regent run`; each round kills every primary with
+ * SIGKILL in one loop and reads, from Regent's journal, when each cluster's failover started,
+ * when its new primary became writable and when the plan ended; optionally a client polls every
+ * replica's read_only. Between rounds the killed servers restart and Regent rejoins them
+ * (block period 0 so the next round may fail over again).
+ */
+export async function runRealFleet(count: number, opts: { rounds: number; pollMs: number }): Promise<RealRound[]> {
+  const dir = tempDir('regent-bench-fleet-real-');
+  const sandboxes: { sandbox: Sandbox; cleanup: () => Promise<void> }[] = [];
+  let manager: ManagerProcess | undefined;
+  try {
+    process.stderr.write(`  creating ${count} three-node sandboxes\n`);
+    for (let i = 0; i < count; i += 3) sandboxes.push(...(await Promise.all(Array.from({ length: Math.min(3, count - i) }, () => startSandbox({ nodes: 3 })))));
+    const apiPort = await freePorts(1);
+    const api = `http://127.0.0.1:${apiPort}`;
+    const name = (i: number) => `c${String(i + 1).padStart(2, '0')}`;
+    const clusters = sandboxes.map(({ sandbox: sb }, i) => {
+      const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as { clusters: Record<string, unknown>[] };
+      const secret = (f: string) => ({ file: join(sb.dir, 'secrets', f) });
+      return {
+        ...doc.clusters[0],
+        name: name(i),
+        credentials: {
+          manager: { user: 'regent', password: secret('manager.pw') },
+          replication: { user: 'repl', password: secret('replication.pw') },
+          clone: { user: 'admin', password: secret('admin.pw') },
+        },
+        // Later rounds fail the same clusters over again.
+        failover: { blockPeriodSeconds: 0 },
+      };
+    });
+    const configFile = join(dir.path, 'regent.yaml');
+    writeFileSync(configFile, toYaml({ manager: { stateDir: 'state', api: { listen: `127.0.0.1:${apiPort}` } }, clusters }));
+    manager = new ManagerProcess(configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
+    await manager.waitFor((e) => e.event === 'manager_started', 60000, 'manager start');
+    const state = async () => ((await (await fetch(`${api}/api/v1/clusters`)).json()) as { clusters: ClusterJson[] }).clusters;
+    const healthy = () => eventually(async () => (await state()).every((c) => c.health === 'healthy' && c.primary && c.instances.every((i) => i.reachable)), 90000, 'every cluster healthy');
+    await healthy();
+    await sleep(2000);
+
+    const rounds: RealRound[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      const before = await state();
+      const nodeOf = (i: number, id: string) => sandboxes[i]!.sandbox.node(id.split(':')[1]!);
+      const primaries = before.map((c, i) => nodeOf(i, c.primary!));
+      const pids = primaries.map((n, i) => sandboxes[i]!.sandbox.pid(n)!);
+      const pollers = opts.pollMs > 0 ? await Promise.all(before.map((c, i) => pollWritable(sandboxes[i]!.sandbox, c.instances.map((x) => x.id).filter((id) => id !== c.primary), opts.pollMs))) : [];
+      const loadBefore = machineLoad();
+      const since = manager.events.length;
+      const t0 = Date.now();
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      for (const p of pollers) p.start(t0);
+      const deadline = Date.now() + 60000;
+      while (manager.count((e) => (e.event === 'failover_succeeded' || e.event === 'failover_failed') && manager!.events.indexOf(e) >= since) < count) {
+        if (Date.now() > deadline) throw new Error(`only ${manager.count((e) => e.event === 'failover_succeeded' && manager!.events.indexOf(e) >= since)} of ${count} failovers finished within 60 s`);
+        await sleep(50);
+      }
+      const seen = await Promise.all(pollers.map((p) => p.stop()));
+      const loadAfter = machineLoad();
+      const failed = manager.events.slice(since).filter((e) => e.event === 'failover_failed');
+      if (failed.length > 0) throw new Error(`failovers failed: ${failed.map((e) => `${e.cluster}: ${String(e['reason'])}`).join('; ')}`);
+      const timings = journalTimings(join(dir.path, 'state', 'journal.jsonl'), t0);
+      for (const t of timings) t.clientSaw = seen[clusters.findIndex((c) => c.name === t.cluster)];
+      rounds.push({ clusters: count, timings, loadBefore, loadAfter });
+      const last = Math.max(...timings.map((t) => t.writable));
+      process.stderr.write(`  round ${r + 1}/${opts.rounds}: ${timings.length} failovers, first writable ${Math.min(...timings.map((t) => t.writable))} ms, last ${last} ms after the kill\n`);
+      if (r + 1 < opts.rounds) {
+        // The killed servers come back; Regent rejoins them as replicas of the new primaries.
+        await Promise.all(primaries.map((n, i) => sandboxes[i]!.sandbox.start(n)));
+        await healthy();
+        await sleep(2000);
+      }
+    }
+    return rounds;
+  } finally {
+    await manager?.stop();
+    await Promise.all(sandboxes.map((s) => s.cleanup().catch(() => undefined)));
+    dir.remove();
+  }
+}
+
+/** Each failover plan journaled after `t0`, with its steps, in ms after `t0`. */
+function journalTimings(file: string, t0: number): ClusterTiming[] {
+  const entries = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as JournalEntry)
+    .filter((e) => e.at >= t0);
+  const plans = new Map<string, ClusterTiming>();
+  for (const e of entries) {
+    if (e.type === 'plan' && e.kind === 'failover') plans.set(e.planId, { cluster: e.cluster, started: e.at - t0, writable: NaN, ended: NaN, steps: [] });
+    const p = plans.get(e.planId);
+    if (!p) continue;
+    if (e.type === 'step' && e.phase === 'start') p.steps.push({ step: e.step, start: e.at - t0, end: NaN });
+    if (e.type === 'step' && e.phase === 'end') {
+      const s = [...p.steps].reverse().find((x) => x.step === e.step);
+      if (s) s.end = e.at - t0;
+      if (e.step === 'promote') p.writable = e.at - t0;
+    }
+    if (e.type === 'end') p.ended = e.at - t0;
+  }
+  return [...plans.values()].sort((a, b) => a.writable - b.writable);
+}
+
+/**
+ * A client per cluster that, once started, asks every replica for @@global.read_only every
+ * `everyMs` over persistent connections and notes when one answers 0 (ms after the kill).
+ */
+async function pollWritable(sb: Sandbox, ids: string[], everyMs: number): Promise<{ start: (t0: number) => void; stop: () => Promise<number | undefined> }> {
+  const app = sb.appAccount();
+  const conns = await Promise.all(ids.map((id) => mysql.createConnection({ host: '127.0.0.1', port: Number(id.split(':')[1]), user: app.user, password: app.password, connectTimeout: 1000 })));
+  let running = true;
+  let seenAt: number | undefined;
+  let loop: Promise<void> = Promise.resolve();
+  return {
+    start(t0) {
+      loop = (async () => {
+        while (running && seenAt === undefined) {
+          await Promise.all(
+            conns.map(async (c) => {
+              try {
+                const [rows] = (await c.query('SELECT @@global.read_only AS ro')) as unknown as [{ ro: number }[]];
+                if (Number(rows[0]?.ro) === 0 && seenAt === undefined) seenAt = Date.now() - t0;
+              } catch {
+                // a replica being re-pointed may drop the connection; the other one still answers
+              }
+            }),
+          );
+          await sleep(everyMs);
+        }
+      })();
+    },
+    async stop() {
+      running = false;
+      await loop;
+      await Promise.all(conns.map((c) => c.end().catch(() => c.destroy())));
+      return seenAt;
+    },
+  };
+}

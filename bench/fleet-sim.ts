@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { SimControlClient } from '../src/sim/control-http.ts';
+import { freePorts, ROOT } from '../test/helpers/env.ts';
+import { ManagerProcess, type LogEvent } from '../test/helpers/manager.ts';
+import { newestProfile, summarizeProfile } from './cpu-profile.ts';
+import { cpuSeconds, machineLoad } from './proc-stat.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface SimRunOptions {
+  /** Instances wanted; clusters of `size`, rounded to whole clusters. */
+  instances: number;
+  size: number;
+  warmupSec: number;
+  windowSec: number;
+  crashes: number;
+  /** Write the manager's V8 CPU profile (--cpu-prof) into this directory. */
+  cpuProfDir?: string;
+}
+
+export interface SimRunResult {
+  instances: number;
+  clusters: number;
+  windowSec: number;
+  managerCpuSec: number;
+  simCpuSec: number;
+  probes: number;
+  /** Probes the default interval asks for in the window (one per instance per 500 ms). */
+  probesExpected: number;
+  cpuPerProbeUs: number;
+  probesPerCpuSecond: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  /** Per simulated crash: ms from the crash to the manager's DeadPrimary, failover_started and failover_succeeded. */
+  detectMs: number[];
+  failoverStartMs: number[];
+  failoverDoneMs: number[];
+  loadBefore: string;
+  loadAfter: string;
+  profileSummary?: string;
+}
+
+/** The simulator as a process of its own: its CPU is not the manager's, and it is driven over HTTP. */
+async function startSimulator(clusters: number, size: number, dir: string, apiListen: string): Promise<{ child: ChildProcess; control: SimControlClient; config: string; pid: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/sim/main.ts'), '--clusters', String(clusters), '--size', String(size), '--dir', dir, '--api', apiListen], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const ready = await new Promise<{ control: string; config: string; pid: number }>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('simulator did not start within 60 s')), 60000);
+    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
+    lines.once('line', (l) => {
+      clearTimeout(t);
+      resolve(JSON.parse(l) as { control: string; config: string; pid: number });
+    });
+  });
+  return { child, control: new SimControlClient(ready.control), config: ready.config, pid: ready.pid };
+}
+
+async function scrapeLoopDelay(api: string): Promise<{ p99: number; max: number }> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  const get = (q: string) => Number(new RegExp(`^regent_event_loop_delay_seconds\\{quantile="${q.replace('.', '\\.')}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { p99: get('0.99') * 1000, max: get('1') * 1000 };
+}
+
+/**
+ * One manager against `instances` simulated instances at the default probe interval: CPU per probe
+ * over a window (manager CPU from /proc, probes counted by the simulator), event-loop delay from
+ * /metrics, then simulated crashes one at a time: time from the crash to the manager's DeadPrimary.
+ */
+export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
+  const clusters = Math.max(1, Math.round(opts.instances / opts.size));
+  const n = clusters * opts.size;
+  const dir = mkdtempSync(join(tmpdir(), 'regent-bench-fleet-'));
+  const apiPort = await freePorts(1);
+  const api = `http://127.0.0.1:${apiPort}`;
+  const sim = await startSimulator(clusters, opts.size, dir, `127.0.0.1:${apiPort}`);
+  const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
+  const spawnedAt = performance.now();
+  const manager = new ManagerProcess(sim.config, { env: { REGENT_LOG_LEVEL: 'info' }, nodeArgs });
+  try {
+    await manager.waitFor((e) => e.event === 'manager_started', 60000, 'manager start');
+    const deadline = Date.now() + 120000;
+    while (manager.count((e) => e.event === 'instance_reachable') < n) {
+      if (Date.now() > deadline) throw new Error(`only ${manager.count((e) => e.event === 'instance_reachable')} of ${n} instances became reachable within 120 s`);
+      await sleep(200);
+    }
+    process.stderr.write(`  ${n} instances reachable; warming up ${opts.warmupSec} s\n`);
+    await sleep(opts.warmupSec * 1000);
+
+    const loadBefore = machineLoad();
+    await scrapeLoopDelay(api); // starts the delay histogram afresh
+    const m0 = cpuSeconds(manager.pid!);
+    const s0 = cpuSeconds(sim.pid);
+    const p0 = (await sim.control.stats()).probes;
+    const t0 = performance.now();
+    await sleep(opts.windowSec * 1000);
+    const p1 = (await sim.control.stats()).probes;
+    const elapsed = (performance.now() - t0) / 1000;
+    const m1 = cpuSeconds(manager.pid!);
+    const s1 = cpuSeconds(sim.pid);
+    const delay = await scrapeLoopDelay(api);
+    const loadAfter = machineLoad();
+    const probes = p1 - p0;
+    const cpu = m1 - m0;
+
+    const detectMs: number[] = [];
+    const failoverStartMs: number[] = [];
+    const failoverDoneMs: number[] = [];
+    for (let i = 0; i < opts.crashes; i++) {
+      const cluster = `sim${String(1 + Math.floor(((i + 0.5) * clusters) / opts.crashes)).padStart(4, '0')}`;
+      const since = manager.events.length;
+      const of = (event: string, extra: (e: LogEvent) => boolean = () => true) => (e: LogEvent) => e.event === event && e.cluster === cluster && extra(e);
+      const { at } = await sim.control.crash(`${cluster}/n1`);
+      const dead = await manager.waitFor(of('problem_started', (e) => e.code === 'DeadPrimary' || e.code === 'DeadPrimaryAndSomeReplicas'), 15000, `DeadPrimary of ${cluster}`, since);
+      const started = await manager.waitFor(of('failover_started'), 15000, `failover of ${cluster}`, since);
+      const done = await manager.waitFor(of('failover_succeeded'), 15000, `failover of ${cluster} to succeed`, since);
+      detectMs.push(Date.parse(dead.time) - at);
+      failoverStartMs.push(Date.parse(started.time) - at);
+      failoverDoneMs.push(Date.parse(done.time) - at);
+      process.stderr.write(`  crash of ${cluster}/n1: DeadPrimary after ${detectMs.at(-1)} ms, failover started ${failoverStartMs.at(-1)} ms, done ${failoverDoneMs.at(-1)} ms\n`);
+      await sleep(1000);
+    }
+    await manager.stop();
+    const profile = opts.cpuProfDir ? newestProfile(opts.cpuProfDir) : undefined;
+    return {
+      instances: n,
+      clusters,
+      windowSec: elapsed,
+      managerCpuSec: cpu,
+      simCpuSec: s1 - s0,
+      probes,
+      probesExpected: (n * elapsed * 1000) / 500,
+      cpuPerProbeUs: (cpu * 1e6) / probes,
+      probesPerCpuSecond: probes / cpu,
+      loopDelayP99Ms: delay.p99,
+      loopDelayMaxMs: delay.max,
+      detectMs,
+      failoverStartMs,
+      failoverDoneMs,
+      loadBefore,
+      loadAfter,
+      // The profile starts with the process: keep only the measurement window.
+      profileSummary: profile ? summarizeProfile(profile, { fromSec: (t0 - spawnedAt) / 1000, toSec: (t0 - spawnedAt) / 1000 + elapsed }) : undefined,
+    };
+  } finally {
+    await manager.stop();
+    sim.child.kill('SIGTERM');
+    await new Promise((r) => (sim.child.exitCode !== null ? r(undefined) : sim.child.once('exit', r)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
