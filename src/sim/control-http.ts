@@ -6,7 +6,7 @@ import type { FleetSimulator } from './fleet.ts';
  *   GET  /stats                                   counters (probes answered, sessions, unknown statements)
  *   GET  /clusters                                every cluster: its primary and instances
  *   GET  /instance?instance=REF                   what one instance reports now
- *   POST /crash?instance=REF                      kill -9 (returns {"at": ms since epoch})
+ *   POST /crash?instance=REF[,REF...]             kill -9, several in the same instant (returns {"at": ms since epoch})
  *   POST /hang?instance=REF                       SIGSTOP
  *   POST /recover?instance=REF                    restart after a crash / SIGCONT after a hang
  *   POST /script?instance=REF&io=connecting|no|normal&lag=SECONDS
@@ -44,8 +44,14 @@ async function handle(fleet: FleetSimulator, req: IncomingMessage, res: ServerRe
       });
     case 'GET /instance':
       return send(res, 200, fleet.describe(ref));
-    case 'POST /crash':
-      return send(res, 200, fleet.crash(ref));
+    case 'POST /crash': {
+      // Several at once: validated first, then crashed in one synchronous loop (the same millisecond).
+      const refs = ref.split(',');
+      for (const r of refs) fleet.instance(r);
+      let at = 0;
+      for (const r of refs) at ||= fleet.crash(r).at;
+      return send(res, 200, { at });
+    }
     case 'POST /hang':
       return send(res, 200, fleet.hang(ref));
     case 'POST /recover':
@@ -85,8 +91,10 @@ export class SimControlClient {
     return this.#call('GET', `/instance?instance=${encodeURIComponent(instance)}`);
   }
 
-  crash(instance: string): Promise<{ at: number }> {
-    return this.#call('POST', `/crash?instance=${encodeURIComponent(instance)}`);
+  /** Crashes one instance, or several in the same instant. */
+  crash(instance: string | string[]): Promise<{ at: number }> {
+    const refs = Array.isArray(instance) ? instance.join(',') : instance;
+    return this.#call('POST', `/crash?instance=${encodeURIComponent(refs)}`);
   }
 
   hang(instance: string): Promise<{ at: number }> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ReplicationModel, SimInstance } from './replication-model.ts';
 import type { Session, StatementCache, StatementHost } from './statements.ts';
-import { CAP, COM, errPacket, handshakePacket, newScramble, okPacket, PacketWriter, parseHandshakeResponse, SERVER_CAPABILITIES, verifyNativePassword } from './wire.ts';
+import { CAP, COM, errPacket, handshakePacket, newScramble, okPacket, PacketWriter, parseHandshakeResponse, Reply, SERVER_CAPABILITIES, verifyNativePassword } from './wire.ts';
 
 /** Counters shared by every instance of a simulator (the bench reads probes done from them). */
 export interface SimStats {
@@ -28,6 +28,7 @@ export interface ServerContext {
 
 /** One response buffer builder for the whole process: responses are built synchronously, one at a time. */
 const writer = new PacketWriter(64 * 1024);
+const reply = new Reply(writer);
 
 /**
  * The network side of one simulated instance: a listener on its own loopback address, and its
@@ -129,6 +130,7 @@ class Connection implements Session {
   #phase: Phase = 'greeting';
   #scramble = newScramble(randomBytes(20));
   #deprecateEof = false;
+  #multiStatements = false;
   #pending?: Buffer;
 
   constructor(
@@ -177,6 +179,7 @@ class Connection implements Session {
       }
       this.user = r.user;
       this.#deprecateEof = Boolean(r.capabilities & SERVER_CAPABILITIES & CAP.DEPRECATE_EOF);
+      this.#multiStatements = Boolean(r.capabilities & SERVER_CAPABILITIES & CAP.MULTI_STATEMENTS);
       if (r.authPlugin && r.authPlugin !== 'mysql_native_password') {
         // Ask the client to answer with mysql_native_password instead (AuthSwitchRequest).
         this.#phase = 'auth-switch';
@@ -194,13 +197,24 @@ class Connection implements Session {
     const command = payload[0];
     if (command === COM.QUERY) {
       const sql = payload.toString('utf8', 1);
-      const st = ctx.statements.get(sql);
-      ctx.stats.statements.set(st.kind, (ctx.stats.statements.get(st.kind) ?? 0) + 1);
-      if (st.kind === 'unknown') {
-        ctx.stats.unknown.push(sql.slice(0, 300));
-        if (ctx.stats.unknown.length > 20) ctx.stats.unknown.shift();
+      const statements = ctx.statements.get(sql);
+      reply.start(this.#deprecateEof);
+      if (statements.length > 1 && !this.#multiStatements) {
+        reply.err(1064, '42000', 'You have an error in your SQL syntax (several statements, and the client did not ask for CLIENT_MULTI_STATEMENTS)');
+      } else {
+        for (let i = 0; i < statements.length; i++) {
+          const st = statements[i]!;
+          ctx.stats.statements.set(st.kind, (ctx.stats.statements.get(st.kind) ?? 0) + 1);
+          if (st.kind === 'unknown') {
+            ctx.stats.unknown.push(sql.slice(0, 300));
+            if (ctx.stats.unknown.length > 20) ctx.stats.unknown.shift();
+          }
+          reply.more = i < statements.length - 1;
+          // An error ends a multi-statement query: the statements after it do not run.
+          st.run(reply, this.server, this);
+          if (reply.failed || this.socket.destroyed) break;
+        }
       }
-      st.run(writer, this.server, this, this.#deprecateEof);
       if (!this.socket.destroyed) this.socket.write(writer.take());
       else writer.reset();
       return;

@@ -1,6 +1,6 @@
 import { ALL_SLAVES_STATUS_COLUMNS, nameValueColumns, PROCESSLIST_ID_COLUMN, selectIntColumn, selectStringColumn } from './columns.ts';
 import { formatGtid, parseGtid, type ReplicationModel, type SimInstance } from './replication-model.ts';
-import { errPacket, okPacket, ResultHeader, resultSet, SERVER_VERSION, type PacketWriter } from './wire.ts';
+import { ResultHeader, SERVER_VERSION, type Reply } from './wire.ts';
 
 /**
  * SQL text to answer. Each distinct statement text is compiled once (a regex match) into a
@@ -31,7 +31,8 @@ export interface StatementHost {
 export interface Statement {
   /** For statistics: 'probe:replica-status' and so on. */
   readonly kind: string;
-  run(w: PacketWriter, host: StatementHost, session: Session, deprecateEof: boolean): void;
+  /** Writes this statement's result (a result set, OK or ERR) into the reply. */
+  run(reply: Reply, host: StatementHost, session: Session): void;
 }
 
 const onOff = (b: boolean): string => (b ? 'ON' : 'OFF');
@@ -130,34 +131,25 @@ function nameValue(kind: string, header: ResultHeader, names: string[], value: (
   const lower = names.map((n) => n.toLowerCase());
   return {
     kind,
-    run(w, host, _session, deprecateEof) {
+    run(reply, host) {
       const t = host.model.now();
-      w.bytes(header.bytes(deprecateEof));
-      let seq = header.firstRowSeq(deprecateEof);
+      reply.beginRows(header);
       for (let i = 0; i < names.length; i++) {
         const v = value(lower[i]!, host.model, host.inst, t);
-        if (v === undefined) continue;
-        w.begin(seq++).lenencString(names[i]!).lenencString(v).end();
+        if (v !== undefined) reply.row().lenencString(names[i]!).lenencString(v).end();
       }
-      endRows(w, seq, deprecateEof);
+      reply.endRows();
     },
   };
-}
-
-function endRows(w: PacketWriter, seq: number, deprecateEof: boolean): void {
-  if (deprecateEof) okPacket(w, seq, { header: 0xfe });
-  else w.begin(seq).u8(0xfe).u16(0).u16(0x0002).end();
 }
 
 /** SHOW ALL SLAVES STATUS: one row for the default connection, none without a source. */
 const replicaStatus: Statement = {
   kind: 'probe:replica-status',
-  run(w, { model, inst }, _session, deprecateEof) {
+  run(reply, { model, inst }) {
     const t = model.now();
     const c = inst.channel;
-    const header = SLAVES_HEADER;
-    w.bytes(header.bytes(deprecateEof));
-    let seq = header.firstRowSeq(deprecateEof);
+    reply.beginRows(SLAVES_HEADER);
     if (c) {
       const l = model.link(inst, t)!;
       const received = model.received(inst, t);
@@ -166,7 +158,7 @@ const replicaStatus: Statement = {
       const execPos = String(330 + 300 * (applied?.seq ?? 0));
       const sqlState = c.sqlRunning ? 'Slave has read all relay log; waiting for more updates' : '';
       const behind = model.secondsBehind(inst, t);
-      w.begin(seq++);
+      const w = reply.row();
       w.value('') // Connection_name
         .value(sqlState)
         .value(l.ioState)
@@ -222,16 +214,16 @@ const replicaStatus: Statement = {
         .value(formatGtid(applied));
       w.end();
     }
-    endRows(w, seq, deprecateEof);
+    reply.endRows();
   },
 };
 
 function ok(kind: string, apply: (host: StatementHost) => void): Statement {
   return {
     kind,
-    run(w, host) {
+    run(reply, host) {
       apply(host);
-      okPacket(w, 1);
+      reply.ok();
     },
   };
 }
@@ -250,13 +242,13 @@ class SqlError extends Error {
 function guarded(kind: string, apply: (host: StatementHost) => void): Statement {
   return {
     kind,
-    run(w, host) {
+    run(reply, host) {
       try {
         apply(host);
-        okPacket(w, 1);
+        reply.ok();
       } catch (e) {
         if (!(e instanceof SqlError)) throw e;
-        errPacket(w, 1, e.errno, e.sqlState, e.message);
+        reply.err(e.errno, e.sqlState, e.message);
       }
     },
   };
@@ -355,14 +347,14 @@ function changeMaster(assignments: string): Statement {
 function processlist(excludedUsers: string[] | undefined, slaveIoOnly: boolean): Statement {
   return {
     kind: slaveIoOnly ? 'action:processlist-io-thread' : 'action:processlist-sessions',
-    run(w, host, session, deprecateEof) {
+    run(reply, host, session) {
       const rows: string[][] = [];
       if (slaveIoOnly) {
         if (host.inst.channel?.ioRunning && host.model.link(host.inst)?.io !== 'no') rows.push([String(host.inst.ioThreadId)]);
       } else {
         for (const s of host.sessions()) if (s.id !== session.id && !excludedUsers?.includes(s.user)) rows.push([String(s.id)]);
       }
-      resultSet(w, PROCESSLIST_HEADER, deprecateEof, rows);
+      reply.resultSet(PROCESSLIST_HEADER, rows);
     },
   };
 }
@@ -383,10 +375,10 @@ function gtidWait(pos: string): Statement {
   const want = parseGtid(pos);
   return {
     kind: 'action:gtid-wait',
-    run(w, { model, inst }, _session, deprecateEof) {
+    run(reply, { model, inst }) {
       const have = model.applied(inst);
       const reached = !want || (have !== undefined && have.seq >= want.seq);
-      resultSet(w, GTID_WAIT_HEADER, deprecateEof, [[reached ? '0' : '-1']]);
+      reply.resultSet(GTID_WAIT_HEADER, [[reached ? '0' : '-1']]);
     },
   };
 }
@@ -401,7 +393,7 @@ function selectVariables(list: string): Statement {
   const header = new ResultHeader(items.map((i) => (i.numeric ? selectIntColumn(i.alias) : selectStringColumn(i.alias))));
   return {
     kind: items.some((i) => i.name === 'version') ? 'probe:version' : 'select-variables',
-    run(w, { model, inst }, _session, deprecateEof) {
+    run(reply, { model, inst }) {
       const t = model.now();
       const row = items.map((i) => {
         const v = variableValue(i.name, model, inst, t);
@@ -409,12 +401,12 @@ function selectVariables(list: string): Statement {
         if (!i.numeric) return v;
         return v === 'ON' ? '1' : v === 'OFF' ? '0' : v;
       });
-      resultSet(w, header, deprecateEof, [row]);
+      reply.resultSet(header, [row]);
     },
   };
 }
 
-const empty = (kind: string, header: ResultHeader): Statement => ({ kind, run: (w, _h, _s, deprecateEof) => resultSet(w, header, deprecateEof, []) });
+const empty = (kind: string, header: ResultHeader): Statement => ({ kind, run: (reply) => reply.resultSet(header, []) });
 
 /** Statement patterns, tried in order on the normalized text. */
 const PATTERNS: [RegExp, (m: RegExpExecArray) => Statement][] = [
@@ -436,30 +428,53 @@ const PATTERNS: [RegExp, (m: RegExpExecArray) => Statement][] = [
   [/^KILL\s+(?:CONNECTION\s+|QUERY\s+)?(\d+)$/i, (m) => kill(Number(m[1]))],
   [/^SELECT\s+MASTER_GTID_WAIT\(\s*'([^']*)'\s*,\s*[\d.]+\s*\)\s+AS\s+result$/i, (m) => gtidWait(m[1]!)],
   [/^SELECT\s+trx_id\s+AS\s+id\b.*INNODB_TRX.*$/is, () => empty('action:innodb-trx', INNODB_TRX_HEADER)],
-  [/^SHOW\s+BINARY\s+LOGS$/i, () => ({ kind: 'show-binary-logs', run: (w, _h, _s, d) => resultSet(w, BINARY_LOGS_HEADER, d, [['mariadb-bin.000001', '1048576']]) })],
+  [/^SHOW\s+BINARY\s+LOGS$/i, () => ({ kind: 'show-binary-logs', run: (reply) => reply.resultSet(BINARY_LOGS_HEADER, [['mariadb-bin.000001', '1048576']]) })],
 ];
 
 function unknownStatement(sql: string, why?: string): Statement {
   return {
     kind: 'unknown',
-    run(w) {
-      errPacket(w, 1, 1064, '42000', `statement not simulated by regent-sim${why ? ` (${why})` : ''}: ${sql.slice(0, 200)}`);
+    run(reply) {
+      reply.err(1064, '42000', `statement not simulated by regent-sim${why ? ` (${why})` : ''}: ${sql.slice(0, 200)}`);
     },
   };
 }
 
 /**
- * Statement cache by exact text. Statements carrying ids or positions (KILL 123, MASTER_GTID_WAIT)
- * vary, so the cache is bounded: past its size it starts over.
+ * Splits a multi-statement query on the semicolons outside quotes (a probe sends its three
+ * statements in one round trip).
+ */
+export function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let quote = '';
+  let from = 0;
+  for (let i = 0; i < sql.length; i++) {
+    const ch = sql[i]!;
+    if (quote) {
+      if (ch === '\\') i++;
+      else if (ch === quote) quote = '';
+    } else if (ch === "'" || ch === '"' || ch === '`') quote = ch;
+    else if (ch === ';') {
+      out.push(sql.slice(from, i));
+      from = i + 1;
+    }
+  }
+  out.push(sql.slice(from));
+  return out.filter((x) => x.trim() !== '');
+}
+
+/**
+ * Compiled statements by exact query text. Statements carrying ids or positions (KILL 123,
+ * MASTER_GTID_WAIT) vary, so the cache is bounded: past its size it starts over.
  */
 export class StatementCache {
-  readonly #cache = new Map<string, Statement>();
+  readonly #cache = new Map<string, readonly Statement[]>();
   constructor(readonly maxEntries = 2000) {}
 
-  get(sql: string): Statement {
+  get(sql: string): readonly Statement[] {
     const hit = this.#cache.get(sql);
     if (hit) return hit;
-    const compiled = compileStatement(sql);
+    const compiled = splitStatements(sql).map(compileStatement);
     if (this.#cache.size >= this.maxEntries) this.#cache.clear();
     this.#cache.set(sql, compiled);
     return compiled;

@@ -17,6 +17,7 @@ export const CAP = {
   SSL: 0x800,
   TRANSACTIONS: 0x2000,
   SECURE_CONNECTION: 0x8000,
+  MULTI_STATEMENTS: 0x10000,
   MULTI_RESULTS: 0x20000,
   PLUGIN_AUTH: 0x80000,
   CONNECT_ATTRS: 0x100000,
@@ -36,14 +37,17 @@ export const SERVER_CAPABILITIES =
   CAP.PROTOCOL_41 |
   CAP.TRANSACTIONS |
   CAP.SECURE_CONNECTION |
+  CAP.MULTI_STATEMENTS |
   CAP.MULTI_RESULTS |
   CAP.PLUGIN_AUTH |
   CAP.CONNECT_ATTRS |
   CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA |
   CAP.DEPRECATE_EOF;
 
-/** SERVER_STATUS_AUTOCOMMIT: the only status bit a probe connection ever has. */
+/** SERVER_STATUS_AUTOCOMMIT: the status of every simulated session. */
 export const STATUS_AUTOCOMMIT = 0x0002;
+/** SERVER_MORE_RESULTS_EXISTS: another result of the same multi-statement query follows. */
+export const STATUS_MORE_RESULTS = 0x0008;
 
 export const COM = { QUIT: 0x01, INIT_DB: 0x02, QUERY: 0x03, PING: 0x0e } as const;
 
@@ -180,6 +184,11 @@ export class PacketWriter {
     return this;
   }
 
+  setByte(at: number, v: number): this {
+    this.#buf[at] = v;
+    return this;
+  }
+
   /** Copies what was written into a buffer of its own (the writer is reused for the next response). */
   take(): Buffer {
     const out = Buffer.allocUnsafe(this.#len);
@@ -189,13 +198,13 @@ export class PacketWriter {
   }
 }
 
-export function okPacket(w: PacketWriter, seq: number, opts: { affectedRows?: number; header?: 0x00 | 0xfe } = {}): PacketWriter {
+export function okPacket(w: PacketWriter, seq: number, opts: { affectedRows?: number; header?: 0x00 | 0xfe; status?: number } = {}): PacketWriter {
   return w
     .begin(seq)
     .u8(opts.header ?? 0x00)
     .lenenc(opts.affectedRows ?? 0)
     .lenenc(0)
-    .u16(STATUS_AUTOCOMMIT)
+    .u16(opts.status ?? STATUS_AUTOCOMMIT)
     .u16(0)
     .end();
 }
@@ -207,8 +216,8 @@ export function errPacket(w: PacketWriter, seq: number, errno: number, sqlState:
   return w.end();
 }
 
-export function eofPacket(w: PacketWriter, seq: number): PacketWriter {
-  return w.begin(seq).u8(0xfe).u16(0).u16(STATUS_AUTOCOMMIT).end();
+export function eofPacket(w: PacketWriter, seq: number, status = STATUS_AUTOCOMMIT): PacketWriter {
+  return w.begin(seq).u8(0xfe).u16(0).u16(status).end();
 }
 
 export interface ColumnDef {
@@ -246,48 +255,104 @@ function columnDefinition(w: PacketWriter, seq: number, c: ColumnDef): void {
 
 /**
  * The fixed part of a result set (column count, column definitions and, without DEPRECATE_EOF,
- * the EOF after them), built once per statement shape. Rows start at `firstRowSeq`.
+ * the EOF after them), built once per statement shape with sequence ids from 1. A result set
+ * further into a multi-statement reply gets its sequence ids patched while copied.
  */
 export class ResultHeader {
   readonly columns: readonly ColumnDef[];
-  /** Indexed by "client asked for DEPRECATE_EOF" (0 no, 1 yes). */
-  readonly #bytes: [Buffer, Buffer];
+  /** Indexed by "client asked for DEPRECATE_EOF" (0 no, 1 yes): the bytes and where each packet starts. */
+  readonly #variants: [{ bytes: Buffer; starts: number[] }, { bytes: Buffer; starts: number[] }];
 
   constructor(columns: readonly ColumnDef[]) {
     this.columns = columns;
-    const build = (deprecateEof: boolean): Buffer => {
+    const build = (deprecateEof: boolean) => {
       const w = new PacketWriter(columns.length * 80 + 64);
+      const starts: number[] = [];
       let seq = 1;
+      starts.push(w.length);
       w.begin(seq++).lenenc(columns.length).end();
-      for (const c of columns) columnDefinition(w, seq++, c);
-      if (!deprecateEof) eofPacket(w, seq++);
-      return w.take();
+      for (const c of columns) {
+        starts.push(w.length);
+        columnDefinition(w, seq++, c);
+      }
+      if (!deprecateEof) {
+        starts.push(w.length);
+        eofPacket(w, seq++);
+      }
+      return { bytes: w.take(), starts };
     };
-    this.#bytes = [build(false), build(true)];
+    this.#variants = [build(false), build(true)];
   }
 
-  bytes(deprecateEof: boolean): Buffer {
-    return this.#bytes[deprecateEof ? 1 : 0];
-  }
-
-  firstRowSeq(deprecateEof: boolean): number {
-    return this.columns.length + (deprecateEof ? 2 : 3);
+  /** Writes the header starting at sequence id `seq`; returns the sequence id of the first row. */
+  write(w: PacketWriter, seq: number, deprecateEof: boolean): number {
+    const v = this.#variants[deprecateEof ? 1 : 0];
+    const base = w.length;
+    w.bytes(v.bytes);
+    if (seq !== 1) for (let i = 0; i < v.starts.length; i++) w.setByte(base + v.starts[i]! + 3, (seq + i) & 0xff);
+    return seq + v.starts.length;
   }
 }
 
 /**
- * Writes a complete result set into `w`: the precomputed header, one packet per row, and the end
- * marker (EOF, or an OK with the 0xFE header when DEPRECATE_EOF was negotiated).
+ * One reply to one command, possibly several results (a multi-statement query): keeps the
+ * sequence id running across them and marks every result but the last with MORE_RESULTS.
  */
-export function resultSet(w: PacketWriter, header: ResultHeader, deprecateEof: boolean, rows: Iterable<readonly (string | null)[]>): PacketWriter {
-  w.bytes(header.bytes(deprecateEof));
-  let seq = header.firstRowSeq(deprecateEof);
-  for (const row of rows) {
-    w.begin(seq++);
-    for (const v of row) w.value(v);
-    w.end();
+export class Reply {
+  seq = 1;
+  deprecateEof = false;
+  /** More results follow the one being written. */
+  more = false;
+  /** An ERR was written (a multi-statement query stops there). */
+  failed = false;
+
+  constructor(readonly w: PacketWriter) {}
+
+  start(deprecateEof: boolean): this {
+    this.seq = 1;
+    this.deprecateEof = deprecateEof;
+    this.more = false;
+    this.failed = false;
+    return this;
   }
-  return deprecateEof ? okPacket(w, seq, { header: 0xfe }) : eofPacket(w, seq);
+
+  get status(): number {
+    return STATUS_AUTOCOMMIT | (this.more ? STATUS_MORE_RESULTS : 0);
+  }
+
+  ok(affectedRows = 0): void {
+    okPacket(this.w, this.seq++, { affectedRows, status: this.status });
+  }
+
+  err(errno: number, sqlState: string, message: string): void {
+    this.failed = true;
+    errPacket(this.w, this.seq++, errno, sqlState, message);
+  }
+
+  /** The header of a result set; rows follow with `row()`, then `endRows()`. */
+  beginRows(header: ResultHeader): void {
+    this.seq = header.write(this.w, this.seq, this.deprecateEof);
+  }
+
+  /** Starts a row packet; the caller writes its values and calls `w.end()`. */
+  row(): PacketWriter {
+    return this.w.begin(this.seq++);
+  }
+
+  endRows(): void {
+    if (this.deprecateEof) okPacket(this.w, this.seq++, { header: 0xfe, status: this.status });
+    else eofPacket(this.w, this.seq++, this.status);
+  }
+
+  resultSet(header: ResultHeader, rows: Iterable<readonly (string | null)[]>): void {
+    this.beginRows(header);
+    for (const r of rows) {
+      const w = this.row();
+      for (const v of r) w.value(v);
+      w.end();
+    }
+    this.endRows();
+  }
 }
 
 /** Scramble bytes kept printable: some clients treat the scramble as a C string. */
