@@ -2,32 +2,22 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import type { JournalEntry } from '../src/coordination/coordinator.ts';
 import type { Sandbox } from '../src/sandbox/sandbox.ts';
 import { eventually, freePorts, startSandbox, tempDir } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
-import { machineLoad } from './proc-stat.ts';
+import { journalTimings, type ClusterTiming } from './journal-timings.ts';
+import { cpuSeconds, machineLoad } from './proc-stat.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** One cluster's failover in one round, in ms after the kill. */
-export interface ClusterTiming {
-  cluster: string;
-  /** The plan was journaled (the failover started). */
-  started: number;
-  /** The promote step ended: read_only=OFF returned on the new primary. */
-  writable: number;
-  /** A client polling the replicas saw read_only=0 (undefined without polling). */
-  clientSaw?: number;
-  /** The plan's end was journaled. */
-  ended: number;
-  /** Each step: start and end, ms after the kill. */
-  steps: { step: string; start: number; end: number }[];
-}
 
 export interface RealRound {
   clusters: number;
   timings: ClusterTiming[];
+  /** CPU seconds used from the kill until the last new primary was writable: the manager, and every mariadbd together. */
+  managerCpuSec: number;
+  serversCpuSec: number;
+  /** Event-loop delay of the manager during the round (from /metrics). */
+  loopDelayMaxMs: number;
   loadBefore: string;
   loadAfter: string;
 }
@@ -83,24 +73,46 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
       const pids = primaries.map((n, i) => sandboxes[i]!.sandbox.pid(n)!);
       const pollers = opts.pollMs > 0 ? await Promise.all(before.map((c, i) => pollWritable(sandboxes[i]!.sandbox, c.instances.map((x) => x.id).filter((id) => id !== c.primary), opts.pollMs))) : [];
       const loadBefore = machineLoad();
+      const serverPids = () => sandboxes.flatMap(({ sandbox: sb }) => sb.nodes.map((n) => sb.pid(n)).filter((p): p is number => p !== undefined));
+      const cpuNow = (list: number[]) => list.reduce((sum, p) => sum + cpuOrZero(p), 0);
+      const survivors = serverPids().filter((p) => !pids.includes(p));
+      await scrapeLoopDelay(api);
       const since = manager.events.length;
+      // CPU of the manager and of the surviving servers, sampled while the failovers run.
+      const samples: { at: number; manager: number; servers: number }[] = [{ at: 0, manager: cpuSeconds(manager.pid!), servers: cpuNow(survivors) }];
       const t0 = Date.now();
       for (const pid of pids) process.kill(pid, 'SIGKILL');
       for (const p of pollers) p.start(t0);
       const deadline = Date.now() + 60000;
-      while (manager.count((e) => (e.event === 'failover_succeeded' || e.event === 'failover_failed') && manager!.events.indexOf(e) >= since) < count) {
-        if (Date.now() > deadline) throw new Error(`only ${manager.count((e) => e.event === 'failover_succeeded' && manager!.events.indexOf(e) >= since)} of ${count} failovers finished within 60 s`);
-        await sleep(50);
+      const finished = () => manager!.events.slice(since).filter((e) => e.event === 'failover_succeeded' || e.event === 'failover_failed').length;
+      while (finished() < count) {
+        if (Date.now() > deadline) throw new Error(`only ${finished()} of ${count} failovers finished within 60 s`);
+        await sleep(20);
+        samples.push({ at: Date.now() - t0, manager: cpuSeconds(manager.pid!), servers: cpuNow(survivors) });
       }
+      const loopDelay = await scrapeLoopDelay(api);
       const seen = await Promise.all(pollers.map((p) => p.stop()));
       const loadAfter = machineLoad();
       const failed = manager.events.slice(since).filter((e) => e.event === 'failover_failed');
       if (failed.length > 0) throw new Error(`failovers failed: ${failed.map((e) => `${e.cluster}: ${String(e['reason'])}`).join('; ')}`);
       const timings = journalTimings(join(dir.path, 'state', 'journal.jsonl'), t0);
       for (const t of timings) t.clientSaw = seen[clusters.findIndex((c) => c.name === t.cluster)];
-      rounds.push({ clusters: count, timings, loadBefore, loadAfter });
+      const lastWritable = Math.max(...timings.map((t) => t.writable));
+      const upTo = samples.find((x) => x.at >= lastWritable) ?? samples[samples.length - 1]!;
+      rounds.push({
+        clusters: count,
+        timings,
+        managerCpuSec: upTo.manager - samples[0]!.manager,
+        serversCpuSec: upTo.servers - samples[0]!.servers,
+        loopDelayMaxMs: loopDelay.max,
+        loadBefore,
+        loadAfter,
+      });
       const last = Math.max(...timings.map((t) => t.writable));
-      process.stderr.write(`  round ${r + 1}/${opts.rounds}: ${timings.length} failovers, first writable ${Math.min(...timings.map((t) => t.writable))} ms, last ${last} ms after the kill\n`);
+      const rr = rounds[rounds.length - 1]!;
+      process.stderr.write(
+        `  round ${r + 1}/${opts.rounds}: ${timings.length} failovers, first writable ${Math.min(...timings.map((t) => t.writable))} ms, last ${last} ms after the kill; until then the manager used ${(rr.managerCpuSec * 1000).toFixed(0)} ms of CPU, the servers ${(rr.serversCpuSec * 1000).toFixed(0)} ms; loop delay max ${rr.loopDelayMaxMs.toFixed(0)} ms (${loadBefore})\n`,
+      );
       if (r + 1 < opts.rounds) {
         // The killed servers come back; Regent rejoins them as replicas of the new primaries.
         await Promise.all(primaries.map((n, i) => sandboxes[i]!.sandbox.start(n)));
@@ -116,27 +128,18 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
   }
 }
 
-/** Each failover plan journaled after `t0`, with its steps, in ms after `t0`. */
-function journalTimings(file: string, t0: number): ClusterTiming[] {
-  const entries = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as JournalEntry)
-    .filter((e) => e.at >= t0);
-  const plans = new Map<string, ClusterTiming>();
-  for (const e of entries) {
-    if (e.type === 'plan' && e.kind === 'failover') plans.set(e.planId, { cluster: e.cluster, started: e.at - t0, writable: NaN, ended: NaN, steps: [] });
-    const p = plans.get(e.planId);
-    if (!p) continue;
-    if (e.type === 'step' && e.phase === 'start') p.steps.push({ step: e.step, start: e.at - t0, end: NaN });
-    if (e.type === 'step' && e.phase === 'end') {
-      const s = [...p.steps].reverse().find((x) => x.step === e.step);
-      if (s) s.end = e.at - t0;
-      if (e.step === 'promote') p.writable = e.at - t0;
-    }
-    if (e.type === 'end') p.ended = e.at - t0;
+/** A process that exited in between counts as 0 from then on. */
+function cpuOrZero(pid: number): number {
+  try {
+    return cpuSeconds(pid);
+  } catch {
+    return 0;
   }
-  return [...plans.values()].sort((a, b) => a.writable - b.writable);
+}
+
+async function scrapeLoopDelay(api: string): Promise<{ max: number }> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  return { max: Number(/^regent_event_loop_delay_seconds\{quantile="1"\} (\S+)$/m.exec(text)?.[1] ?? NaN) * 1000 };
 }
 
 /**

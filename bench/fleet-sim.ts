@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -7,6 +7,7 @@ import { SimControlClient } from '../src/sim/control-http.ts';
 import { freePorts, ROOT } from '../test/helpers/env.ts';
 import { ManagerProcess, type LogEvent } from '../test/helpers/manager.ts';
 import { newestProfile, summarizeProfile } from './cpu-profile.ts';
+import { journalTimings, type ClusterTiming } from './journal-timings.ts';
 import { cpuSeconds, machineLoad } from './proc-stat.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,6 +21,8 @@ export interface SimRunOptions {
   crashes: number;
   /** Write the manager's V8 CPU profile (--cpu-prof) into this directory. */
   cpuProfDir?: string;
+  /** Write the manager's log (JSON lines) to this file. */
+  logFile?: string;
 }
 
 export interface SimRunResult {
@@ -39,6 +42,8 @@ export interface SimRunResult {
   detectMs: number[];
   failoverStartMs: number[];
   failoverDoneMs: number[];
+  /** Failovers of clusters whose primary the bench did not crash (a live primary judged dead: an overloaded manager). */
+  unexpectedFailovers: string[];
   loadBefore: string;
   loadAfter: string;
   profileSummary?: string;
@@ -73,13 +78,18 @@ async function scrapeLoopDelay(api: string): Promise<{ p99: number; max: number 
  * over a window (manager CPU from /proc, probes counted by the simulator), event-loop delay from
  * /metrics, then simulated crashes one at a time: time from the crash to the manager's DeadPrimary.
  */
-export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
-  const clusters = Math.max(1, Math.round(opts.instances / opts.size));
-  const n = clusters * opts.size;
+/** A simulator and a `regent run` watching it, every instance reachable; torn down after `fn`. */
+async function withSimAndManager<T>(
+  clusters: number,
+  size: number,
+  opts: { cpuProfDir?: string; logFile?: string },
+  fn: (ctx: { sim: Awaited<ReturnType<typeof startSimulator>>; manager: ManagerProcess; api: string; dir: string; spawnedAt: number }) => Promise<T>,
+): Promise<T> {
+  const n = clusters * size;
   const dir = mkdtempSync(join(tmpdir(), 'regent-bench-fleet-'));
   const apiPort = await freePorts(1);
   const api = `http://127.0.0.1:${apiPort}`;
-  const sim = await startSimulator(clusters, opts.size, dir, `127.0.0.1:${apiPort}`);
+  const sim = await startSimulator(clusters, size, dir, `127.0.0.1:${apiPort}`);
   const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
   const spawnedAt = performance.now();
   const manager = new ManagerProcess(sim.config, { env: { REGENT_LOG_LEVEL: 'info' }, nodeArgs });
@@ -90,6 +100,20 @@ export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
       if (Date.now() > deadline) throw new Error(`only ${manager.count((e) => e.event === 'instance_reachable')} of ${n} instances became reachable within 120 s`);
       await sleep(200);
     }
+    return await fn({ sim, manager, api, dir, spawnedAt });
+  } finally {
+    await manager.stop();
+    if (opts.logFile) writeFileSync(opts.logFile, `${manager.raw.join('\n')}\n`);
+    sim.child.kill('SIGTERM');
+    await new Promise((r) => (sim.child.exitCode !== null ? r(undefined) : sim.child.once('exit', r)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
+  const clusters = Math.max(1, Math.round(opts.instances / opts.size));
+  const n = clusters * opts.size;
+  return withSimAndManager(clusters, opts.size, opts, async ({ sim, manager, api, spawnedAt }) => {
     process.stderr.write(`  ${n} instances reachable; warming up ${opts.warmupSec} s\n`);
     await sleep(opts.warmupSec * 1000);
 
@@ -112,20 +136,32 @@ export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
     const detectMs: number[] = [];
     const failoverStartMs: number[] = [];
     const failoverDoneMs: number[] = [];
+    const crashed = new Set<string>();
+    const unexpected = () => [...new Set(manager.events.filter((e) => e.event === 'failover_started' && !crashed.has(String(e.cluster))).map((e) => String(e.cluster)))];
     for (let i = 0; i < opts.crashes; i++) {
-      const cluster = `sim${String(1 + Math.floor(((i + 0.5) * clusters) / opts.crashes)).padStart(4, '0')}`;
+      // Spread over the fleet, skipping clusters already failed over (anti-flapping would block them).
+      let c = Math.floor(((i + 0.5) * clusters) / opts.crashes);
+      while (unexpected().includes(`sim${String(c + 1).padStart(4, '0')}`)) c = (c + 1) % clusters;
+      const cluster = `sim${String(c + 1).padStart(4, '0')}`;
+      crashed.add(cluster);
       const since = manager.events.length;
       const of = (event: string, extra: (e: LogEvent) => boolean = () => true) => (e: LogEvent) => e.event === event && e.cluster === cluster && extra(e);
       const { at } = await sim.control.crash(`${cluster}/n1`);
-      const dead = await manager.waitFor(of('problem_started', (e) => e.code === 'DeadPrimary' || e.code === 'DeadPrimaryAndSomeReplicas'), 15000, `DeadPrimary of ${cluster}`, since);
-      const started = await manager.waitFor(of('failover_started'), 15000, `failover of ${cluster}`, since);
-      const done = await manager.waitFor(of('failover_succeeded'), 15000, `failover of ${cluster} to succeed`, since);
-      detectMs.push(Date.parse(dead.time) - at);
-      failoverStartMs.push(Date.parse(started.time) - at);
-      failoverDoneMs.push(Date.parse(done.time) - at);
-      process.stderr.write(`  crash of ${cluster}/n1: DeadPrimary after ${detectMs.at(-1)} ms, failover started ${failoverStartMs.at(-1)} ms, done ${failoverDoneMs.at(-1)} ms\n`);
+      try {
+        const dead = await manager.waitFor(of('problem_started', (e) => e.code === 'DeadPrimary' || e.code === 'DeadPrimaryAndSomeReplicas'), 15000, `DeadPrimary of ${cluster}`, since);
+        const started = await manager.waitFor(of('failover_started'), 15000, `failover of ${cluster}`, since);
+        const done = await manager.waitFor(of('failover_succeeded'), 15000, `failover of ${cluster} to succeed`, since);
+        detectMs.push(Date.parse(dead.time) - at);
+        failoverStartMs.push(Date.parse(started.time) - at);
+        failoverDoneMs.push(Date.parse(done.time) - at);
+        process.stderr.write(`  crash of ${cluster}/n1: DeadPrimary after ${detectMs.at(-1)} ms, failover started ${failoverStartMs.at(-1)} ms, done ${failoverDoneMs.at(-1)} ms\n`);
+      } catch (e) {
+        process.stderr.write(`  crash of ${cluster}/n1: ${(e as Error).message.split('\n')[0]}\n`);
+      }
       await sleep(1000);
     }
+    const unexpectedFailovers = unexpected();
+    if (unexpectedFailovers.length > 0) process.stderr.write(`  UNEXPECTED failovers of live primaries: ${unexpectedFailovers.join(', ')}\n`);
     await manager.stop();
     const profile = opts.cpuProfDir ? newestProfile(opts.cpuProfDir) : undefined;
     return {
@@ -143,15 +179,49 @@ export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
       detectMs,
       failoverStartMs,
       failoverDoneMs,
+      unexpectedFailovers,
       loadBefore,
       loadAfter,
       // The profile starts with the process: keep only the measurement window.
       profileSummary: profile ? summarizeProfile(profile, { fromSec: (t0 - spawnedAt) / 1000, toSec: (t0 - spawnedAt) / 1000 + elapsed }) : undefined,
     };
-  } finally {
-    await manager.stop();
-    sim.child.kill('SIGTERM');
-    await new Promise((r) => (sim.child.exitCode !== null ? r(undefined) : sim.child.once('exit', r)));
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
+}
+
+export interface BurstResult {
+  clusters: number;
+  timings: ClusterTiming[];
+  /** Manager CPU from the crash until the last new primary was writable. */
+  managerCpuSec: number;
+  loopDelayMaxMs: number;
+  load: string;
+}
+
+/**
+ * Every simulated primary crashed in the same instant, one manager failing them all over: the
+ * same measurement as (a) without real servers, so whatever serializes the failovers is in the
+ * manager (the simulator answers every statement at once).
+ */
+export async function runSimBurst(clusters: number, size: number, logFile?: string): Promise<BurstResult> {
+  return withSimAndManager(clusters, size, { logFile }, async ({ sim, manager, api, dir }) => {
+    await sleep(3000);
+    const load = machineLoad();
+    await scrapeLoopDelay(api);
+    const cpu0 = cpuSeconds(manager.pid!);
+    const samples: { at: number; cpu: number }[] = [];
+    const since = manager.events.length;
+    const { at } = await sim.control.crash(Array.from({ length: clusters }, (_, i) => `sim${String(i + 1).padStart(4, '0')}/n1`));
+    const deadline = Date.now() + 60000;
+    const finished = () => manager.events.slice(since).filter((e) => e.event === 'failover_succeeded' || e.event === 'failover_failed').length;
+    while (finished() < clusters) {
+      if (Date.now() > deadline) throw new Error(`only ${finished()} of ${clusters} simulated failovers finished within 60 s`);
+      await sleep(10);
+      samples.push({ at: Date.now() - at, cpu: cpuSeconds(manager.pid!) });
+    }
+    const delay = await scrapeLoopDelay(api);
+    const timings = journalTimings(join(dir, 'state', 'journal.jsonl'), at);
+    const lastWritable = Math.max(...timings.map((t) => t.writable));
+    const upTo = samples.find((x) => x.at >= lastWritable) ?? samples[samples.length - 1]!;
+    return { clusters, timings, managerCpuSec: upTo.cpu - cpu0, loopDelayMaxMs: delay.max, load };
+  });
 }
