@@ -80,6 +80,8 @@ export class DbConnection {
     readonly endpoint: string,
     readonly timeouts: Timeouts,
     readonly user: string,
+    /** Several statements may go in one round trip (`queryBatch`). */
+    readonly multipleStatements: boolean,
   ) {
     this.#conn = conn;
     conn.on('error', (e) => this.#markClosed(classifyError(e, endpoint, user)));
@@ -89,13 +91,18 @@ export class DbConnection {
     (conn as unknown as { stream?: NodeJS.EventEmitter }).stream?.on('close', () => this.#markClosed(new DbError('lost', endpoint, 'connection closed')));
   }
 
-  static open(host: string, port: number, account: Account, timeouts: Timeouts): Promise<DbConnection> {
-    return DbConnection.#open({ host, port }, `${host}:${port}`, account, timeouts);
+  /**
+   * `multipleStatements` lets `queryBatch` send several statements in one round trip. Only for
+   * connections that run nothing but Regent's own constant statements (the probe connection):
+   * with it on, a value spliced into SQL text could carry a statement of its own.
+   */
+  static open(host: string, port: number, account: Account, timeouts: Timeouts, opts: { multipleStatements?: boolean } = {}): Promise<DbConnection> {
+    return DbConnection.#open({ host, port }, `${host}:${port}`, account, timeouts, opts.multipleStatements ?? false);
   }
 
   /** Over a unix socket (sandbox root with unix_socket authentication, no password). */
   static openSocket(socketPath: string, account: Account, timeouts: Timeouts): Promise<DbConnection> {
-    return DbConnection.#open({ socketPath }, socketPath, account, timeouts);
+    return DbConnection.#open({ socketPath }, socketPath, account, timeouts, false);
   }
 
   static #open(
@@ -103,6 +110,7 @@ export class DbConnection {
     endpoint: string,
     account: Account,
     timeouts: Timeouts,
+    multipleStatements: boolean,
   ): Promise<DbConnection> {
     return new Promise((resolve, reject) => {
       const conn = mysql.createConnection({
@@ -113,7 +121,7 @@ export class DbConnection {
         supportBigNumbers: true,
         bigNumberStrings: true,
         dateStrings: true,
-        multipleStatements: false,
+        multipleStatements,
         charset: 'utf8mb4',
       });
       let settled = false;
@@ -132,7 +140,7 @@ export class DbConnection {
         if (err) {
           conn.destroy();
           reject(classifyError(err, endpoint, account.user));
-        } else resolve(new DbConnection(conn, endpoint, timeouts, account.user));
+        } else resolve(new DbConnection(conn, endpoint, timeouts, account.user, multipleStatements));
       });
     });
   }
@@ -160,6 +168,19 @@ export class DbConnection {
         resolve(Array.isArray(rows) ? (rows as Row[]) : []);
       });
     });
+  }
+
+  /**
+   * Several constant statements in one round trip (one write, one timeout), one result set
+   * each. Needs a connection opened with `multipleStatements`.
+   */
+  async queryBatch(sql: string, count: number, timeoutMs = this.timeouts.queryTimeoutMs): Promise<Row[][]> {
+    if (!this.multipleStatements) throw new Error(`${this.endpoint}: queryBatch on a connection without multipleStatements`);
+    const rows = (await this.query(sql, [], timeoutMs)) as unknown[];
+    // mysql2 nests the result sets only when there is more than one.
+    const sets = (count === 1 ? [rows] : rows) as Row[][];
+    if (sets.length !== count || !sets.every(Array.isArray)) throw new DbError('sql', this.endpoint, `expected ${count} result sets, got ${sets.length}`);
+    return sets;
   }
 
   async queryOne(sql: string, params: unknown[] = [], timeoutMs?: number): Promise<Row | undefined> {
