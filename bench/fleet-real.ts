@@ -12,7 +12,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface RealRound {
   clusters: number;
+  /** Succeeded failovers (a failed one has no writable time). */
   timings: ClusterTiming[];
+  /** Clusters whose failover failed. */
+  failed: string[];
   /** CPU seconds used from the kill until the last new primary was writable: the manager, and every mariadbd together. */
   managerCpuSec: number;
   serversCpuSec: number;
@@ -94,14 +97,15 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
       const seen = await Promise.all(pollers.map((p) => p.stop()));
       const loadAfter = machineLoad();
       const failed = manager.events.slice(since).filter((e) => e.event === 'failover_failed');
-      if (failed.length > 0) throw new Error(`failovers failed: ${failed.map((e) => `${e.cluster}: ${String(e['reason'])}`).join('; ')}`);
-      const timings = journalTimings(join(dir.path, 'state', 'journal.jsonl'), t0);
+      for (const e of failed) process.stderr.write(`  FAILED failover of ${String(e.cluster)}: ${String(e['reason']).slice(0, 300)}\n`);
+      const timings = journalTimings(join(dir.path, 'state', 'journal.jsonl'), t0).filter((t) => Number.isFinite(t.writable));
       for (const t of timings) t.clientSaw = seen[clusters.findIndex((c) => c.name === t.cluster)];
       const lastWritable = Math.max(...timings.map((t) => t.writable));
       const upTo = samples.find((x) => x.at >= lastWritable) ?? samples[samples.length - 1]!;
       rounds.push({
         clusters: count,
         timings,
+        failed: failed.map((e) => String(e.cluster)),
         managerCpuSec: upTo.manager - samples[0]!.manager,
         serversCpuSec: upTo.servers - samples[0]!.servers,
         loopDelayMaxMs: loopDelay.max,

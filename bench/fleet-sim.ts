@@ -191,6 +191,8 @@ export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
 export interface BurstResult {
   clusters: number;
   timings: ClusterTiming[];
+  /** Clusters whose failover failed. */
+  failed: string[];
   /** Manager CPU from the crash until the last new primary was writable. */
   managerCpuSec: number;
   loopDelayMaxMs: number;
@@ -219,9 +221,10 @@ export async function runSimBurst(clusters: number, size: number, logFile?: stri
       samples.push({ at: Date.now() - at, cpu: cpuSeconds(manager.pid!) });
     }
     const delay = await scrapeLoopDelay(api);
-    const timings = journalTimings(join(dir, 'state', 'journal.jsonl'), at);
+    const timings = journalTimings(join(dir, 'state', 'journal.jsonl'), at).filter((t) => Number.isFinite(t.writable));
+    const failed = manager.events.slice(since).filter((e) => e.event === 'failover_failed').map((e) => String(e.cluster));
     const lastWritable = Math.max(...timings.map((t) => t.writable));
     const upTo = samples.find((x) => x.at >= lastWritable) ?? samples[samples.length - 1]!;
-    return { clusters, timings, managerCpuSec: upTo.cpu - cpu0, loopDelayMaxMs: delay.max, load };
+    return { clusters, timings, failed, managerCpuSec: upTo.cpu - cpu0, loopDelayMaxMs: delay.max, load };
   });
 }

@@ -14,7 +14,7 @@ const list = (s: string): number[] => (s ? s.split(',').map(Number) : []);
  *
  *   --real=10,30          (a) that many real three-node sandboxes, all primaries kill -9'd at once
  *   --rounds=3            rounds of (a) per size (killed servers restart and rejoin in between)
- *   --poll-ms=20          a client polls each replica's read_only this often (0: journal only)
+ *   --poll-ms=50          a client polls each replica's read_only this often (0: journal only)
  *   --sim=250,1000,2000   (b) simulated instances (clusters of --size=3), default probe interval
  *   --window=20           seconds of the CPU window in (b), after --warmup=5
  *   --crashes=5           simulated primary crashes in (b), one at a time
@@ -32,7 +32,7 @@ export async function benchFleet(args: string[]): Promise<void> {
   const bursts = list(arg(args, 'sim-burst', '10,30'));
   const burstRounds = Number(arg(args, 'burst-rounds', '3'));
   const rounds = Number(arg(args, 'rounds', '3'));
-  const pollMs = Number(arg(args, 'poll-ms', '20'));
+  const pollMs = Number(arg(args, 'poll-ms', '50'));
   const size = Number(arg(args, 'size', '3'));
   const windowSec = Number(arg(args, 'window', '20'));
   const warmupSec = Number(arg(args, 'warmup', '5'));
@@ -93,8 +93,8 @@ export async function benchFleet(args: string[]): Promise<void> {
     out.push(
       `(a) one \`regent run\`, N real three-node sandboxes, every primary kill -9'd in one loop; times after the kill from Regent's journal (writable = the promote step returned, read_only=OFF on the new primary)${pollMs > 0 ? `; "client" = a client polling every replica's read_only every ${pollMs} ms` : ''}. Per round, then the median over ${rounds} round(s):`,
       '',
-      '| clusters | round | failovers started (first-last) | first writable | median writable | last writable | last (client) | last plan ended | manager CPU until last writable | servers CPU until then | loop delay max | 1-min load |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| clusters | round | failed | failovers started (first-last) | first writable | median writable | last writable | last (client) | last plan ended | manager CPU until last writable | servers CPU until then | loop delay max | 1-min load |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const rs of all)
       for (const [i, r] of rs.entries()) {
@@ -102,7 +102,7 @@ export async function benchFleet(args: string[]): Promise<void> {
         const st = r.timings.map((t) => t.started);
         const client = r.timings.map((t) => t.clientSaw).filter((x): x is number => x !== undefined);
         out.push(
-          `| ${r.clusters} | ${i + 1} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${client.length ? `${Math.max(...client)} ms` : '-'} | ${Math.max(...r.timings.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${(r.serversCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.loadBefore.replace('load average ', '').replace(/ \(.*/, '')} |`,
+          `| ${r.clusters} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${client.length ? `${Math.max(...client)} ms` : '-'} | ${Math.max(...r.timings.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${(r.serversCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.loadBefore.replace('load average ', '').replace(/ \(.*/, '')} |`,
         );
       }
     out.push('');
@@ -132,15 +132,15 @@ export async function benchFleet(args: string[]): Promise<void> {
     out.push(
       `(c) one \`regent run\` against the simulator, N clusters of ${size}, every primary crashed in the same instant (no server CPU involved: the simulator answers at once); times after the crash from Regent's journal:`,
       '',
-      '| clusters | run | failovers started (first-last) | first writable | median writable | last writable | last plan ended | manager CPU until last writable | loop delay max | 1-min load |',
-      '|---|---|---|---|---|---|---|---|---|---|',
+      '| clusters | run | failed | failovers started (first-last) | first writable | median writable | last writable | last plan ended | manager CPU until last writable | loop delay max | 1-min load |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const runs of all)
       for (const [i, r] of runs.entries()) {
         const w = r.timings.map((t) => t.writable);
         const st = r.timings.map((t) => t.started);
         out.push(
-          `| ${r.clusters} | ${i + 1} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${Math.max(...r.timings.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.load.replace('load average ', '').replace(/ \(.*/, '')} |`,
+          `| ${r.clusters} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${Math.max(...r.timings.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.load.replace('load average ', '').replace(/ \(.*/, '')} |`,
         );
       }
     const last = all.at(-1)?.at(-1);
