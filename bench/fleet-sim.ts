@@ -141,8 +141,10 @@ export async function runSimFleet(opts: SimRunOptions): Promise<SimRunResult> {
     for (let i = 0; i < opts.crashes; i++) {
       // Spread over the fleet, skipping clusters already failed over (anti-flapping would block them).
       let c = Math.floor(((i + 0.5) * clusters) / opts.crashes);
-      while (unexpected().includes(`sim${String(c + 1).padStart(4, '0')}`)) c = (c + 1) % clusters;
-      const cluster = `sim${String(c + 1).padStart(4, '0')}`;
+      const name = (k: number) => `sim${String(k + 1).padStart(4, '0')}`;
+      const taken = new Set([...unexpected(), ...crashed]);
+      for (let tries = 0; taken.has(name(c)) && tries < clusters; tries++) c = (c + 1) % clusters;
+      const cluster = name(c);
       crashed.add(cluster);
       const since = manager.events.length;
       const of = (event: string, extra: (e: LogEvent) => boolean = () => true) => (e: LogEvent) => e.event === event && e.cluster === cluster && extra(e);
