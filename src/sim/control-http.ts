@@ -48,9 +48,8 @@ async function handle(fleet: FleetSimulator, req: IncomingMessage, res: ServerRe
       // Several at once: validated first, then crashed in one synchronous loop (the same millisecond).
       const refs = ref.split(',');
       for (const r of refs) fleet.instance(r);
-      let at = 0;
-      for (const r of refs) at ||= fleet.crash(r).at;
-      return send(res, 200, { at });
+      const times = refs.map((r) => fleet.crash(r).at);
+      return send(res, 200, { at: times[0] });
     }
     case 'POST /hang':
       return send(res, 200, fleet.hang(ref));
