@@ -199,6 +199,8 @@ export interface BurstResult {
   managerCpuSec: number;
   loopDelayMaxMs: number;
   load: string;
+  /** The manager's CPU profile from the crash to the last writable primary (with --cpu-prof). */
+  profileSummary?: string;
 }
 
 /**
@@ -206,14 +208,15 @@ export interface BurstResult {
  * same measurement as (a) without real servers, so whatever serializes the failovers is in the
  * manager (the simulator answers every statement at once).
  */
-export async function runSimBurst(clusters: number, size: number, logFile?: string): Promise<BurstResult> {
-  return withSimAndManager(clusters, size, { logFile }, async ({ sim, manager, api, dir }) => {
+export async function runSimBurst(clusters: number, size: number, opts: { logFile?: string; cpuProfDir?: string } = {}): Promise<BurstResult> {
+  return withSimAndManager(clusters, size, opts, async ({ sim, manager, api, dir, spawnedAt }) => {
     await sleep(3000);
     const load = machineLoad();
     await scrapeLoopDelay(api);
     const cpu0 = cpuSeconds(manager.pid!);
     const samples: { at: number; cpu: number }[] = [];
     const since = manager.events.length;
+    const crashedAt = performance.now();
     const { at } = await sim.control.crash(Array.from({ length: clusters }, (_, i) => `sim${String(i + 1).padStart(4, '0')}/n1`));
     const deadline = Date.now() + 60000;
     const finished = () => manager.events.slice(since).filter((e) => e.event === 'failover_succeeded' || e.event === 'failover_failed').length;
@@ -227,6 +230,13 @@ export async function runSimBurst(clusters: number, size: number, logFile?: stri
     const failed = manager.events.slice(since).filter((e) => e.event === 'failover_failed').map((e) => String(e.cluster));
     const lastWritable = Math.max(...timings.map((t) => t.writable));
     const upTo = samples.find((x) => x.at >= lastWritable) ?? samples[samples.length - 1]!;
-    return { clusters, timings, failed, managerCpuSec: upTo.cpu - cpu0, loopDelayMaxMs: delay.max, load };
+    let profileSummary: string | undefined;
+    if (opts.cpuProfDir) {
+      await manager.stop();
+      const profile = newestProfile(opts.cpuProfDir);
+      const from = (crashedAt - spawnedAt) / 1000;
+      if (profile) profileSummary = summarizeProfile(profile, { fromSec: from, toSec: from + lastWritable / 1000 });
+    }
+    return { clusters, timings, failed, managerCpuSec: upTo.cpu - cpu0, loopDelayMaxMs: delay.max, load, profileSummary };
   });
 }

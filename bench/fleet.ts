@@ -122,9 +122,12 @@ export async function benchFleet(args: string[]): Promise<void> {
       for (let i = 0; i < burstRounds; i++) {
         process.stderr.write(`(c) ${count} simulated clusters, every primary crashed in one instant, run ${i + 1}/${burstRounds}\n`);
         const logFile = logsArg ? resolve(logsArg, `burst-${count}-${i + 1}.log`) : undefined;
-        const r = await runSimBurst(count, size, logFile);
+        const cpuProfDir = profArg ? resolve(profArg, `burst-${count}-${i + 1}`) : undefined;
+        if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+        const r = await runSimBurst(count, size, { logFile, cpuProfDir });
         const w = r.timings.map((t) => t.writable);
         process.stderr.write(`  first writable ${Math.min(...w)} ms, last ${Math.max(...w)} ms; manager CPU until then ${(r.managerCpuSec * 1000).toFixed(0)} ms; loop delay max ${r.loopDelayMaxMs.toFixed(0)} ms (${r.load})\n`);
+        if (r.profileSummary) process.stderr.write(`${r.profileSummary}\n`);
         runs.push(r);
       }
       all.push(runs);
