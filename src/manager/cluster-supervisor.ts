@@ -178,7 +178,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
 
     const primary = analysis.topology.primary;
     const pObs = primary ? view.observations.get(primary) : undefined;
-    this.monitor.setSuspecting(Boolean(primary && pObs && !pObs.reachable));
+    this.monitor.setSuspecting(!this.#acting && Boolean(primary && pObs && !pObs.reachable));
     if (!this.options.observeOnly && !this.#acting && primary && primary !== this.monitor.lastKnownPrimary && this.#mayAdopt(primary, analysis, view)) {
       this.log.warn({ event: 'primary_adopted', cluster: this.cluster.name, primary, previous: this.monitor.lastKnownPrimary, evidence: analysis.topology.primaryEvidence }, `primary of ${this.cluster.name} is now ${primary} (${analysis.topology.primaryEvidence})`);
       this.monitor.lastKnownPrimary = primary;
@@ -317,6 +317,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> {
   async #exclusively<T>(what: string, fn: () => Promise<T>): Promise<T | { refusal: string }> {
     if (this.#acting) return { refusal: 'another action is under way on this cluster' };
     this.#acting = true;
+    // Fast probing is for confirming a dead primary; an action probes what it needs itself.
+    this.monitor.setSuspecting(false);
     let release: (() => Promise<void>) | undefined;
     try {
       release = await this.coordinator.lockCluster(this.cluster.name, what);
