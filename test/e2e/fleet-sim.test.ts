@@ -28,7 +28,7 @@ describe('probe-load simulator under regent run', () => {
     const apiPort = await freePorts(1);
     api = `http://127.0.0.1:${apiPort}`;
     manager = new ManagerProcess(fleet.writeRegentConfig({ dir: dir.path, apiListen: `127.0.0.1:${apiPort}` }), { env: { REGENT_LOG_LEVEL: 'info' } });
-    await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
+    await manager.waitFor((e) => e.event === 'manager_started', 30000, 'manager start');
   });
 
   after(async () => {
