@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -34,7 +34,7 @@ type ClusterJson = { name: string; health: string; primary?: string; instances: 
  * replica's read_only. Between rounds the killed servers restart and Regent rejoins them
  * (block period 0 so the next round may fail over again).
  */
-export async function runRealFleet(count: number, opts: { rounds: number; pollMs: number }): Promise<RealRound[]> {
+export async function runRealFleet(count: number, opts: { rounds: number; pollMs: number; logFile?: string }): Promise<RealRound[]> {
   const dir = tempDir('regent-bench-fleet-real-');
   const sandboxes: { sandbox: Sandbox; cleanup: () => Promise<void> }[] = [];
   let manager: ManagerProcess | undefined;
@@ -127,6 +127,8 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
     return rounds;
   } finally {
     await manager?.stop();
+    if (opts.logFile && manager) writeFileSync(opts.logFile, `${manager.raw.join('\n')}\n`);
+    if (opts.logFile) copyFileSync(join(dir.path, 'state', 'journal.jsonl'), `${opts.logFile}.journal.jsonl`);
     await Promise.all(sandboxes.map((s) => s.cleanup().catch(() => undefined)));
     dir.remove();
   }

@@ -88,7 +88,7 @@ export async function benchFleet(args: string[]): Promise<void> {
     const all: RealRound[][] = [];
     for (const count of real) {
       process.stderr.write(`(a) ${count} real three-node clusters, all primaries killed at once, ${rounds} round(s)\n`);
-      all.push(await runRealFleet(count, { rounds, pollMs }));
+      all.push(await runRealFleet(count, { rounds, pollMs, logFile: logsArg ? resolve(logsArg, `real-${count}.log`) : undefined }));
     }
     out.push(
       `(a) one \`regent run\`, N real three-node sandboxes, every primary kill -9'd in one loop; times after the kill from Regent's journal (writable = the promote step returned, read_only=OFF on the new primary)${pollMs > 0 ? `; "client" = a client polling every replica's read_only every ${pollMs} ms` : ''}. Per round, then the median over ${rounds} round(s):`,
