@@ -7,7 +7,7 @@ import { SimControlClient } from '../src/sim/control-http.ts';
 import { freePorts, ROOT } from '../test/helpers/env.ts';
 import { ManagerProcess, type LogEvent } from '../test/helpers/manager.ts';
 import { newestProfile, summarizeProfile } from './cpu-profile.ts';
-import { journalTimings, type ClusterTiming } from './journal-timings.ts';
+import { firstPerCluster, journalTimings, type ClusterTiming } from './journal-timings.ts';
 import { cpuSeconds, machineLoad } from './proc-stat.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -228,7 +228,7 @@ export async function runSimBurst(clusters: number, size: number, opts: { logFil
     const delay = await scrapeLoopDelay(api);
     const timings = journalTimings(join(dir, 'state', 'journal.jsonl'), at).filter((t) => Number.isFinite(t.writable));
     const failed = manager.events.slice(since).filter((e) => e.event === 'failover_failed').map((e) => String(e.cluster));
-    const lastWritable = Math.max(...timings.map((t) => t.writable));
+    const lastWritable = Math.max(...firstPerCluster(timings).map((t) => t.writable));
     const upTo = samples.find((x) => x.at >= lastWritable) ?? samples[samples.length - 1]!;
     let profileSummary: string | undefined;
     if (opts.cpuProfDir) {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runRealFleet, type RealRound } from './fleet-real.ts';
 import { runSimBurst, runSimFleet, type BurstResult, type SimRunResult } from './fleet-sim.ts';
-import type { ClusterTiming } from './journal-timings.ts';
+import { firstPerCluster, type ClusterTiming } from './journal-timings.ts';
 import { machineLoad } from './proc-stat.ts';
 import { summary } from './stats.ts';
 
@@ -75,7 +75,7 @@ export async function benchFleet(args: string[]): Promise<void> {
       `(b) one \`regent run\` against the probe-load simulator, clusters of ${size}, probeIntervalMs 500 (default); CPU over a ${windowSec} s window after ${warmupSec} s of warm-up, median [range] over ${repeat} run(s); crash detection over ${crashes} crash(es) per run, median (min-max) of all:`,
       '',
       '| instances | probes/s done (asked) | manager CPU, % of a core | CPU per probe | probes per CPU-second | event-loop delay p99 / max | crash → DeadPrimary | crash → failover done | failovers of live primaries | simulator CPU | 1-min load during the runs |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...results.map((runs) => {
         const r0 = runs[0]!;
         return `| ${r0.instances} | ${range(runs, (r) => r.probes / r.windowSec)} (${(r0.probesExpected / r0.windowSec).toFixed(0)}) | ${range(runs, (r) => (100 * r.managerCpuSec) / r.windowSec)} | ${range(runs, (r) => r.cpuPerProbeUs)} µs | **${range(runs, (r) => r.probesPerCpuSecond)}** | ${range(runs, (r) => r.loopDelayP99Ms, 1)} / ${range(runs, (r) => r.loopDelayMaxMs)} ms | **${ms(runs.flatMap((r) => r.detectMs))}** | ${ms(runs.flatMap((r) => r.failoverDoneMs))} | ${runs.map((r) => r.unexpectedFailovers.length).join(', ')} | ${range(runs, (r) => (100 * r.simCpuSec) / r.windowSec)} % | ${runs.map((r) => `${loadOf(r.loadBefore)}→${loadOf(r.loadAfter)}`).join(', ')} |`;
@@ -93,22 +93,23 @@ export async function benchFleet(args: string[]): Promise<void> {
     out.push(
       `(a) one \`regent run\`, N real three-node sandboxes, every primary kill -9'd in one loop; times after the kill from Regent's journal (writable = the promote step returned, read_only=OFF on the new primary)${pollMs > 0 ? `; "client" = a client polling every replica's read_only every ${pollMs} ms` : ''}. Per round, then the median over ${rounds} round(s):`,
       '',
-      '| clusters | round | failed | failovers started (first-last) | first writable | median writable | last writable | last (client) | last plan ended | manager CPU until last writable | servers CPU until then | loop delay max | 1-min load |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| clusters | round | failed | repeated failovers | failovers started (first-last) | first writable | median writable | last writable | last (client) | last plan ended | manager CPU until last writable | servers CPU until then | loop delay max | 1-min load |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const rs of all)
       for (const [i, r] of rs.entries()) {
-        const w = r.timings.map((t) => t.writable);
-        const st = r.timings.map((t) => t.started);
-        const client = r.timings.map((t) => t.clientSaw).filter((x): x is number => x !== undefined);
+        const first = firstPerCluster(r.timings);
+        const w = first.map((t) => t.writable);
+        const st = first.map((t) => t.started);
+        const client = first.map((t) => t.clientSaw).filter((x): x is number => x !== undefined);
         out.push(
-          `| ${r.clusters} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${client.length ? `${Math.max(...client)} ms` : '-'} | ${Math.max(...r.timings.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${(r.serversCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.loadBefore.replace('load average ', '').replace(/ \(.*/, '')} |`,
+          `| ${r.clusters} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${r.timings.length - first.length} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${client.length ? `${Math.max(...client)} ms` : '-'} | ${Math.max(...first.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${(r.serversCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.loadBefore.replace('load average ', '').replace(/ \(.*/, '')} |`,
         );
       }
     out.push('');
     for (const rs of all) {
-      const last = rs.map((r) => Math.max(...r.timings.map((t) => t.writable)));
-      const first = rs.map((r) => Math.min(...r.timings.map((t) => t.writable)));
+      const last = rs.map((r) => Math.max(...firstPerCluster(r.timings).map((t) => t.writable)));
+      const first = rs.map((r) => Math.min(...firstPerCluster(r.timings).map((t) => t.writable)));
       out.push(`${rs[0]!.clusters} clusters: last writable median ${summary(last).median.toFixed(0)} ms over ${rs.length} round(s) (${last.join(', ')}), first ${summary(first).median.toFixed(0)} ms (${first.join(', ')}).`);
     }
     const lastRound = all.at(-1)?.at(-1);
@@ -135,15 +136,16 @@ export async function benchFleet(args: string[]): Promise<void> {
     out.push(
       `(c) one \`regent run\` against the simulator, N clusters of ${size}, every primary crashed in the same instant (no server CPU involved: the simulator answers at once); times after the crash from Regent's journal:`,
       '',
-      '| clusters | run | failed | failovers started (first-last) | first writable | median writable | last writable | last plan ended | manager CPU until last writable | loop delay max | 1-min load |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
+      '| clusters | run | failed | repeated failovers | failovers started (first-last) | first writable | median writable | last writable | last plan ended | manager CPU until last writable | loop delay max | 1-min load |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const runs of all)
       for (const [i, r] of runs.entries()) {
-        const w = r.timings.map((t) => t.writable);
-        const st = r.timings.map((t) => t.started);
+        const first = firstPerCluster(r.timings);
+        const w = first.map((t) => t.writable);
+        const st = first.map((t) => t.started);
         out.push(
-          `| ${r.clusters} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${Math.max(...r.timings.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.load.replace('load average ', '').replace(/ \(.*/, '')} |`,
+          `| ${r.clusters} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${r.timings.length - first.length} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${Math.max(...first.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.load.replace('load average ', '').replace(/ \(.*/, '')} |`,
         );
       }
     const last = all.at(-1)?.at(-1);
@@ -154,7 +156,7 @@ export async function benchFleet(args: string[]): Promise<void> {
   process.stdout.write(out.join('\n'));
 }
 
-/** One Markdown row per cluster: when each step of its failover started and ended. */
+/** One Markdown row per failover: when each step started and ended. */
 function timeline(timings: ClusterTiming[]): string[] {
   const stepNames = [...new Set(timings.flatMap((t) => t.steps.map((s) => s.step)))];
   const rows = [`| cluster | started | ${stepNames.join(' | ')} | ended |`, `|---|---|${stepNames.map(() => '---|').join('')}---|`];

@@ -39,3 +39,12 @@ export function journalTimings(file: string, t0: number): ClusterTiming[] {
   return [...plans.values()].sort((a, b) => a.writable - b.writable);
 }
 
+/**
+ * Each cluster's first failover after the kill. A second one right after it (the analysis judging
+ * the same dead primary again) is counted apart as "repeated".
+ */
+export function firstPerCluster(timings: ClusterTiming[]): ClusterTiming[] {
+  const first = new Map<string, ClusterTiming>();
+  for (const t of [...timings].sort((a, b) => a.started - b.started)) if (!first.has(t.cluster)) first.set(t.cluster, t);
+  return [...first.values()];
+}
