@@ -214,10 +214,11 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
 
     // Clients and routers follow the new primary as soon as it takes writes; checking the replicas
     // comes after, so it never delays them.
+    let candidateProbed: Promise<unknown> | undefined;
     await step('publish', async () => {
       ctx.monitor.lastKnownPrimary = candidate;
       await ctx.publisher?.primaryChanged(cluster.name, candidate);
-      void ctx.monitor.probers.get(candidate)?.probeAfterChange();
+      candidateProbed = ctx.monitor.probers.get(candidate)?.probeAfterChange();
       await coordinator.updateClusterState(cluster.name, (s) => ({
         ...s,
         primary: candidate,
@@ -230,7 +231,10 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
     });
 
     await step('verify', async () => {
-      const pending = await waitUntilReplicating(ctx.monitor, others, candidate, 5000);
+      // The failover must not end before the candidate was seen as a primary: its last observation
+      // still names the dead primary as its source, and the analysis that follows the failover
+      // would find that primary dead again and fail over a second time.
+      const [pending] = await Promise.all([waitUntilReplicating(ctx.monitor, others, candidate, 5000), candidateProbed]);
       const detail = pending.length === 0 ? `all ${others.length} replica(s) replicate from ${candidate}` : `not replicating yet: ${pending.join(', ')} (see regent status)`;
       return { detail, value: undefined };
     });
