@@ -25,6 +25,8 @@ export interface FleetOptions {
   slaveNetTimeoutSec?: number;
   /** Heartbeat period the replicas start with (MASTER_HEARTBEAT_PERIOD). Default 0.5 s. */
   heartbeatPeriodSec?: number;
+  /** Every query is answered this much later (ms). Default 0. */
+  latencyMs?: number;
   manager?: { user: string; password: string };
   replication?: { user: string; password: string };
 }
@@ -79,6 +81,7 @@ export class FleetSimulator {
         [this.manager.user, nativePasswordHash(this.manager.password)],
         [this.replication.user, nativePasswordHash(this.replication.password)],
       ]),
+      latencyMs: opts.latencyMs ?? 0,
     };
     const at = Date.now();
     const prefix = opts.prefix ?? 'sim';

@@ -24,6 +24,8 @@ export interface ServerContext {
   stats: SimStats;
   /** user -> SHA1(SHA1(password)), or undefined for an account without a password. */
   accounts: Map<string, Buffer | undefined>;
+  /** Every query is answered this much later (network and server time); 0 answers at once. */
+  latencyMs: number;
 }
 
 /** One response buffer builder for the whole process: responses are built synchronously, one at a time. */
@@ -215,8 +217,14 @@ class Connection implements Session {
           if (reply.failed || this.socket.destroyed) break;
         }
       }
-      if (!this.socket.destroyed) this.socket.write(writer.take());
-      else writer.reset();
+      if (this.socket.destroyed) {
+        writer.reset();
+        return;
+      }
+      const answer = writer.take();
+      // Timers of equal duration fire in order: answers keep the order of their queries.
+      if (ctx.latencyMs > 0) setTimeout(() => this.socket.destroyed || this.socket.write(answer), ctx.latencyMs);
+      else this.socket.write(answer);
       return;
     }
     if (command === COM.QUIT) {

@@ -1,7 +1,7 @@
 // The probe-load simulator as a process of its own:
 //
 //   npx tsx src/sim/main.ts --clusters 333 --size 3 --dir /tmp/fleet [--api 127.0.0.1:18080]
-//       [--control 127.0.0.1:0] [--net 127.77] [--port 61500] [--write-rate 10]
+//       [--control 127.0.0.1:0] [--net 127.77] [--port 61500] [--write-rate 10] [--latency-ms 0]
 //
 // It listens on one loopback address per instance, writes <dir>/regent.yaml (run `regent run
 // --config <dir>/regent.yaml` against it), prints one JSON line on stdout when ready
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     net: { type: 'string' },
     port: { type: 'string' },
     'write-rate': { type: 'string' },
+    'latency-ms': { type: 'string' },
     'probe-interval-ms': { type: 'string' },
   },
 });
@@ -36,6 +37,7 @@ const fleet = await FleetSimulator.start({
   net: values.net,
   port: values.port ? Number(values.port) : undefined,
   writeRate: values['write-rate'] ? Number(values['write-rate']) : undefined,
+  latencyMs: values['latency-ms'] ? Number(values['latency-ms']) : undefined,
 });
 const control = await startControlServer(fleet, hostPort(values.control!));
 const addr = control.address() as { address: string; port: number };
