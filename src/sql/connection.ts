@@ -65,6 +65,28 @@ export function classifyError(e: unknown, endpoint: string, user?: string): DbEr
 }
 
 /**
+ * Calls `expired` once `ms` have passed, unless cancelled first, but only after the I/O of the
+ * loop turn in which the timer fires has been read. After the event loop was held up (a GC pause,
+ * a starved CPU, a long synchronous step), Node runs every expired timer before it reads the
+ * sockets: an answer that arrived in time would count as late, and a primary whose probe "timed
+ * out" that way, with its replicas' probes still unread, reads as dead (seen with the probe-load
+ * simulator on a loaded machine: dozens of live primaries failed over at once).
+ */
+function deadline(ms: number, expired: () => void): () => void {
+  if (!(ms > 0)) return () => undefined;
+  let cancelled = false;
+  const timer = setTimeout(() => {
+    setImmediate(() => {
+      if (!cancelled) expired();
+    });
+  }, ms);
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
+/**
  * One connection to one server with hard timeouts on connect and on every query: a frozen server
  * (SIGSTOP) accepts TCP and then says nothing, and nothing in Regent may wait on it forever.
  * The connection reports its own death through `onClose` the moment the socket breaks, which is
@@ -117,7 +139,8 @@ export class DbConnection {
         ...target,
         user: account.user,
         password: account.password?.reveal(),
-        connectTimeout: timeouts.connectTimeoutMs,
+        // Only a backstop: the deadline below decides, after reading what already arrived.
+        connectTimeout: timeouts.connectTimeoutMs + 1000,
         supportBigNumbers: true,
         bigNumberStrings: true,
         dateStrings: true,
@@ -129,18 +152,17 @@ export class DbConnection {
         maxPreparedStatements: 8,
       });
       let settled = false;
-      // mysql2's connectTimeout covers TCP connect; a server that accepts but never greets needs
-      // our own guard.
-      const guard = setTimeout(() => {
+      // TCP connect and handshake together: a server that accepts but never greets is frozen.
+      const cancel = deadline(timeouts.connectTimeoutMs, () => {
         if (settled) return;
         settled = true;
         conn.destroy();
         reject(new DbError('timeout', endpoint, `no handshake within ${timeouts.connectTimeoutMs} ms: server frozen or overloaded`, undefined, 'ETIMEDOUT'));
-      }, timeouts.connectTimeoutMs + 50);
+      });
       conn.connect((err) => {
         if (settled) return;
         settled = true;
-        clearTimeout(guard);
+        cancel();
         if (err) {
           conn.destroy();
           reject(classifyError(err, endpoint, account.user));
@@ -161,10 +183,21 @@ export class DbConnection {
   query(sql: string, params: unknown[] = [], timeoutMs = this.timeouts.queryTimeoutMs): Promise<Row[]> {
     if (this.#closed) return Promise.reject(new DbError('lost', this.endpoint, 'connection already closed'));
     return new Promise((resolve, reject) => {
-      this.#conn.query({ sql, values: params, timeout: timeoutMs }, (err, rows) => {
+      let settled = false;
+      const cancel = deadline(timeoutMs, () => {
+        if (settled) return;
+        settled = true;
+        const e = classifyError({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' }, this.endpoint, this.user);
+        // After a timeout the protocol state is unknown: this connection is done.
+        this.destroy(e);
+        reject(e);
+      });
+      this.#conn.query({ sql, values: params }, (err, rows) => {
+        if (settled) return;
+        settled = true;
+        cancel();
         if (err) {
           const e = classifyError(err, this.endpoint, this.user);
-          // After a timeout the protocol state is unknown: this connection is done.
           if (e.kind === 'timeout' || e.kind === 'lost') this.destroy(e);
           reject(e);
           return;
