@@ -95,11 +95,11 @@ async function withSimAndManager<T>(
   const manager = new ManagerProcess(sim.config, { env: { REGENT_LOG_LEVEL: 'info' }, nodeArgs });
   try {
     await manager.waitFor((e) => e.event === 'manager_started', 60000, 'manager start');
+    // An overloaded manager may never see them all: measure anyway, and say so.
     const deadline = Date.now() + 120000;
-    while (manager.count((e) => e.event === 'instance_reachable') < n) {
-      if (Date.now() > deadline) throw new Error(`only ${manager.count((e) => e.event === 'instance_reachable')} of ${n} instances became reachable within 120 s`);
-      await sleep(200);
-    }
+    while (manager.count((e) => e.event === 'instance_reachable') < n && Date.now() < deadline) await sleep(200);
+    const seen = manager.count((e) => e.event === 'instance_reachable');
+    if (seen < n) process.stderr.write(`  WARNING: only ${seen} of ${n} instances became reachable within 120 s; measuring anyway\n`);
     return await fn({ sim, manager, api, dir, spawnedAt });
   } finally {
     await manager.stop();
