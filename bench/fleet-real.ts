@@ -1,4 +1,4 @@
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -128,7 +128,8 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
   } finally {
     await manager?.stop();
     if (opts.logFile && manager) writeFileSync(opts.logFile, `${manager.raw.join('\n')}\n`);
-    if (opts.logFile) copyFileSync(join(dir.path, 'state', 'journal.jsonl'), `${opts.logFile}.journal.jsonl`);
+    const journal = join(dir.path, 'state', 'journal.jsonl');
+    if (opts.logFile && existsSync(journal)) copyFileSync(journal, `${opts.logFile}.journal.jsonl`);
     await Promise.all(sandboxes.map((s) => s.cleanup().catch(() => undefined)));
     dir.remove();
   }
