@@ -25,8 +25,8 @@ function probeBatch(flavor: Flavor): string {
 /**
  * One full probe over an open connection: settings, GTID positions, semi-sync, replica status.
  * On a connection that allows several statements per query (the prober's) the three statements
- * go in one round trip: one write, one wake-up and one timeout instead of three, which was the
- * largest single cost of a probe (measured in `npm run bench -- fleet`).
+ * go in one round trip: one write, one wake-up and one timeout instead of three (the socket
+ * writes alone were 17 % of a manager's CPU at 1,000 instances; `npm run bench -- fleet`).
  */
 export async function probeInstance(conn: DbConnection, flavor: Flavor, id: string): Promise<InstanceObservation> {
   const started = performance.now();
