@@ -188,7 +188,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
 
     const primary = analysis.topology.primary;
     const pObs = primary ? view.observations.get(primary) : undefined;
-    this.monitor.setSuspecting(Boolean(primary && pObs && !pObs.reachable));
+    this.monitor.setSuspecting(!acting && Boolean(primary && pObs && !pObs.reachable));
     if (!this.options.observeOnly && !acting && primary && primary !== this.decision.snapshot.decidedPrimary && mayAdopt(primary, analysis, view)) {
       this.log.warn(
         { event: 'primary_adopted', cluster: this.cluster.name, primary, previous: this.decision.snapshot.decidedPrimary, evidence: analysis.topology.primaryEvidence },

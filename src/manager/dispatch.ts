@@ -153,6 +153,9 @@ export class Dispatcher {
   async exclusively<T>(lock: 'cluster' | 'local', what: string, fn: () => Promise<T>): Promise<T | { refusal: string }> {
     if (this.#acting) return { refusal: 'another action is under way on this cluster' };
     this.#acting = true;
+    // Fast probing is for confirming a dead primary; an action probes what it needs itself (with
+    // it on, every instance of every failing cluster was probed each 20 ms for the whole recovery).
+    this.ctx.monitor.setSuspecting(false);
     let release: (() => Promise<void>) | undefined;
     try {
       if (lock === 'cluster') release = await this.ctx.coordinator.lockCluster(this.ctx.cluster.name, what);

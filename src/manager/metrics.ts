@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { PROBLEMS, type ProblemCode } from '../analysis/problems.ts';
 import { emptyGtid } from '../gtid/index.ts';
@@ -103,6 +104,24 @@ export function createManagerMetrics(registry: Registry, supervisors: () => Iter
     collect() {
       this.reset();
       for (const s of supervisors()) this.set({ cluster: s.cluster.name }, isLeader(s.cluster.name) ? 1 : 0);
+    },
+  });
+  // How late the manager's timers run (probes, timeouts, detection all wait on them): the first
+  // thing to rise when one event loop watches too many instances. Since the previous scrape.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  new Gauge({
+    name: 'regent_event_loop_delay_seconds',
+    help: 'Event loop delay of the manager since the previous scrape, by quantile (1 = the maximum)',
+    labelNames: ['quantile'],
+    registers,
+    collect() {
+      const q = (p: number) => (loopDelay.count > 0 ? loopDelay.percentile(p) / 1e9 : 0);
+      this.set({ quantile: '0.5' }, q(50));
+      this.set({ quantile: '0.9' }, q(90));
+      this.set({ quantile: '0.99' }, q(99));
+      this.set({ quantile: '1' }, loopDelay.count > 0 ? loopDelay.max / 1e9 : 0);
+      loopDelay.reset();
     },
   });
   const buckets = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];

@@ -103,10 +103,14 @@ export class InstanceProber extends EventEmitter<{ observation: [InstanceObserva
     const started = Date.now();
     try {
       if (!this.#conn || this.#conn.closed) {
-        const conn = await DbConnection.open(instance.host, instance.port, cluster.accounts.manager, {
-          connectTimeoutMs: cluster.monitor.connectTimeoutMs,
-          queryTimeoutMs: cluster.monitor.queryTimeoutMs,
-        });
+        // Only the probe's own constant statements run here: one round trip per probe (probe.ts).
+        const conn = await DbConnection.open(
+          instance.host,
+          instance.port,
+          cluster.accounts.manager,
+          { connectTimeoutMs: cluster.monitor.connectTimeoutMs, queryTimeoutMs: cluster.monitor.queryTimeoutMs },
+          { multipleStatements: true },
+        );
         this.#flavor = await detectFlavor(conn);
         conn.onClose((err) => {
           if (!this.#running || this.#conn !== conn) return;

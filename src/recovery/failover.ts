@@ -50,6 +50,8 @@ interface FailoverRun {
   candidate?: string;
   commonPoint?: string;
   promoted: boolean;
+  /** The candidate's first probe after the promotion (started at publish, awaited by verify). */
+  candidateProbed?: Promise<unknown>;
   hookEnv: () => Record<string, string>;
 }
 
@@ -222,14 +224,17 @@ const STEPS: Record<StepName, StepImpl> = {
     const { ctx, plan, planId } = run;
     const candidate = run.candidate!;
     await ctx.decision.promote(candidate, { kind: 'failover', planId, oldPrimary: plan.oldPrimary, commonPoint: run.commonPoint ?? '' });
-    void ctx.monitor.probers.get(candidate)?.probeAfterChange();
+    run.candidateProbed = ctx.monitor.probers.get(candidate)?.probeAfterChange();
     return { detail: `primary of ${ctx.cluster.name} is ${candidate}` };
   },
 
   verify: async (run) => {
     const candidate = run.candidate!;
     const others = run.replicas.filter((id) => id !== candidate);
-    const pending = await waitUntilReplicating(run.ctx.monitor, others, candidate, 5000);
+    // The failover must not end before the candidate was seen as a primary: its last observation
+    // still names the dead primary as its source, and the analysis that follows the failover
+    // would find that primary dead again and fail over a second time.
+    const [pending] = await Promise.all([waitUntilReplicating(run.ctx.monitor, others, candidate, 5000), run.candidateProbed]);
     return { detail: pending.length === 0 ? `all ${others.length} replica(s) replicate from ${candidate}` : `not replicating yet: ${pending.join(', ')} (see regent status)` };
   },
 

@@ -55,6 +55,28 @@ export function classifyError(e: unknown, endpoint: string, user?: string): DbEr
 }
 
 /**
+ * Calls `expired` once `ms` have passed, unless cancelled first, but only after the I/O of the
+ * loop turn in which the timer fires has been read. After the event loop was held up (a GC pause,
+ * a starved CPU, a long synchronous step), Node runs every expired timer before it reads the
+ * sockets: an answer that arrived in time would count as late, and a primary whose probe "timed
+ * out" that way, with its replicas' probes still unread, reads as dead (seen with the probe-load
+ * simulator on a loaded machine: dozens of live primaries failed over at once).
+ */
+function deadline(ms: number, expired: () => void): () => void {
+  if (!(ms > 0)) return () => undefined;
+  let cancelled = false;
+  const timer = setTimeout(() => {
+    setImmediate(() => {
+      if (!cancelled) expired();
+    });
+  }, ms);
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
+/**
  * One connection to one server with hard timeouts on connect and on every query: a frozen server
  * (SIGSTOP) accepts TCP and then says nothing, and nothing in Regent may wait on it forever.
  * The connection reports its own death through `onClose` the moment the socket breaks, which is
@@ -70,6 +92,8 @@ export class DbConnection {
     readonly endpoint: string,
     readonly timeouts: Timeouts,
     readonly user: string,
+    /** Several statements may go in one round trip (`queryBatch`). */
+    readonly multipleStatements: boolean,
   ) {
     this.#conn = conn;
     conn.on('error', (e) => this.#markClosed(classifyError(e, endpoint, user)));
@@ -79,13 +103,18 @@ export class DbConnection {
     (conn as unknown as { stream?: NodeJS.EventEmitter }).stream?.on('close', () => this.#markClosed(new DbError('lost', endpoint, 'connection closed')));
   }
 
-  static open(host: string, port: number, account: Account, timeouts: Timeouts): Promise<DbConnection> {
-    return DbConnection.#open({ host, port }, `${host}:${port}`, account, timeouts);
+  /**
+   * `multipleStatements` lets `queryBatch` send several statements in one round trip. Only for
+   * connections that run nothing but Regent's own constant statements (the probe connection):
+   * with it on, a value spliced into SQL text could carry a statement of its own.
+   */
+  static open(host: string, port: number, account: Account, timeouts: Timeouts, opts: { multipleStatements?: boolean } = {}): Promise<DbConnection> {
+    return DbConnection.#open({ host, port }, `${host}:${port}`, account, timeouts, opts.multipleStatements ?? false);
   }
 
   /** Over a unix socket (sandbox root with unix_socket authentication, no password). */
   static openSocket(socketPath: string, account: Account, timeouts: Timeouts): Promise<DbConnection> {
-    return DbConnection.#open({ socketPath }, socketPath, account, timeouts);
+    return DbConnection.#open({ socketPath }, socketPath, account, timeouts, false);
   }
 
   static #open(
@@ -93,36 +122,41 @@ export class DbConnection {
     endpoint: string,
     account: Account,
     timeouts: Timeouts,
+    multipleStatements: boolean,
   ): Promise<DbConnection> {
     return new Promise((resolve, reject) => {
       const conn = mysql.createConnection({
         ...target,
         user: account.user,
         password: account.password?.reveal(),
-        connectTimeout: timeouts.connectTimeoutMs,
+        // Only a backstop: the deadline below decides, after reading what already arrived.
+        connectTimeout: timeouts.connectTimeoutMs + 1000,
         supportBigNumbers: true,
         bigNumberStrings: true,
         dateStrings: true,
-        multipleStatements: false,
+        multipleStatements,
         charset: 'utf8mb4',
+        // mysql2 preallocates its prepared-statement cache per connection: four arrays of this many
+        // slots (16,000 by default, ~0.5 MB). Regent sends text queries only, and a manager holds two
+        // connections per instance: at 1,000 instances the default cost ~1 GB of heap.
+        maxPreparedStatements: 8,
       });
       let settled = false;
-      // mysql2's connectTimeout covers TCP connect; a server that accepts but never greets needs
-      // our own guard.
-      const guard = setTimeout(() => {
+      // TCP connect and handshake together: a server that accepts but never greets is frozen.
+      const cancel = deadline(timeouts.connectTimeoutMs, () => {
         if (settled) return;
         settled = true;
         conn.destroy();
         reject(new DbError('timeout', endpoint, `no handshake within ${timeouts.connectTimeoutMs} ms: server frozen or overloaded`, undefined, 'ETIMEDOUT'));
-      }, timeouts.connectTimeoutMs + 50);
+      });
       conn.connect((err) => {
         if (settled) return;
         settled = true;
-        clearTimeout(guard);
+        cancel();
         if (err) {
           conn.destroy();
           reject(classifyError(err, endpoint, account.user));
-        } else resolve(new DbConnection(conn, endpoint, timeouts, account.user));
+        } else resolve(new DbConnection(conn, endpoint, timeouts, account.user, multipleStatements));
       });
     });
   }
@@ -139,10 +173,21 @@ export class DbConnection {
   query(sql: string, params: unknown[] = [], timeoutMs = this.timeouts.queryTimeoutMs): Promise<Row[]> {
     if (this.#closed) return Promise.reject(new DbError('lost', this.endpoint, 'connection already closed'));
     return new Promise((resolve, reject) => {
-      this.#conn.query({ sql, values: params, timeout: timeoutMs }, (err, rows) => {
+      let settled = false;
+      const cancel = deadline(timeoutMs, () => {
+        if (settled) return;
+        settled = true;
+        const e = classifyError({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' }, this.endpoint, this.user);
+        // After a timeout the protocol state is unknown: this connection is done.
+        this.destroy(e);
+        reject(e);
+      });
+      this.#conn.query({ sql, values: params }, (err, rows) => {
+        if (settled) return;
+        settled = true;
+        cancel();
         if (err) {
           const e = classifyError(err, this.endpoint, this.user);
-          // After a timeout the protocol state is unknown: this connection is done.
           if (e.kind === 'timeout' || e.kind === 'lost') this.destroy(e);
           reject(e);
           return;
@@ -150,6 +195,19 @@ export class DbConnection {
         resolve(Array.isArray(rows) ? (rows as Row[]) : []);
       });
     });
+  }
+
+  /**
+   * Several constant statements in one round trip (one write, one timeout), one result set
+   * each. Needs a connection opened with `multipleStatements`.
+   */
+  async queryBatch(sql: string, count: number, timeoutMs = this.timeouts.queryTimeoutMs): Promise<Row[][]> {
+    if (!this.multipleStatements) throw new Error(`${this.endpoint}: queryBatch on a connection without multipleStatements`);
+    const rows = (await this.query(sql, [], timeoutMs)) as unknown[];
+    // mysql2 nests the result sets only when there is more than one.
+    const sets = (count === 1 ? [rows] : rows) as Row[][];
+    if (sets.length !== count || !sets.every(Array.isArray)) throw new DbError('sql', this.endpoint, `expected ${count} result sets, got ${sets.length}`);
+    return sets;
   }
 
   async queryOne(sql: string, params: unknown[] = [], timeoutMs?: number): Promise<Row | undefined> {

@@ -31,10 +31,13 @@ export class ManagerProcess {
   /** When the process was seen to exit (ms since epoch): its leadership ended then at the latest. */
   exitedAt?: number;
 
-  /** `command: 'proxy'` runs `regent proxy` (observe and route only) instead of `regent run`. */
-  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string>; command?: 'run' | 'proxy' } = {}) {
+  /**
+   * `command: 'proxy'` runs `regent proxy` (observe and route only) instead of `regent run`;
+   * `nodeArgs` go to node itself (e.g. --cpu-prof, which NODE_OPTIONS does not accept).
+   */
+  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string>; command?: 'run' | 'proxy'; nodeArgs?: string[] } = {}) {
     const command = opts.command ?? 'run';
-    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), command, '--config', configFile], {
+    this.#child = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'bin/regent.js'), command, '--config', configFile], {
       env: { ...process.env, REGENT_LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       gid: opts.gid,

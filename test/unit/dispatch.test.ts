@@ -175,6 +175,7 @@ function rig(opts: { view: () => ClusterView; leader?: boolean; decision?: Retur
   const locks: string[] = [];
   let released = 0;
   const reprobed: string[][] = [];
+  const suspecting: boolean[] = [];
   const calls: Call[] = [];
   const ctx = {
     cluster: c3,
@@ -184,6 +185,7 @@ function rig(opts: { view: () => ClusterView; leader?: boolean; decision?: Retur
       reprobe: async (ids: string[]) => {
         reprobed.push(ids);
       },
+      setSuspecting: (on: boolean) => suspecting.push(on),
     },
     decision: { snapshot: opts.decision ?? decided({ primary: id(1) }) },
     coordinator: {
@@ -225,6 +227,7 @@ function rig(opts: { view: () => ClusterView; leader?: boolean; decision?: Retur
     logged,
     locks,
     reprobed,
+    suspecting,
     released: () => released,
     idle: () => idle,
     setView: (v: () => ClusterView) => (current = v),
@@ -240,6 +243,7 @@ test('Dispatcher: runs the highest-priority open action once, after a re-probe, 
     [['restore-writable', 'NoWritablePrimary', id(1)]],
   );
   assert.deepEqual(r.reprobed, [[id(1)]]);
+  assert.deepEqual(r.suspecting, [false], 'fast probing stops while an action runs');
   assert.equal(r.actionEvents.length, 1);
   const e = r.actionEvents[0]!;
   assert.deepEqual({ action: e.action, code: e.code, instance: e.instance, outcome: e.outcome, detail: e.detail }, { action: 'restore-writable', code: 'NoWritablePrimary', instance: id(1), outcome: 'done', detail: 'restore-writable done' });

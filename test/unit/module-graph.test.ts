@@ -85,7 +85,9 @@ test('no two parts of Regent import each other (folders under src, type imports 
   assert.ok(!graph.get('manager')!.has('api'), 'src/manager imports src/api');
 });
 
-const outsideSql = files.filter((f) => !rel(f).startsWith('sql/'));
+// src/sim plays the server's side (it answers statements and words its errors as MariaDB does);
+// it issues none.
+const outsideSql = files.filter((f) => !rel(f).startsWith('sql/') && !rel(f).startsWith('sim/'));
 
 /** Code lines only: what a comment says is not what a module does. */
 function code(f: string): string[] {

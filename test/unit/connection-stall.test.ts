@@ -1,0 +1,53 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { loadConfigFile } from '../../src/config/load.ts';
+import { SimControlClient } from '../../src/sim/control-http.ts';
+import { DbConnection } from '../../src/sql/connection.ts';
+import type { DbError } from '../../src/errors.ts';
+import { ROOT, tempDir } from '../helpers/env.ts';
+
+/** Holds the event loop, as a GC pause or a starved CPU does. */
+function stall(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy
+  }
+}
+
+test('a query answered while the event loop was held up is not a timeout', async () => {
+  const dir = tempDir('regent-stall-');
+  // The server in a process of its own, so it answers while this one is stalled.
+  const sim = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/sim/main.ts'), '--clusters', '1', '--size', '2', '--dir', dir.path], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const conns: DbConnection[] = [];
+  try {
+    const ready = await new Promise<{ config: string; control: string }>((resolve, reject) => {
+      sim.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
+      createInterface({ input: sim.stdout! }).once('line', (l) => resolve(JSON.parse(l) as { config: string; control: string }));
+    });
+    const cluster = loadConfigFile(ready.config).clusters[0]!;
+    const replica = cluster.instances[1]!;
+    const conn = await DbConnection.open(replica.host, replica.port, cluster.accounts.manager, { connectTimeoutMs: 2000, queryTimeoutMs: 200 });
+    conns.push(conn);
+    await conn.query('SHOW ALL SLAVES STATUS'); // warm: compiled parsers, buffers
+
+    const pending = conn.query('SHOW ALL SLAVES STATUS');
+    // The answer arrives during the stall; the 200 ms timer has expired by the time the loop runs.
+    stall(600);
+    const rows = await pending;
+    assert.equal(rows.length, 1);
+    assert.equal(conn.closed, false);
+
+    // A server that really says nothing still times out.
+    await new SimControlClient(ready.control).hang(`${replica.host}:${replica.port}`);
+    await assert.rejects(conn.query('SHOW ALL SLAVES STATUS'), (e: DbError) => e.kind === 'timeout');
+    assert.equal(conn.closed, true);
+  } finally {
+    for (const c of conns) c.destroy();
+    sim.kill('SIGTERM');
+    await new Promise((r) => (sim.exitCode !== null ? r(undefined) : sim.once('exit', r)));
+    dir.remove();
+  }
+});
