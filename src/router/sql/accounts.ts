@@ -1,13 +1,10 @@
 import type { Account } from '../../config/load.ts';
 import { DbConnection } from '../../sql/connection.ts';
+import type { EndpointDialect } from '../../sql/flavor.ts';
 import type { Logger } from '../../util/log.ts';
 import type { AccountRow } from './auth.ts';
 
-const MARIADB_QUERY =
-  "SELECT User AS user, Host AS host, JSON_VALUE(Priv, '$.plugin') AS plugin, JSON_VALUE(Priv, '$.authentication_string') AS auth, JSON_VALUE(Priv, '$.account_locked') AS locked, JSON_QUERY(Priv, '$.auth_or') AS auth_or FROM mysql.global_priv WHERE JSON_VALUE(Priv, '$.is_role') IS NULL OR JSON_VALUE(Priv, '$.is_role') <> 'true'";
-const MYSQL_QUERY = "SELECT user, host, plugin, authentication_string AS auth, account_locked = 'Y' AS locked FROM mysql.user";
-
-/** Rows of mysql.global_priv / mysql.user as the router needs them. Pure, for tests. */
+/** Rows of the family's account-hashes query (`EndpointDialect.accountHashesQuery`) as the router needs them. Pure, for tests. */
 export function accountRows(rows: Record<string, unknown>[]): AccountRow[] {
   return rows.map((r) => {
     let plugin = String(r['plugin'] ?? 'mysql_native_password');
@@ -47,7 +44,8 @@ export class AccountCache {
       account: Account;
       /** Instances to read from, best first. */
       sources: () => { host: string; port: number; id: string }[];
-      flavor: () => 'mariadb' | 'mysql';
+      /** The servers' family's statements (the family is known once the monitor has seen a server). */
+      dialect: () => EndpointDialect;
       periodMs: number;
       connectTimeoutMs: number;
       log: Logger;
@@ -87,7 +85,7 @@ export class AccountCache {
       let c: DbConnection | undefined;
       try {
         c = await DbConnection.open(src.host, src.port, this.opts.account, { connectTimeoutMs: this.opts.connectTimeoutMs, queryTimeoutMs: 5000 });
-        const rows = await c.query(this.opts.flavor() === 'mysql' ? MYSQL_QUERY : MARIADB_QUERY);
+        const rows = await c.query(this.opts.dialect().accountHashesQuery);
         this.#rows = accountRows(rows);
         this.#last = Date.now();
         return true;

@@ -1,10 +1,11 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { Account } from '../../config/load.ts';
-import { parseGtid, type GtidState } from '../../gtid/index.ts';
+import type { GtidState } from '../../gtid/index.ts';
 import type { Logger } from '../../util/log.ts';
 import type { Secret } from '../../util/secret.ts';
 import { readServerVersion } from '../../doctor/server-version.ts';
+import { familyOf } from '../../sql/families.ts';
 import type { RoutingTable } from '../routing-table.ts';
 import { AccountCache } from './accounts.ts';
 import type { BackendConnection } from './backend.ts';
@@ -71,7 +72,7 @@ export class SqlEndpoint {
     this.#accounts = new AccountCache({
       account: opts.serviceAccount,
       sources: () => this.#sources(),
-      flavor: () => this.#routing.flavor,
+      dialect: () => familyOf(this.#routing.flavor).endpoint,
       periodMs: opts.settings.accountRefreshSeconds * 1000,
       connectTimeoutMs: opts.settings.connectTimeoutMs,
       log: opts.log,
@@ -86,7 +87,7 @@ export class SqlEndpoint {
       metrics: opts.metrics,
       clientTls,
       backendTls,
-      flavor: () => this.#routing.flavor,
+      dialect: () => familyOf(this.#routing.flavor).endpoint,
       serverVersion: () => this.#version ?? FALLBACK_VERSION,
       serverCharset: () => this.#charset,
       accounts: () => this.#accounts.rows,
@@ -126,7 +127,7 @@ export class SqlEndpoint {
           this.#global = g;
         }
       },
-      parseGtid: (text) => parseGtid(this.#routing.flavor, text),
+      parseGtid: (text) => familyOf(this.#routing.flavor).parseGtid(text),
       session: (id) => this.#sessions.get(id),
       backendOpened(b: BackendConnection, role: 'primary' | 'replica') {
         self.#backends[role]++;

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { GtidState } from '../../gtid/index.ts';
+import type { EndpointDialect } from '../../sql/flavor.ts';
+import { killStatement, setSessionVariables, useSchema } from '../../sql/session-sql.ts';
 import type { Logger } from '../../util/log.ts';
 import type { RoutingTable } from '../routing-table.ts';
 import { checkLogin, newScramble, normalizeAddress, type AccountRow, type BackendCredential } from './auth.ts';
@@ -44,7 +46,8 @@ export interface EndpointContext {
   settings: SqlSessionSettings;
   log: Logger;
   metrics: SqlMetrics;
-  flavor(): 'mariadb' | 'mysql';
+  /** The servers' family's statements (session tracking, GTID waits). */
+  dialect(): EndpointDialect;
   serverVersion(): string;
   serverCharset(): number;
   clientTls?: SecureContext;
@@ -429,7 +432,7 @@ export class Session {
   }
 
   #init(): string[] {
-    return this.ctx.flavor() === 'mysql' ? ["SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_gtids='OWN_GTID'"] : ["SET SESSION session_track_system_variables='*', session_track_schema=ON"];
+    return [this.ctx.dialect().sessionTracking];
   }
 
   async #open(id: string, role: 'primary' | 'replica'): Promise<BackendConnection> {
@@ -471,8 +474,8 @@ export class Session {
     const vars = [...this.#vars].filter(([k]) => !NOT_REPLAYED.has(k));
     // Character sets before collations, as SET NAMES would leave them.
     vars.sort(([a], [c]) => Number(a.startsWith('collation')) - Number(c.startsWith('collation')));
-    if (vars.length > 0) await b.run(`SET SESSION ${vars.map(([k, v]) => `${k} = ${sqlValue(v)}`).join(', ')}`);
-    if (this.#schema && b.stateVersion > 0) await b.run(`USE ${quoteIdent(this.#schema)}`);
+    if (vars.length > 0) await b.run(setSessionVariables(vars));
+    if (this.#schema && b.stateVersion > 0) await b.run(useSchema(this.#schema));
     for (const sql of this.#replaySql) await b.run(sql);
     if (this.#setOption !== undefined) {
       const r = await b.exchange(frame(Buffer.from([COM.SET_OPTION, this.#setOption & 0xff, this.#setOption >> 8]), 0), 'ok');
@@ -709,9 +712,7 @@ export class Session {
   /** Waits (up to the configured time) until the replica has applied `gtid`. */
   async #causalWait(b: BackendConnection, gtid: GtidState): Promise<boolean> {
     const started = performance.now();
-    const seconds = (this.ctx.settings.causalWaitTimeoutMs / 1000).toFixed(3);
-    const text = gtid.toString().replace(/'/g, '');
-    const sql = this.ctx.flavor() === 'mysql' ? `SELECT WAIT_FOR_EXECUTED_GTID_SET('${text}', ${seconds})` : `SELECT MASTER_GTID_WAIT('${text}', ${seconds})`;
+    const sql = this.ctx.dialect().waitForGtidText(gtid, this.ctx.settings.causalWaitTimeoutMs / 1000);
     let outcome: 'caught_up' | 'timeout' | 'error' = 'error';
     try {
       const { rows } = await b.run(sql);
@@ -834,7 +835,7 @@ export class Session {
     const b = await this.#primaryConn();
     this.#count('primary', 'session_bound');
     // The client knows the router's session ids; the primary knows its own thread ids.
-    await this.#run(b, frame(queryPayload(`KILL ${queryOnly ? 'QUERY ' : ''}${thread}`), 0), 'result');
+    await this.#run(b, frame(queryPayload(killStatement(thread, queryOnly)), 0), 'result');
     if (!queryOnly && target !== this) target.close('killed');
   }
 
@@ -978,17 +979,6 @@ export class Session {
     this.#count(b === this.#primary ? 'primary' : 'replica', 'read');
     await this.#run(b, frame(copy, p.seq), 'fetch');
   }
-}
-
-/** A session variable's tracked value as an SQL literal for SET. */
-export function sqlValue(v: string): string {
-  if (/^-?\d+(\.\d+)?$/.test(v)) return v;
-  if (v === 'NULL') return 'NULL';
-  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
-
-export function quoteIdent(name: string): string {
-  return `\`${name.replace(/`/g, '``')}\``;
 }
 
 export type { ErrInfo, CompressedStreamError, PayloadReader };
