@@ -23,8 +23,9 @@ export class ManagerProcess {
   #waiters: { pred: (e: LogEvent) => boolean; resolve: (e: LogEvent) => void }[] = [];
   #exited: Promise<number | null>;
 
-  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string> } = {}) {
-    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), 'run', '--config', configFile], {
+  /** `command: 'proxy'` runs `regent proxy` (router only, following the acting manager's decisions). */
+  constructor(configFile: string, opts: { gid?: number; env?: Record<string, string>; command?: 'run' | 'proxy' } = {}) {
+    this.#child = spawn(process.execPath, [join(ROOT, 'bin/regent.js'), opts.command ?? 'run', '--config', configFile], {
       env: { ...process.env, REGENT_LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       gid: opts.gid,

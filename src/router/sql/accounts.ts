@@ -71,11 +71,17 @@ export class AccountCache {
     if (this.#timer) clearInterval(this.#timer);
   }
 
-  /** Re-reads the accounts; false when skipped (too soon after the last read) or failed. */
+  /**
+   * Re-reads the accounts; false when the read failed. Reads are at least a second apart: a login
+   * that fails sooner after the last read waits for the next one instead of being refused (an
+   * account created a moment ago must work), and every login failing meanwhile shares that read,
+   * so a client hammering wrong passwords cannot hammer the server too.
+   */
   refresh(force = false): Promise<boolean> {
     if (this.#inflight) return this.#inflight;
-    if (!force && Date.now() - this.#last < 1000) return Promise.resolve(false);
-    this.#inflight = this.#load().finally(() => (this.#inflight = undefined));
+    const wait = force ? 0 : this.#last + 1000 - Date.now();
+    const read = wait > 0 ? new Promise<void>((r) => setTimeout(r, wait).unref()).then(() => this.#load()) : this.#load();
+    this.#inflight = read.finally(() => (this.#inflight = undefined));
     return this.#inflight;
   }
 

@@ -53,7 +53,7 @@ export interface EndpointContext {
   clientTls?: SecureContext;
   backendTls?: { options: import('node:tls').ConnectionOptions; required: boolean };
   accounts(): AccountRow[];
-  /** Re-reads the accounts (after a failed login); resolves when done or refused by rate limit. */
+  /** Re-reads the accounts (after a failed login; at most one read a second, so it may wait); false when the read failed. */
   refreshAccounts(): Promise<boolean>;
   password(user: string): string | undefined;
   address(id: string): { host: string; port: number } | undefined;
@@ -936,14 +936,32 @@ export class Session {
     return raw;
   }
 
+  /**
+   * The statement a command without an answer (COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE) names, or
+   * undefined. Nothing may be sent back for these, not even an error: the client reads no answer,
+   * and one would be taken as the answer to its next command. The server ignores unknown ids the
+   * same way (a client closing statements a COM_RESET_CONNECTION already dropped, as mysql2 does).
+   */
+  #quietStmt(payload: Buffer, minLength: number): Prepared | undefined {
+    if (payload.length < minLength) {
+      this.ctx.metrics.protocolErrors.inc({ cluster: this.ctx.cluster, kind: 'malformed' });
+      return undefined;
+    }
+    let id = payload.readUInt32LE(1);
+    if (id === 0xffffffff && this.#lastPrepared !== undefined) id = this.#lastPrepared;
+    return this.#prepared.get(id);
+  }
+
   async #longData(p: Packet): Promise<void> {
-    const s = this.#stmt(p.payload);
-    // No answer is due: kept until the statement runs, then sent where it runs.
-    s.longData.push(Buffer.from(p.payload));
+    // Command, statement id, parameter number.
+    const s = this.#quietStmt(p.payload, 7);
+    // Kept until the statement runs, then sent where it runs.
+    s?.longData.push(Buffer.from(p.payload));
   }
 
   async #closeStmt(p: Packet): Promise<void> {
-    const s = this.#stmt(p.payload);
+    const s = this.#quietStmt(p.payload, 5);
+    if (!s) return;
     for (const [b, id] of s.on) {
       const pl = Buffer.allocUnsafe(5);
       pl[0] = COM.STMT_CLOSE;
