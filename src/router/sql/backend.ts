@@ -1,4 +1,4 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { backendAuthReply, rsaEncryptPassword, type BackendCredential } from './auth.ts';
 import { frame, PacketReader, PayloadReader, readLenenc, type Packet } from './packets.ts';
@@ -168,7 +168,8 @@ export class BackendConnection {
         caps |= CAP.SSL;
         socket.write(frame(buildSslRequest(caps, this.opts.charset), seq++));
         detach(socket);
-        const secure = tlsConnect({ ...this.opts.tls.options, socket });
+        // The name the certificate must carry: the instance's host (SNI only for names, never IPs).
+        const secure = tlsConnect({ ...this.opts.tls.options, socket, host: this.opts.host, ...(isIP(this.opts.host) ? {} : { servername: this.opts.host }) });
         await new Promise<void>((resolve, reject) => {
           secure.once('secureConnect', () => resolve());
           secure.once('error', (e) => reject(new BackendFailed(`TLS to ${this.opts.id}: ${e.message}`)));

@@ -66,8 +66,13 @@ export class SqlEndpoint {
 
   constructor(private readonly opts: SqlEndpointOptions) {
     const clientTls: SecureContext | undefined = opts.clientTls ? createSecureContext({ cert: opts.clientTls.cert, key: opts.clientTls.key }) : undefined;
+    // An explicit `checkServerIdentity: undefined` would replace Node's default check (and trip
+    // an internal assertion in tls.connect): the key is only there to turn the check off.
     const backendTls = opts.backendTls
-      ? { options: { ca: opts.backendTls.ca, rejectUnauthorized: opts.backendTls.verify, checkServerIdentity: opts.backendTls.verify ? undefined : () => undefined } as ConnectionOptions, required: opts.backendTls.required }
+      ? {
+          options: { ...(opts.backendTls.ca ? { ca: opts.backendTls.ca } : {}), rejectUnauthorized: opts.backendTls.verify, ...(opts.backendTls.verify ? {} : { checkServerIdentity: () => undefined }) } as ConnectionOptions,
+          required: opts.backendTls.required,
+        }
       : undefined;
     this.#accounts = new AccountCache({
       account: opts.serviceAccount,

@@ -394,6 +394,11 @@ export class Session {
     raw.removeAllListeners('data');
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');
+    // The client's TLS hello may have come in the same chunk as its SSL request: those bytes are
+    // in the packet reader, not the socket. Put them back in front of the stream, where the TLS
+    // socket reads what was buffered before it took over (paused, so nothing flows past it).
+    raw.pause();
+    if (this.#reader.buffered > 0) raw.unshift(this.#reader.takeAll());
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.clientTls });
     this.#socket = secure;
     this.#tls = true;
