@@ -9,7 +9,7 @@ import { familyOf } from '../../sql/families.ts';
 import type { RoutingTable } from '../routing-table.ts';
 import { AccountCache } from './accounts.ts';
 import type { BackendConnection } from './backend.ts';
-import type { SqlMetrics } from './metrics.ts';
+import type { SqlMetrics, StatementCounts } from './metrics.ts';
 import { Session, type EndpointContext, type SqlSessionSettings } from './session.ts';
 
 /** What the manager (or, later, whoever decides) pushes to the endpoint whenever its view changes. */
@@ -63,8 +63,10 @@ export class SqlEndpoint {
   #accounts: AccountCache;
   #ctx: EndpointContext;
   #backends = { primary: 0, replica: 0 };
+  #statements: StatementCounts;
 
   constructor(private readonly opts: SqlEndpointOptions) {
+    this.#statements = opts.metrics.statementCounts(opts.cluster);
     const clientTls: SecureContext | undefined = opts.clientTls ? createSecureContext({ cert: opts.clientTls.cert, key: opts.clientTls.key }) : undefined;
     // An explicit `checkServerIdentity: undefined` would replace Node's default check (and trip
     // an internal assertion in tls.connect): the key is only there to turn the check off.
@@ -90,6 +92,7 @@ export class SqlEndpoint {
       settings: { ...opts.settings, tlsMode: opts.clientTls?.mode },
       log: opts.log,
       metrics: opts.metrics,
+      statements: this.#statements,
       clientTls,
       backendTls,
       dialect: () => familyOf(this.#routing.flavor).endpoint,
@@ -189,6 +192,7 @@ export class SqlEndpoint {
 
   async stop(): Promise<void> {
     this.#accounts.stop();
+    this.#statements.release();
     for (const w of this.#writerWaiters.splice(0)) {
       clearTimeout(w.timer);
       w.resolve(undefined);
