@@ -334,14 +334,14 @@ describe('grants: the printed statements are enough to bootstrap, pass doctor an
     const g = await runCli(['grants', '--config', sb.configFile, '--host', '127.0.0.1']);
     assert.equal(g.code, 0, out(g));
     assertNoSecrets(sb, g);
-    for (const p of ['<MANAGER_PASSWORD>', '<REPLICATION_PASSWORD>', '<CLONE_PASSWORD>']) assert.ok(g.stdout.includes(p), `${p} placeholder missing`);
+    for (const p of ['<MANAGER_PASSWORD>', '<REPLICATION_PASSWORD>', '<CLONE_PASSWORD>', '<ROUTER_PASSWORD>']) assert.ok(g.stdout.includes(p), `${p} placeholder missing`);
     assert.match(g.stdout, /READ_ONLY ADMIN, +-- failover: setting read_only/);
     assert.match(g.stdout, /says 10\.\d+\.\d+-MariaDB/, 'the flavor was detected from a server');
 
     const pw = (k: string) => readFileSync(join(sb.dir, 'secrets', `${k}.pw`), 'utf8').trim();
-    const script = g.stdout.replaceAll('<MANAGER_PASSWORD>', pw('manager')).replaceAll('<REPLICATION_PASSWORD>', pw('replication')).replaceAll('<CLONE_PASSWORD>', pw('admin'));
+    const script = g.stdout.replaceAll('<MANAGER_PASSWORD>', pw('manager')).replaceAll('<REPLICATION_PASSWORD>', pw('replication')).replaceAll('<CLONE_PASSWORD>', pw('admin')).replaceAll('<ROUTER_PASSWORD>', pw('router'));
     for (const node of sb.nodes) {
-      await sb.sql(node, ['SET SESSION sql_log_bin = 0', "DROP USER 'regent'@'127.0.0.1'", "DROP USER 'repl'@'127.0.0.1'", "DROP USER 'admin'@'127.0.0.1'"]);
+      await sb.sql(node, ['SET SESSION sql_log_bin = 0', "DROP USER 'regent'@'127.0.0.1'", "DROP USER 'repl'@'127.0.0.1'", "DROP USER 'admin'@'127.0.0.1'", "DROP USER 'regent_router'@'127.0.0.1'"]);
       // Exactly what an operator would do: feed the printed script to the client.
       const run = spawnSync('mariadb', [`--socket=${node.socket}`, '--user=root', '--batch'], { input: script, encoding: 'utf8' });
       assert.equal(run.status, 0, `${node.name}: ${run.stderr}`);

@@ -300,7 +300,10 @@ describe('SQL endpoint: change user, reset, LOAD DATA LOCAL, cursors, long data,
     try {
       const value = Buffer.alloc(18 << 20);
       for (let i = 0; i < value.length; i++) value[i] = 97 + ((i * 7919) % 26);
-      await m.execute('INSERT INTO blobs (id, b) VALUES (?, ?)', [10, value]);
+      await m.execute('INSERT INTO blobs (id, b) VALUES (?, ?)', [10, value]).catch((e: Error) => {
+        const seen = c.manager.events.filter((x) => /^sql_/.test(String(x.event))).slice(-5);
+        throw new Error(`${e.message}; the endpoint logged: ${JSON.stringify(seen)}`);
+      });
       await m.query('BEGIN');
       const [rows] = (await m.query('SELECT b, MD5(b) AS h, @@server_id AS s FROM blobs WHERE id = 10')) as unknown as [Row[]];
       await m.query('COMMIT');

@@ -20,6 +20,10 @@ export interface SqlRouting {
   /** Seconds behind per replica (null: unknown); replicas missing here count as unknown. */
   lag?: Map<string, number | null>;
   flavor: 'mariadb' | 'mysql';
+  /** Former primaries that were fenced (sessions on them stop), from the decision record. */
+  fenced?: ReadonlySet<string>;
+  /** A failover or switchover is under way (sessions busy on the primary stop). */
+  changing?: boolean;
 }
 
 export interface SqlEndpointOptions {
@@ -224,7 +228,8 @@ export class SqlEndpoint {
       }
     }
     if (JSON.stringify(before.writer) !== JSON.stringify(r.table.writer) || before.readers.join() !== r.table.readers.join()) {
-      for (const s of this.#sessions.values()) s.tableChanged(r.table);
+      const replacing = { fenced: r.fenced ?? new Set<string>(), changing: r.changing ?? false };
+      for (const s of this.#sessions.values()) s.tableChanged(r.table, replacing);
     }
   }
 

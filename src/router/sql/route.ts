@@ -150,3 +150,15 @@ function missing(need: GtidState, x: GtidState | undefined): number {
     return Number.MAX_SAFE_INTEGER;
   }
 }
+
+/**
+ * Whether a session's primary connection to `primary` must stop being used: the writer moved to
+ * another instance, or the primary is being replaced (fenced, or a failover or switchover under
+ * way). A writer held for any other reason (the primary missed a probe or two, is read_only for a
+ * moment, nothing decided yet) leaves the connection alone: new statements wait for the writer to
+ * come back, as the L4 writer holds new connections without closing open ones.
+ */
+export function primaryLeaving(primary: string, writer: RoutingTable['writer'], replacing: { fenced: ReadonlySet<string>; changing: boolean }): boolean {
+  if (writer.mode === 'route') return writer.target !== primary;
+  return replacing.changing || replacing.fenced.has(primary);
+}

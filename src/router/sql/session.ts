@@ -28,7 +28,7 @@ import {
   type ErrInfo,
 } from './protocol.ts';
 import { ResponseRelay, type Expect, type ResponseSummary } from './response.ts';
-import { route, type CausalMode, type Route, type RouteReason } from './route.ts';
+import { primaryLeaving, route, type CausalMode, type Route, type RouteReason } from './route.ts';
 
 export interface SqlSessionSettings {
   causalReads: CausalMode;
@@ -587,10 +587,10 @@ export class Session {
   }
 
   /** The routing table changed: connections to a former primary or to a replica out of the pool go. */
-  tableChanged(table: RoutingTable): void {
+  tableChanged(table: RoutingTable, replacing: { fenced: ReadonlySet<string>; changing: boolean }): void {
     if (this.state === 'closed') return;
     const p = this.#primary;
-    if (p && !(table.writer.mode === 'route' && table.writer.target === p.id)) {
+    if (p && primaryLeaving(p.id, table.writer, replacing)) {
       if (this.#busy && this.#last === p) this.close(`primary ${p.id} is no longer the writer`);
       else if (!this.#movable()) this.close(`primary ${p.id} is no longer the writer and the session holds state on it`);
       else {
