@@ -42,8 +42,8 @@ export type Health = 'healthy' | 'degraded' | 'down';
 
 export interface ClusterReport {
   name: string;
-  /** Router endpoints from the config (writer/reader listen addresses). */
-  endpoints: { writer?: string; reader?: string };
+  /** Router endpoints from the config (writer/reader listen addresses, the SQL endpoint's). */
+  endpoints: { writer?: string; reader?: string; sql?: string };
   health: Health;
   /** The primary the topology shows (what the servers say). */
   primary?: string;
@@ -102,7 +102,7 @@ export function clusterReport(cluster: ClusterConfig, observations: Map<string, 
   });
   return {
     name: cluster.name,
-    endpoints: { writer: cluster.router.writer, reader: cluster.router.reader },
+    endpoints: { writer: cluster.router.writer, reader: cluster.router.reader, sql: cluster.router.sql?.listen },
     health: healthOf(analysis.problems, instances),
     primary: topology.primary,
     primaryEvidence: topology.primaryEvidence,
@@ -117,8 +117,8 @@ export function clusterReport(cluster: ClusterConfig, observations: Map<string, 
 export function renderClusterText(report: ClusterReport): string {
   const lines: string[] = [];
   lines.push(`cluster ${report.name}: ${report.health.toUpperCase()}${report.primary ? `, primary ${report.primary}` : ', no primary'}${report.leader ? `, led by ${report.leader}` : ''}`);
-  if (report.endpoints.writer || report.endpoints.reader)
-    lines.push(`  endpoints: writer ${report.endpoints.writer ?? '(none)'}, reader ${report.endpoints.reader ?? '(none)'}`);
+  const e = report.endpoints;
+  if (e.writer || e.reader || e.sql) lines.push(`  endpoints: writer ${e.writer ?? '(none)'}, reader ${e.reader ?? '(none)'}${e.sql ? `, sql ${e.sql}` : ''}`);
   const byId = new Map(report.instances.map((i) => [i.id, i]));
   const children = (id: string) => report.instances.filter((i) => i.role === 'replica' && i.source === id);
   const describe = (i: InstanceReport): string => {

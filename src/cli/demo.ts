@@ -35,6 +35,9 @@ export async function demoCommand(opts: { dir: string; basePort: number }): Prom
         `Dashboard:        ${running.api?.address ?? '(no API configured)'}/   (actions need the token in ${dir}/secrets/api-token.pw)`,
         `Writer endpoint:  ${cluster.router.writer}   mariadb -h127.0.0.1 -P${cluster.router.writer?.split(':')[1]} -u${app.user} -p"$(cat ${dir}/secrets/app.pw)" ${app.database}`,
         `Reader endpoint:  ${cluster.router.reader}`,
+        ...(cluster.router.sql
+          ? [`SQL endpoint:     ${cluster.router.sql.listen}   reads to replicas, writes to the primary: mariadb -h127.0.0.1 -P${cluster.router.sql.listen.split(':').pop()} -u${app.user} -p"$(cat ${dir}/secrets/app.pw)" ${app.database}`]
+          : []),
         `Metrics:          ${running.api?.address ?? ''}/metrics`,
         '',
         'Regent is watching the cluster (structured log below, on stderr).',

@@ -229,7 +229,7 @@ export class ClusterRouter {
       if (o.gtids) applied.set(o.id, o.gtids.executed);
       if (o.replica) lag.set(o.id, o.replica.secondsBehind);
     }
-    return { table: this.#table, applied, lag, flavor };
+    return { table: this.#table, applied, lag, flavor, fenced: this.#decision.fenced, changing: this.#decision.changing !== undefined };
   }
 
   #decideWriter(): RouteDecision {

@@ -232,6 +232,33 @@ export interface CloneTool {
 }
 
 /**
+ * What the SQL endpoint (src/router/sql) sends to servers of one family on its own connections.
+ * Text statements without parameters: the endpoint speaks the text protocol on the backend
+ * connections it relays, so values are quoted here, never by the caller.
+ */
+export interface EndpointDialect {
+  /**
+   * Run first on every backend connection the endpoint opens: OK packets then report the session
+   * variables and schema a statement changed, and the GTID of each commit (MariaDB: the
+   * `last_gtid` variable; MySQL: the GTID tracker), which is how read-your-writes learns them.
+   */
+  readonly sessionTracking: string;
+  /**
+   * Accounts with their plugin and stored hash, roles left out. Columns: user, host, plugin, auth
+   * (authentication_string), locked, auth_or (MariaDB's alternatives of IDENTIFIED VIA a OR b, JSON;
+   * NULL where the family has none).
+   */
+  readonly accountHashesQuery: string;
+  /** What the router service account needs to run `accountHashesQuery` (`regent grants`, the sandbox). */
+  readonly accountHashesPrivileges: { privilege: string; on: string; why: string }[];
+  /**
+   * A SELECT of one column that waits up to `timeoutSeconds` until the server has applied `gtid`:
+   * 0 when it has, anything else (MariaDB -1, MySQL 1) when the time ran out.
+   */
+  waitForGtidText(gtid: GtidState, timeoutSeconds: number): string;
+}
+
+/**
  * What is the same for every version of one server family: its name, its GTID notation, its
  * privileges, the doctor's words, and the tools it has. A versioned `Flavor` carries its family.
  */
@@ -241,6 +268,8 @@ export interface FlavorFamily {
   parseGtid(text: string): GtidState;
   readonly doctor: DoctorDialect;
   readonly grants: FamilyGrants;
+  /** The SQL endpoint's statements (session tracking, account hashes, causal waits). */
+  readonly endpoint: EndpointDialect;
   readonly rewind?: RewindTool;
   readonly clone?: CloneTool;
   /** MySQL keeps the heartbeat period out of SHOW REPLICA STATUS: a query returning it as `period`. */

@@ -82,9 +82,7 @@ export function grantStatement(needs: PrivilegeNeed[], account: string, failover
  * the application's own replica connections and need no privilege.
  */
 export function routerPrivileges(flavor: GtidFlavor): { privilege: string; on: string; why: string }[] {
-  return flavor === 'mariadb'
-    ? [{ privilege: 'SELECT', on: 'mysql.global_priv', why: 'account names, plugins and password hashes, to verify logins to the SQL endpoint' }]
-    : [{ privilege: 'SELECT', on: 'mysql.user', why: 'account names, plugins and password hashes, to verify logins to the SQL endpoint' }];
+  return FAMILIES[flavor].endpoint.accountHashesPrivileges;
 }
 
 export function routerGrantStatements(flavor: GtidFlavor, account: string): string[] {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import type { Sandbox } from '../../src/sandbox/sandbox.ts';
+import mysql from 'mysql2/promise';
+import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { startSandbox } from '../helpers/env.ts';
 import { ManagerProcess } from '../helpers/manager.ts';
 import { artifactsDir, ensureChromium, launchBrowser, type TestBrowser } from '../helpers/browser.ts';
@@ -70,6 +71,35 @@ describe('dashboard', () => {
     assert.match((await page.getByTestId('plan-candidate').getAttribute('data-name')) ?? '', /^node[23]$/);
     assert.equal(await page.getByTestId('live').getAttribute('data-state'), 'live');
     await shot('01-topology.png');
+  });
+
+  test('shows the SQL endpoint and where its statements went (replicas / primary, by reason)', { timeout: 60000 }, async () => {
+    const address = `127.0.0.1:${sb.nodes[0]!.port + PORT.sql}`;
+    const app = sb.appAccount();
+    const open = () => mysql.createConnection({ host: '127.0.0.1', port: sb.nodes[0]!.port + PORT.sql, user: app.user, password: app.password, database: app.database });
+    const writer = await open();
+    try {
+      await writer.query('CREATE TABLE dash (id INT PRIMARY KEY)');
+      for (let i = 0; i < 5; i++) await writer.query('INSERT INTO dash VALUES (?)', [i]);
+    } finally {
+      await writer.end();
+    }
+    // A session that has not written reads from replicas without waiting for them.
+    const reader = await open();
+    try {
+      for (let i = 0; i < 20; i++) await reader.query('SELECT 1');
+    } finally {
+      await reader.end();
+    }
+    assert.equal(await page.getByTestId('sql-address').innerText(), address);
+    assert.match(await page.getByTestId('cluster-row-sandbox').innerText(), new RegExp(address.replace(/\./g, '\\.')));
+    // The page polls: the counters show up within a refresh or two.
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="sql-replica"]')?.getAttribute('data-count')) >= 20, null, { timeout: 20000 });
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="sql-primary"]')?.getAttribute('data-count')) >= 6, null, { timeout: 20000 });
+    assert.ok(Number(await page.getByTestId('sql-reason-replica-read').getAttribute('data-count')) >= 20);
+    assert.ok(Number(await page.getByTestId('sql-reason-primary-write').getAttribute('data-count')) >= 6, 'CREATE TABLE and the inserts count as writes');
+    assert.match(await page.getByTestId('sql-endpoint').innerText(), /replicas\s+\d+\s+\(\d+ %\)/);
+    await shot('01b-sql-endpoint.png');
   });
 
   test('follows a kill -9 failover without a reload and shows it in the recovery timeline', { timeout: 60000 }, async () => {

@@ -341,7 +341,7 @@ describe('grants: the printed statements are enough to bootstrap, pass doctor an
     const g = await runCli(['grants', '--config', sb.configFile, '--host', '127.0.0.1']);
     assert.equal(g.code, 0, out(g));
     assertNoSecrets(sb, g);
-    for (const p of ['<MANAGER_PASSWORD>', '<REPLICATION_PASSWORD>', '<CLONE_PASSWORD>']) assert.ok(g.stdout.includes(p), `${p} placeholder missing`);
+    for (const p of ['<MANAGER_PASSWORD>', '<REPLICATION_PASSWORD>', '<CLONE_PASSWORD>', '<ROUTER_PASSWORD>']) assert.ok(g.stdout.includes(p), `${p} placeholder missing`);
     assert.match(g.stdout, /READ_ONLY ADMIN, +-- failover: setting read_only/);
     assert.match(g.stdout, /says 10\.\d+\.\d+-MariaDB/, 'the flavor was detected from a server');
 

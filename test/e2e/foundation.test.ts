@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openSandbox, type Sandbox } from '../../src/sandbox/sandbox.ts';
+import { openSandbox, PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { isAlive } from '../../src/util/processes.ts';
 import { freePorts, runCli, sandboxBasePort, startSandbox, tempDir } from '../helpers/env.ts';
 
@@ -76,6 +76,9 @@ describe('sandbox and status through the CLI', () => {
     assert.match(st.stdout, /● node1 .* primary/);
     assert.match(st.stdout, /├─ node2 .* replica/);
     assert.match(st.stdout, /└─ node3 .* replica/);
+    // Every endpoint of the config, the SQL endpoint included, without a manager running.
+    const base = openSandbox(sbDir).nodes[0]!.port;
+    assert.match(st.stdout, new RegExp(`endpoints: writer 127\\.0\\.0\\.1:${base + PORT.writer}, reader 127\\.0\\.0\\.1:${base + PORT.reader}, sql 127\\.0\\.0\\.1:${base + PORT.sql}\\n`));
   });
 
   test('sandbox down stops every process and removes the directory', async () => {

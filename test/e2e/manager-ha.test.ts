@@ -26,6 +26,9 @@ function managerConfigs(sb: Sandbox, etcd: EtcdCluster, count: number): string[]
     d.manager['coordination'] = { backend: 'etcd', endpoints: etcd.endpoints, prefix: '/regent', leaseTtlSeconds: TTL };
     (d.manager['api'] as Record<string, unknown>)['listen'] = `127.0.0.1:${base + PORT.api + (k === 0 ? 0 : 4 + k)}`;
     const router = d.clusters[0]!['router'] as Record<string, unknown>;
+    // The SQL endpoint is not under test here, and its port (base + 53) is where the next
+    // managers' writers listen.
+    delete router['sql'];
     if (k > 0) {
       // Every manager's data plane listens on endpoints of its own (44-47: free in the sandbox layout).
       router['writer'] = `127.0.0.1:${base + 44 + 2 * (k - 1)}`;

@@ -1,13 +1,10 @@
 import type { Account } from '../../config/load.ts';
 import { DbConnection } from '../../sql/connection.ts';
+import type { EndpointDialect } from '../../sql/flavor.ts';
 import type { Logger } from '../../util/log.ts';
 import type { AccountRow } from './auth.ts';
 
-const MARIADB_QUERY =
-  "SELECT User AS user, Host AS host, JSON_VALUE(Priv, '$.plugin') AS plugin, JSON_VALUE(Priv, '$.authentication_string') AS auth, JSON_VALUE(Priv, '$.account_locked') AS locked, JSON_QUERY(Priv, '$.auth_or') AS auth_or FROM mysql.global_priv WHERE JSON_VALUE(Priv, '$.is_role') IS NULL OR JSON_VALUE(Priv, '$.is_role') <> 'true'";
-const MYSQL_QUERY = "SELECT user, host, plugin, authentication_string AS auth, account_locked = 'Y' AS locked FROM mysql.user";
-
-/** Rows of mysql.global_priv / mysql.user as the router needs them. Pure, for tests. */
+/** Rows of the family's account-hashes query (`EndpointDialect.accountHashesQuery`) as the router needs them. Pure, for tests. */
 export function accountRows(rows: Record<string, unknown>[]): AccountRow[] {
   return rows.map((r) => {
     let plugin = String(r['plugin'] ?? 'mysql_native_password');
@@ -47,7 +44,8 @@ export class AccountCache {
       account: Account;
       /** Instances to read from, best first. */
       sources: () => { host: string; port: number; id: string }[];
-      flavor: () => 'mariadb' | 'mysql';
+      /** The servers' family's statements (the family is known once the monitor has seen a server). */
+      dialect: () => EndpointDialect;
       periodMs: number;
       connectTimeoutMs: number;
       log: Logger;
@@ -73,11 +71,17 @@ export class AccountCache {
     if (this.#timer) clearInterval(this.#timer);
   }
 
-  /** Re-reads the accounts; false when skipped (too soon after the last read) or failed. */
+  /**
+   * Re-reads the accounts; false when the read failed. Reads are at least a second apart: a login
+   * that fails sooner after the last read waits for the next one instead of being refused (an
+   * account created a moment ago must work), and every login failing meanwhile shares that read,
+   * so a client hammering wrong passwords cannot hammer the server too.
+   */
   refresh(force = false): Promise<boolean> {
     if (this.#inflight) return this.#inflight;
-    if (!force && Date.now() - this.#last < 1000) return Promise.resolve(false);
-    this.#inflight = this.#load().finally(() => (this.#inflight = undefined));
+    const wait = force ? 0 : this.#last + 1000 - Date.now();
+    const read = wait > 0 ? new Promise<void>((r) => setTimeout(r, wait).unref()).then(() => this.#load()) : this.#load();
+    this.#inflight = read.finally(() => (this.#inflight = undefined));
     return this.#inflight;
   }
 
@@ -87,7 +91,7 @@ export class AccountCache {
       let c: DbConnection | undefined;
       try {
         c = await DbConnection.open(src.host, src.port, this.opts.account, { connectTimeoutMs: this.opts.connectTimeoutMs, queryTimeoutMs: 5000 });
-        const rows = await c.query(this.opts.flavor() === 'mysql' ? MYSQL_QUERY : MARIADB_QUERY);
+        const rows = await c.query(this.opts.dialect().accountHashesQuery);
         this.#rows = accountRows(rows);
         this.#last = Date.now();
         return true;

@@ -1,4 +1,4 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { backendAuthReply, rsaEncryptPassword, type BackendCredential } from './auth.ts';
 import { frame, PacketReader, PayloadReader, readLenenc, type Packet } from './packets.ts';
@@ -41,8 +41,8 @@ export interface BackendOptions {
 interface Op {
   relay: ResponseRelay;
   sink?: (bufs: Buffer[]) => void;
-  resolve: (r: { summary: ResponseSummary; collected?: Buffer[] }) => void;
-  reject: (e: Error) => void;
+  done: (summary: ResponseSummary, collected?: Buffer[]) => void;
+  fail: (e: Error) => void;
   collected?: Buffer[];
 }
 
@@ -168,7 +168,8 @@ export class BackendConnection {
         caps |= CAP.SSL;
         socket.write(frame(buildSslRequest(caps, this.opts.charset), seq++));
         detach(socket);
-        const secure = tlsConnect({ ...this.opts.tls.options, socket });
+        // The name the certificate must carry: the instance's host (SNI only for names, never IPs).
+        const secure = tlsConnect({ ...this.opts.tls.options, socket, host: this.opts.host, ...(isIP(this.opts.host) ? {} : { servername: this.opts.host }) });
         await new Promise<void>((resolve, reject) => {
           secure.once('secureConnect', () => resolve());
           secure.once('error', (e) => reject(new BackendFailed(`TLS to ${this.opts.id}: ${e.message}`)));
@@ -242,15 +243,16 @@ export class BackendConnection {
 
   /** Sends an already framed command of the router's own and reads the whole answer here. */
   exchange(raw: Buffer, expect: Expect, opts: { stmtId?: number } = {}): Promise<{ summary: ResponseSummary; collected?: Buffer[] }> {
-    return this.#start(raw, new ResponseRelay(expect, { clientSessionTrack: true, stmtId: opts.stmtId }), undefined);
+    return new Promise((resolve, reject) => this.#start(raw, new ResponseRelay(expect, { clientSessionTrack: true, stmtId: opts.stmtId }), undefined, (summary, collected) => resolve({ summary, collected }), reject));
   }
 
   /**
-   * Sends a client's command and streams the answer to `sink` as it arrives; resolves with what
-   * the response said once it is complete.
+   * Sends a client's command and streams the answer to `sink` as it arrives; `done` gets what the
+   * response said once it is complete, `fail` the reason the connection was lost (either may be
+   * called before this returns). Callbacks, not a promise: this is every statement's path.
    */
-  relay(raw: Buffer, relay: ResponseRelay, sink: (bufs: Buffer[]) => void): Promise<{ summary: ResponseSummary }> {
-    return this.#start(raw, relay, sink);
+  relay(raw: Buffer, relay: ResponseRelay, sink: (bufs: Buffer[]) => void, done: (summary: ResponseSummary) => void, fail: (e: Error) => void): void {
+    this.#start(raw, relay, sink, done, fail);
   }
 
   /** Bytes with no answer (COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, LOCAL INFILE data). */
@@ -266,13 +268,11 @@ export class BackendConnection {
     this.#socket.resume();
   }
 
-  #start(raw: Buffer, relay: ResponseRelay, sink: ((bufs: Buffer[]) => void) | undefined): Promise<{ summary: ResponseSummary; collected?: Buffer[] }> {
-    if (this.#closed) return Promise.reject(new BackendFailed(`connection to ${this.id} is closed`));
-    if (this.#op) return Promise.reject(new BackendFailed(`connection to ${this.id} is busy`));
-    return new Promise((resolve, reject) => {
-      this.#op = { relay, sink, resolve, reject, collected: sink ? undefined : [] };
-      this.#socket.write(raw);
-    });
+  #start(raw: Buffer, relay: ResponseRelay, sink: ((bufs: Buffer[]) => void) | undefined, done: Op['done'], fail: Op['fail']): void {
+    if (this.#closed) return fail(new BackendFailed(`connection to ${this.id} is closed`));
+    if (this.#op) return fail(new BackendFailed(`connection to ${this.id} is busy`));
+    this.#op = { relay, sink, done, fail, collected: sink ? undefined : [] };
+    this.#socket.write(raw);
   }
 
   #onData(chunk: Buffer): void {
@@ -298,7 +298,7 @@ export class BackendConnection {
       this.#op = undefined;
       if (op.relay.summary.status !== undefined) this.lastStatus = op.relay.summary.status;
       if (extra && extra.length > 0) this.close('data after the end of a response');
-      op.resolve({ summary: op.relay.summary, collected: op.collected });
+      op.done(op.relay.summary, op.collected);
     }
   }
 
@@ -308,7 +308,7 @@ export class BackendConnection {
     this.#socket.destroy();
     const op = this.#op;
     this.#op = undefined;
-    op?.reject(new BackendFailed(`connection to ${this.id} lost: ${why}`));
+    op?.fail(new BackendFailed(`connection to ${this.id} lost: ${why}`));
     for (const f of this.#closeListeners) f(why);
   }
 

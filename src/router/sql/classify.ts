@@ -274,15 +274,26 @@ const WRITE_STARTS = new Set(
 
 // ---- classification --------------------------------------------------------------------
 
+// No closures on this path (it runs for every COM_QUERY): the TypeScript loader keeps function
+// names by redefining `name` on each closure it creates, which costs more than the lexing.
 export function classify(sql: string): Classification {
   const { statements, hint } = lex(sql);
-  const withHint = (c: Classification): Classification => (hint ? { ...c, hint } : c);
-  if (statements.length === 0) return withHint({ kind: 'unsure', reason: 'empty' });
-  if (statements.length === 1) return withHint(classifyOne(statements[0]!));
+  if (statements.length === 0) return withHint({ kind: 'unsure', reason: 'empty' }, hint);
+  if (statements.length === 1) return withHint(classifyOne(statements[0]!), hint);
   // Several statements: the primary runs them all; the session-level effects of each still count.
   const parts = statements.map(classifyOne);
   const pin = parts.find((p) => p.pin)?.pin ?? (parts.some((p) => p.replay) ? 'SET ROLE in a multi-statement' : undefined);
-  return withHint({ kind: parts.some((p) => p.kind !== 'read') ? 'write' : 'read', reason: 'multi-statement', multi: true, pin, trackingChanged: parts.some((p) => p.trackingChanged) || undefined });
+  return withHint({ kind: parts.some((p) => p.kind !== 'read') ? 'write' : 'read', reason: 'multi-statement', multi: true, pin, trackingChanged: parts.some((p) => p.trackingChanged) || undefined }, hint);
+}
+
+function withHint(c: Classification, hint: Classification['hint']): Classification {
+  return hint ? { ...c, hint } : c;
+}
+
+/** The unquoted word at token i, if that token is one. */
+function wordAt(toks: Token[], i: number): string | undefined {
+  const t = toks[i];
+  return t !== undefined && t.t === T.Word && !t.quotedIdent ? t.v : undefined;
 }
 
 function classifyOne(toks: Token[]): Classification {
@@ -290,7 +301,6 @@ function classifyOne(toks: Token[]): Classification {
   if (first.t === T.Punct && first.v === '(') return selectLike(toks, 'read');
   if (first.t !== T.Word || first.quotedIdent) return { kind: 'unsure', reason: 'unknown statement' };
   const w = first.v;
-  const word = (i: number) => (toks[i]?.t === T.Word && !toks[i]!.quotedIdent ? toks[i]!.v : undefined);
   switch (w) {
     case 'SELECT':
     case 'WITH':
@@ -304,13 +314,13 @@ function classifyOne(toks: Token[]): Classification {
     case 'DESC':
     case 'DESCRIBE':
     case 'EXPLAIN': {
-      const next = word(1);
+      const next = wordAt(toks, 1);
       if (next === 'FOR' || (next === 'FORMAT' && toks.some((t) => t.v === 'FOR'))) return { kind: 'unsure', reason: 'EXPLAIN FOR CONNECTION' };
       if (next === 'ANALYZE') return { kind: 'write', reason: 'EXPLAIN ANALYZE executes' };
       return { kind: 'read', reason: 'explain' };
     }
     case 'ANALYZE': {
-      const next = word(1);
+      const next = wordAt(toks, 1);
       if (next === 'SELECT' || next === 'WITH' || next === 'FORMAT') {
         // MariaDB's ANALYZE runs the statement: a SELECT stays a read.
         const at = toks.findIndex((t) => t.v === 'SELECT' || t.v === 'WITH');
@@ -321,10 +331,10 @@ function classifyOne(toks: Token[]): Classification {
     case 'HELP':
       return { kind: 'read', reason: 'help' };
     case 'BEGIN':
-      if (word(1) === undefined || word(1) === 'WORK') return { kind: 'begin', reason: 'transaction' };
+      if (wordAt(toks, 1) === undefined || wordAt(toks, 1) === 'WORK') return { kind: 'begin', reason: 'transaction' };
       return { kind: 'unsure', reason: 'BEGIN ...' };
     case 'START': {
-      if (word(1) !== 'TRANSACTION') return { kind: 'write', reason: 'START' };
+      if (wordAt(toks, 1) !== 'TRANSACTION') return { kind: 'write', reason: 'START' };
       const mods = toks.slice(2).filter((t) => t.t === T.Word).map((t) => t.v);
       const ro = mods.includes('ONLY') && mods[mods.indexOf('ONLY') - 1] === 'READ';
       if (ro && !mods.includes('WRITE')) return { kind: 'begin-read-only', reason: 'read-only transaction' };
@@ -333,12 +343,12 @@ function classifyOne(toks: Token[]): Classification {
     case 'COMMIT':
       return { kind: 'end', reason: 'transaction' };
     case 'ROLLBACK':
-      if (word(1) === 'TO' || (word(1) === 'WORK' && word(2) === 'TO')) return { kind: 'savepoint', reason: 'transaction' };
+      if (wordAt(toks, 1) === 'TO' || (wordAt(toks, 1) === 'WORK' && wordAt(toks, 2) === 'TO')) return { kind: 'savepoint', reason: 'transaction' };
       return { kind: 'end', reason: 'transaction' };
     case 'SAVEPOINT':
       return { kind: 'savepoint', reason: 'transaction' };
     case 'RELEASE':
-      return word(1) === 'SAVEPOINT' ? { kind: 'savepoint', reason: 'transaction' } : { kind: 'unsure', reason: 'RELEASE' };
+      return wordAt(toks, 1) === 'SAVEPOINT' ? { kind: 'savepoint', reason: 'transaction' } : { kind: 'unsure', reason: 'RELEASE' };
     case 'USE':
       return toks.length === 2 ? { kind: 'session', reason: 'USE' } : { kind: 'unsure', reason: 'USE ...' };
     case 'SET':
@@ -358,7 +368,7 @@ function classifyOne(toks: Token[]): Classification {
     case 'CALL':
       return { kind: 'unsure', reason: 'CALL' };
     case 'GET':
-      return word(1) === 'DIAGNOSTICS' || (word(2) === 'DIAGNOSTICS') ? { kind: 'last', reason: 'diagnostics' } : { kind: 'unsure', reason: 'GET' };
+      return wordAt(toks, 1) === 'DIAGNOSTICS' || (wordAt(toks, 2) === 'DIAGNOSTICS') ? { kind: 'last', reason: 'diagnostics' } : { kind: 'unsure', reason: 'GET' };
     case 'KILL': {
       const rest = toks.slice(1);
       let query = false;
@@ -377,7 +387,7 @@ function classifyOne(toks: Token[]): Classification {
       if (toks.slice(1, 4).some((t) => t.v === 'TEMPORARY')) return { kind: 'write', reason: 'temporary table', pin: 'temporary table' };
       return { kind: 'write', reason: 'DDL' };
     case 'DROP':
-      if (word(1) === 'TEMPORARY') return { kind: 'write', reason: 'temporary table', pin: 'temporary table' };
+      if (wordAt(toks, 1) === 'TEMPORARY') return { kind: 'write', reason: 'temporary table', pin: 'temporary table' };
       return { kind: 'write', reason: 'DDL' };
     default:
       if (WRITE_STARTS.has(w)) {
@@ -392,15 +402,7 @@ function classifyOne(toks: Token[]): Classification {
 /** A SELECT (or WITH/VALUES/DO/parenthesised select): read unless something in it says otherwise. */
 function selectLike(toks: Token[], base: 'read'): Classification {
   let pin: string | undefined;
-  let kind: StatementKind = base;
-  let reason = 'read';
-  const worse = (k: StatementKind, why: string) => {
-    const rank = (x: StatementKind) => (x === 'read' ? 0 : x === 'last' ? 1 : x === 'locking-read' ? 2 : x === 'unsure' ? 3 : 4);
-    if (rank(k) > rank(kind)) {
-      kind = k;
-      reason = why;
-    }
-  };
+  const verdict: Verdict = { kind: base, reason: 'read' };
   for (let i = 0; i < toks.length; i++) {
     const t = toks[i]!;
     if (t.t === T.UserVar) {
@@ -409,51 +411,68 @@ function selectLike(toks: Token[], base: 'read'): Classification {
       const into = toks[i - 1]?.v === 'INTO' || (toks[i - 1]?.v === ',' && toks.slice(0, i).some((x) => x.v === 'INTO'));
       if (assigns || into) {
         pin ??= 'user variables';
-        worse('write', 'user variable assignment');
-      } else worse('unsure', 'reads a user variable');
+        worsen(verdict, 'write', 'user variable assignment');
+      } else worsen(verdict, 'unsure', 'reads a user variable');
       continue;
     }
     if (t.t === T.SysVar) {
       if (SESSION_BOUND_VARS.has(t.v)) {
         pin ??= `@@${t.v}`;
-        worse('write', `@@${t.v}`);
-      } else if (LAST_STATEMENT_VARS.has(t.v)) worse('last', `@@${t.v}`);
-      else if (PRIMARY_STATE_VARS.has(t.v)) worse('unsure', `@@${t.v} differs on replicas`);
+        worsen(verdict, 'write', `@@${t.v}`);
+      } else if (LAST_STATEMENT_VARS.has(t.v)) worsen(verdict, 'last', `@@${t.v}`);
+      else if (PRIMARY_STATE_VARS.has(t.v)) worsen(verdict, 'unsure', `@@${t.v} differs on replicas`);
       continue;
     }
     if (t.t !== T.Word) continue;
     const v = t.v;
     if (!t.quotedIdent) {
-      if (v === 'FOR' && (toks[i + 1]?.v === 'UPDATE' || toks[i + 1]?.v === 'SHARE')) worse('locking-read', 'locking read');
-      else if (v === 'LOCK' && toks[i + 1]?.v === 'IN' && toks[i + 2]?.v === 'SHARE') worse('locking-read', 'locking read');
+      if (v === 'FOR' && (toks[i + 1]?.v === 'UPDATE' || toks[i + 1]?.v === 'SHARE')) worsen(verdict, 'locking-read', 'locking read');
+      else if (v === 'LOCK' && toks[i + 1]?.v === 'IN' && toks[i + 2]?.v === 'SHARE') worsen(verdict, 'locking-read', 'locking read');
       else if (v === 'INTO') {
         const next = toks[i + 1];
-        if (next?.v === 'OUTFILE' || next?.v === 'DUMPFILE') worse('write', 'INTO OUTFILE');
-        else if (next?.t !== T.UserVar) worse('unsure', 'SELECT INTO');
+        if (next?.v === 'OUTFILE' || next?.v === 'DUMPFILE') worsen(verdict, 'write', 'INTO OUTFILE');
+        else if (next?.t !== T.UserVar) worsen(verdict, 'unsure', 'SELECT INTO');
       } else if (v === 'SQL_CALC_FOUND_ROWS') {
         pin ??= 'FOUND_ROWS()';
-        worse('write', 'SQL_CALC_FOUND_ROWS');
+        worsen(verdict, 'write', 'SQL_CALC_FOUND_ROWS');
       } else if (v === 'NEXT' || v === 'PREVIOUS') {
         if (toks[i + 1]?.v === 'VALUE' && toks[i + 2]?.v === 'FOR') {
           pin ??= 'sequence';
-          worse('write', 'sequence');
+          worsen(verdict, 'write', 'sequence');
         }
       }
     }
     const open = toks[i + 1];
     if (open?.t === T.Punct && open.v === '(') {
       if (t.quotedIdent || toks[i - 1]?.v === '.') {
-        worse('unsure', 'stored function');
+        worsen(verdict, 'unsure', 'stored function');
         continue;
       }
       const session = SESSION_FUNCTIONS.get(v);
       if (session) {
         pin ??= session;
-        worse('write', session);
-      } else if (!PURE_FUNCTIONS.has(v) && !PAREN_KEYWORDS.has(v)) worse('unsure', `function ${v}()`);
+        worsen(verdict, 'write', session);
+      } else if (!PURE_FUNCTIONS.has(v) && !PAREN_KEYWORDS.has(v)) worsen(verdict, 'unsure', `function ${v}()`);
     }
   }
-  return pin ? { kind, reason, pin } : { kind, reason };
+  return pin ? { kind: verdict.kind, reason: verdict.reason, pin } : { kind: verdict.kind, reason: verdict.reason };
+}
+
+interface Verdict {
+  kind: StatementKind;
+  reason: string;
+}
+
+function kindRank(x: StatementKind): number {
+  return x === 'read' ? 0 : x === 'last' ? 1 : x === 'locking-read' ? 2 : x === 'unsure' ? 3 : 4;
+}
+
+/** Keeps the worst of what was found in a SELECT (read < last < locking read < unsure < write). */
+function worsen(v: Verdict, k: StatementKind, why: string): void {
+  if (kindRank(k) > kindRank(v.kind)) {
+    v.kind = k;
+    v.reason = why;
+  }
 }
 
 function show(toks: Token[]): Classification {

@@ -2,14 +2,15 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { listenOn } from '../listen.ts';
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { Account } from '../../config/load.ts';
-import { parseGtid, type GtidState } from '../../gtid/index.ts';
+import type { GtidState } from '../../gtid/index.ts';
 import type { Logger } from '../../util/log.ts';
 import type { Secret } from '../../util/secret.ts';
 import { readServerVersion } from '../../doctor/server-version.ts';
+import { familyOf } from '../../sql/families.ts';
 import type { RoutingTable } from '../routing-table.ts';
 import { AccountCache } from './accounts.ts';
 import type { BackendConnection } from './backend.ts';
-import type { SqlMetrics } from './metrics.ts';
+import type { SqlMetrics, StatementCounts } from './metrics.ts';
 import { Session, type EndpointContext, type SqlSessionSettings } from './session.ts';
 
 /** What the manager (or, later, whoever decides) pushes to the endpoint whenever its view changes. */
@@ -20,6 +21,10 @@ export interface SqlRouting {
   /** Seconds behind per replica (null: unknown); replicas missing here count as unknown. */
   lag?: Map<string, number | null>;
   flavor: 'mariadb' | 'mysql';
+  /** Former primaries that were fenced (sessions on them stop), from the decision record. */
+  fenced?: ReadonlySet<string>;
+  /** A failover or switchover is under way (sessions busy on the primary stop). */
+  changing?: boolean;
 }
 
 export interface SqlEndpointOptions {
@@ -63,16 +68,23 @@ export class SqlEndpoint {
   #accounts: AccountCache;
   #ctx: EndpointContext;
   #backends = { primary: 0, replica: 0 };
+  #statements: StatementCounts;
 
   constructor(private readonly opts: SqlEndpointOptions) {
+    this.#statements = opts.metrics.statementCounts(opts.cluster);
     const clientTls: SecureContext | undefined = opts.clientTls ? createSecureContext({ cert: opts.clientTls.cert, key: opts.clientTls.key }) : undefined;
+    // An explicit `checkServerIdentity: undefined` would replace Node's default check (and trip
+    // an internal assertion in tls.connect): the key is only there to turn the check off.
     const backendTls = opts.backendTls
-      ? { options: { ca: opts.backendTls.ca, rejectUnauthorized: opts.backendTls.verify, checkServerIdentity: opts.backendTls.verify ? undefined : () => undefined } as ConnectionOptions, required: opts.backendTls.required }
+      ? {
+          options: { ...(opts.backendTls.ca ? { ca: opts.backendTls.ca } : {}), rejectUnauthorized: opts.backendTls.verify, ...(opts.backendTls.verify ? {} : { checkServerIdentity: () => undefined }) } as ConnectionOptions,
+          required: opts.backendTls.required,
+        }
       : undefined;
     this.#accounts = new AccountCache({
       account: opts.serviceAccount,
       sources: () => this.#sources(),
-      flavor: () => this.#routing.flavor,
+      dialect: () => familyOf(this.#routing.flavor).endpoint,
       periodMs: opts.settings.accountRefreshSeconds * 1000,
       connectTimeoutMs: opts.settings.connectTimeoutMs,
       log: opts.log,
@@ -85,9 +97,10 @@ export class SqlEndpoint {
       settings: { ...opts.settings, tlsMode: opts.clientTls?.mode },
       log: opts.log,
       metrics: opts.metrics,
+      statements: this.#statements,
       clientTls,
       backendTls,
-      flavor: () => this.#routing.flavor,
+      dialect: () => familyOf(this.#routing.flavor).endpoint,
       serverVersion: () => this.#version ?? FALLBACK_VERSION,
       serverCharset: () => this.#charset,
       accounts: () => this.#accounts.rows,
@@ -127,7 +140,7 @@ export class SqlEndpoint {
           this.#global = g;
         }
       },
-      parseGtid: (text) => parseGtid(this.#routing.flavor, text),
+      parseGtid: (text) => familyOf(this.#routing.flavor).parseGtid(text),
       session: (id) => this.#sessions.get(id),
       backendOpened(b: BackendConnection, role: 'primary' | 'replica') {
         self.#backends[role]++;
@@ -179,6 +192,7 @@ export class SqlEndpoint {
 
   async stop(): Promise<void> {
     this.#accounts.stop();
+    this.#statements.release();
     for (const w of this.#writerWaiters.splice(0)) {
       clearTimeout(w.timer);
       w.resolve(undefined);
@@ -210,7 +224,8 @@ export class SqlEndpoint {
       }
     }
     if (JSON.stringify(before.writer) !== JSON.stringify(r.table.writer) || before.readers.join() !== r.table.readers.join()) {
-      for (const s of this.#sessions.values()) s.tableChanged(r.table);
+      const replacing = { fenced: r.fenced ?? new Set<string>(), changing: r.changing ?? false };
+      for (const s of this.#sessions.values()) s.tableChanged(r.table, replacing);
     }
   }
 

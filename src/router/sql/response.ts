@@ -124,8 +124,11 @@ export class ResponseRelay {
         this.#skip = len;
         continue;
       }
-      const whole = len < INSPECT_LIMIT;
-      if (n - pos < HEADER + (whole ? len : 1)) break;
+      // Rows and definitions are judged by their first byte (only a short EOF or an ERR says more),
+      // so they stream through as they come: never held back, never copied whole.
+      if (len > 0 && n - pos < HEADER + 1) break;
+      const whole = len < INSPECT_LIMIT && (len === 0 || this.#wantsWhole(buf[pos + HEADER]!, len));
+      if (whole && n - pos < HEADER + len) break;
       const at = pos + HEADER;
       const replacement = this.#packet(buf, at, len, whole);
       this.#continued = len === MAX_FRAME;
@@ -149,7 +152,21 @@ export class ResponseRelay {
     return undefined;
   }
 
-  /** Judges one packet (whole when short; only its first byte when long). Returns a replacement payload, if any. */
+  /** Whether a packet starting with `first` must be read whole before it is judged. */
+  #wantsWhole(first: number, len: number): boolean {
+    switch (this.#s) {
+      case S.Cols:
+      case S.Rows:
+      case S.PrepParams:
+      case S.PrepCols:
+      case S.FieldList:
+        return first === 0xff || (first === 0xfe && len < 9);
+      default:
+        return true;
+    }
+  }
+
+  /** Judges one packet (whole when it must be read; else only its first byte). Returns a replacement payload, if any. */
   #packet(buf: Buffer, at: number, len: number, whole: boolean): Buffer | undefined {
     const first = len > 0 ? buf[at]! : -1;
     switch (this.#s) {

@@ -64,35 +64,40 @@ export interface RouteContext {
  * the primary; reads to a replica that has (or will shortly have) applied what they must see.
  */
 export function route(c: Classification, s: SessionView, ctx: RouteContext): { route: Route; cursor: number } {
-  const primary = (reason: RouteReason) => ({ route: { to: 'primary' as const, reason }, cursor: ctx.cursor });
   // An open transaction keeps every statement where it is.
   if (typeof s.trx === 'object') return { route: { to: 'replica', id: s.trx.replica, reason: 'read_only_transaction' }, cursor: ctx.cursor };
-  if (s.trx === 'primary') return primary('transaction');
-  if (ctx.hints && c.hint === 'primary') return primary('hint');
-  if (c.multi) return primary('multi_statement');
+  if (s.trx === 'primary') return primary('transaction', ctx);
+  if (ctx.hints && c.hint === 'primary') return primary('hint', ctx);
+  if (c.multi) return primary('multi_statement', ctx);
   if (c.kind === 'last') return { route: { to: 'last', reason: 'last_statement' }, cursor: ctx.cursor };
-  if (c.pin || s.pinned) return primary('session_bound');
+  if (c.pin || s.pinned) return primary('session_bound', ctx);
   switch (c.kind) {
     case 'write':
-      return primary('write');
+      return primary('write', ctx);
     case 'locking-read':
-      return primary('locking_read');
+      return primary('locking_read', ctx);
     case 'begin':
     case 'end':
     case 'savepoint':
-      return primary('transaction');
+      return primary('transaction', ctx);
     case 'session':
-      return primary('session_command');
+      return primary('session_command', ctx);
     case 'unsure':
-      if (!(ctx.hints && c.hint === 'replica')) return primary('unsure');
+      if (!(ctx.hints && c.hint === 'replica')) return primary('unsure', ctx);
       break;
     case 'read':
     case 'begin-read-only':
       break;
   }
-  if (!s.autocommit) return primary('transaction');
+  if (!s.autocommit) return primary('transaction', ctx);
   const base: RouteReason = ctx.hints && c.hint === 'replica' ? 'hint' : c.kind === 'begin-read-only' ? 'read_only_transaction' : 'read';
   return pickReplica(s, ctx, base);
+}
+
+// Module-level helpers, not closures: the TypeScript loader keeps function names by redefining
+// `name` on every closure it creates, which on this path costs more than the routing itself.
+function primary(reason: RouteReason, ctx: RouteContext): { route: Route; cursor: number } {
+  return { route: { to: 'primary', reason }, cursor: ctx.cursor };
 }
 
 function pickReplica(s: SessionView, ctx: RouteContext, reason: RouteReason): { route: Route; cursor: number } {
@@ -134,13 +139,26 @@ function covers(applied: GtidState | undefined, need: GtidState): boolean {
 
 /** Whether `a` is missing fewer of `need`'s transactions than `b`. */
 function ahead(a: GtidState | undefined, b: GtidState | undefined, need: GtidState): boolean {
-  const missing = (x: GtidState | undefined) => {
-    if (!x) return Number.MAX_SAFE_INTEGER;
-    try {
-      return Number(need.countMissingFrom(x));
-    } catch {
-      return Number.MAX_SAFE_INTEGER;
-    }
-  };
-  return missing(a) < missing(b);
+  return missing(need, a) < missing(need, b);
+}
+
+function missing(need: GtidState, x: GtidState | undefined): number {
+  if (!x) return Number.MAX_SAFE_INTEGER;
+  try {
+    return Number(need.countMissingFrom(x));
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+}
+
+/**
+ * Whether a session's primary connection to `primary` must stop being used: the writer moved to
+ * another instance, or the primary is being replaced (fenced, or a failover or switchover under
+ * way). A writer held for any other reason (the primary missed a probe or two, is read_only for a
+ * moment, nothing decided yet) leaves the connection alone: new statements wait for the writer to
+ * come back, as the L4 writer holds new connections without closing open ones.
+ */
+export function primaryLeaving(primary: string, writer: RoutingTable['writer'], replacing: { fenced: ReadonlySet<string>; changing: boolean }): boolean {
+  if (writer.mode === 'route') return writer.target !== primary;
+  return replacing.changing || replacing.fenced.has(primary);
 }

@@ -1,12 +1,14 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { GtidState } from '../../gtid/index.ts';
+import type { EndpointDialect } from '../../sql/flavor.ts';
+import { killStatement, setSessionVariables, useSchema } from '../../sql/session-sql.ts';
 import type { Logger } from '../../util/log.ts';
 import type { RoutingTable } from '../routing-table.ts';
 import { checkLogin, newScramble, normalizeAddress, type AccountRow, type BackendCredential } from './auth.ts';
 import { BackendConnection, BackendFailed, BackendRefused } from './backend.ts';
 import { classify, type Classification } from './classify.ts';
-import type { SqlMetrics } from './metrics.ts';
+import type { SqlMetrics, StatementCounts } from './metrics.ts';
 import { compressFrames, Decompressor, CompressedStreamError, frame, HEADER, MalformedPacket, PacketReader, PacketTooLarge, PayloadReader, type Packet } from './packets.ts';
 import {
   buildAuthSwitch,
@@ -26,7 +28,7 @@ import {
   type ErrInfo,
 } from './protocol.ts';
 import { ResponseRelay, type Expect, type ResponseSummary } from './response.ts';
-import { route, type CausalMode, type Route, type RouteReason } from './route.ts';
+import { primaryLeaving, route, type CausalMode, type Route, type RouteReason } from './route.ts';
 
 export interface SqlSessionSettings {
   causalReads: CausalMode;
@@ -44,13 +46,16 @@ export interface EndpointContext {
   settings: SqlSessionSettings;
   log: Logger;
   metrics: SqlMetrics;
-  flavor(): 'mariadb' | 'mysql';
+  /** Where this endpoint's statements went (counted in plain numbers, see metrics.ts). */
+  statements: StatementCounts;
+  /** The servers' family's statements (session tracking, GTID waits). */
+  dialect(): EndpointDialect;
   serverVersion(): string;
   serverCharset(): number;
   clientTls?: SecureContext;
   backendTls?: { options: import('node:tls').ConnectionOptions; required: boolean };
   accounts(): AccountRow[];
-  /** Re-reads the accounts (after a failed login); resolves when done or refused by rate limit. */
+  /** Re-reads the accounts (after a failed login; at most one read a second, so it may wait); false when the read failed. */
   refreshAccounts(): Promise<boolean>;
   password(user: string): string | undefined;
   address(id: string): { host: string; port: number } | undefined;
@@ -94,6 +99,21 @@ interface Prepared {
   /** COM_STMT_SEND_LONG_DATA payloads since the last execute, for whichever backend executes. */
   longData: Buffer[];
   cursorOn?: BackendConnection;
+}
+
+/** A command being relayed to a backend, and what to call when its response is complete or the backend lost. */
+interface Relaying {
+  b: BackendConnection;
+  relay: ResponseRelay;
+  done: (summary: ResponseSummary) => void;
+  fail: (e: unknown) => void;
+}
+
+/** Where a routed command runs, and why (the metrics' route and reason). */
+interface Target {
+  b: BackendConnection;
+  to: 'primary' | 'replica';
+  reason: RouteReason;
 }
 
 /** Variables the router manages itself or that cannot be set: never replayed. */
@@ -240,16 +260,36 @@ export class Session {
       if (this.state !== 'idle') return;
       this.#busy = true;
       this.state = 'statement';
-      void this.#command(p)
-        .catch((e) => this.#fail(e, p.lastSeq + 1))
-        .finally(() => {
-          this.#busy = false;
-          if (this.state === 'statement') this.state = 'idle';
-          if (this.#socket.isPaused() && this.state !== 'closed') this.#socket.resume();
-          setImmediate(() => this.#drain());
-        });
+      this.#errorSeq = p.lastSeq + 1;
+      let pending: Promise<void> | undefined;
+      try {
+        pending = this.#dispatch(p);
+      } catch (e) {
+        this.#commandFailed(e);
+        continue;
+      }
+      pending?.then(this.#commandDone, this.#commandFailed);
     }
   }
+
+  /** Sequence id of an error answering the running command. */
+  #errorSeq = 1;
+
+  // Bound once per session (not a closure per command): the end of every command.
+  #commandDone = (): void => {
+    this.#busy = false;
+    if (this.state === 'statement') this.state = 'idle';
+    if (this.state === 'closed') return;
+    if (this.#socket.isPaused()) this.#socket.resume();
+    // Commands the client pipelined are already here: run the next now. Otherwise the next
+    // 'data' event does (no extra turn of the event loop per command).
+    if (this.#reader.buffered > 0) this.#drain();
+  };
+
+  #commandFailed = (e: unknown): void => {
+    this.#fail(e, this.#errorSeq);
+    this.#commandDone();
+  };
 
   #nextPacket(): Promise<Packet> {
     return new Promise((resolve) => {
@@ -276,19 +316,26 @@ export class Session {
     return ok;
   }
 
-  /** The sink for a backend's relayed response: backpressure pauses that backend. */
-  #sinkFor(b: BackendConnection, relay: ResponseRelay): (bufs: Buffer[]) => void {
-    return (bufs) => {
-      if (!this.#write(bufs)) {
-        b.pause();
-        this.#socket.once('drain', () => b.resume());
-      }
-      if (relay.awaitingInfile && !this.#infile) {
-        this.#infile = { backend: b, relay };
-        setImmediate(() => this.#drain());
-      }
-    };
-  }
+  /**
+   * The command being relayed (one at a time per session): its backend, its response and what to
+   * call when it ends. One object per session, reused, with the callbacks below bound once: the
+   * path of every statement allocates as little as it can.
+   */
+  #cur: Partial<Relaying> = {};
+
+  /** The sink for the running command's response: backpressure pauses its backend. */
+  #sink = (bufs: Buffer[]): void => {
+    const cur = this.#cur as Relaying;
+    if (!this.#write(bufs)) {
+      const b = cur.b;
+      b.pause();
+      this.#socket.once('drain', () => b.resume());
+    }
+    if (cur.relay.awaitingInfile && !this.#infile) {
+      this.#infile = { backend: cur.b, relay: cur.relay };
+      setImmediate(() => this.#drain());
+    }
+  };
 
   #sendError(e: { code: number; state: string }, message: string, seq: number): void {
     this.#write(errPacket(e, message, seq));
@@ -391,6 +438,11 @@ export class Session {
     raw.removeAllListeners('data');
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');
+    // The client's TLS hello may have come in the same chunk as its SSL request: those bytes are
+    // in the packet reader, not the socket. Put them back in front of the stream, where the TLS
+    // socket reads what was buffered before it took over (paused, so nothing flows past it).
+    raw.pause();
+    if (this.#reader.buffered > 0) raw.unshift(this.#reader.takeAll());
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.clientTls });
     this.#socket = secure;
     this.#tls = true;
@@ -429,7 +481,7 @@ export class Session {
   }
 
   #init(): string[] {
-    return this.ctx.flavor() === 'mysql' ? ["SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_gtids='OWN_GTID'"] : ["SET SESSION session_track_system_variables='*', session_track_schema=ON"];
+    return [this.ctx.dialect().sessionTracking];
   }
 
   async #open(id: string, role: 'primary' | 'replica'): Promise<BackendConnection> {
@@ -471,8 +523,8 @@ export class Session {
     const vars = [...this.#vars].filter(([k]) => !NOT_REPLAYED.has(k));
     // Character sets before collations, as SET NAMES would leave them.
     vars.sort(([a], [c]) => Number(a.startsWith('collation')) - Number(c.startsWith('collation')));
-    if (vars.length > 0) await b.run(`SET SESSION ${vars.map(([k, v]) => `${k} = ${sqlValue(v)}`).join(', ')}`);
-    if (this.#schema && b.stateVersion > 0) await b.run(`USE ${quoteIdent(this.#schema)}`);
+    if (vars.length > 0) await b.run(setSessionVariables(vars));
+    if (this.#schema && b.stateVersion > 0) await b.run(useSchema(this.#schema));
     for (const sql of this.#replaySql) await b.run(sql);
     if (this.#setOption !== undefined) {
       const r = await b.exchange(frame(Buffer.from([COM.SET_OPTION, this.#setOption & 0xff, this.#setOption >> 8]), 0), 'ok');
@@ -535,10 +587,10 @@ export class Session {
   }
 
   /** The routing table changed: connections to a former primary or to a replica out of the pool go. */
-  tableChanged(table: RoutingTable): void {
+  tableChanged(table: RoutingTable, replacing: { fenced: ReadonlySet<string>; changing: boolean }): void {
     if (this.state === 'closed') return;
     const p = this.#primary;
-    if (p && !(table.writer.mode === 'route' && table.writer.target === p.id)) {
+    if (p && primaryLeaving(p.id, table.writer, replacing)) {
       if (this.#busy && this.#last === p) this.close(`primary ${p.id} is no longer the writer`);
       else if (!this.#movable()) this.close(`primary ${p.id} is no longer the writer and the session holds state on it`);
       else {
@@ -555,18 +607,29 @@ export class Session {
 
   // ---- commands -----------------------------------------------------------------------
 
-  async #command(p: Packet): Promise<void> {
+  /**
+   * Starts a command. The statements (COM_QUERY, COM_STMT_EXECUTE) return undefined when they
+   * started on a connection that was ready, and end through #commandDone / #commandFailed without
+   * a promise; everything else returns the promise of its async handler.
+   */
+  #dispatch(p: Packet): Promise<void> | undefined {
     const payload = p.payload;
     if (payload.length === 0) throw new ClientError(ER.MALFORMED, 'Malformed communication packet: empty command');
-    const cmd = payload[0]!;
     // A new command starts a new sequence; with compression the compressed sequence follows the client's.
     if (this.#decompress) this.#cseq = (this.#decompress.lastSeq + 1) & 0xff;
+    const cmd = payload[0]!;
+    if (cmd === COM.QUERY) return this.#query(p);
+    if (cmd === COM.STMT_EXECUTE) return this.#execute(p);
+    return this.#command(p);
+  }
+
+  async #command(p: Packet): Promise<void> {
+    const payload = p.payload;
+    const cmd = payload[0]!;
     switch (cmd) {
       case COM.QUIT:
         this.close('COM_QUIT');
         return;
-      case COM.QUERY:
-        return this.#query(p);
       case COM.INIT_DB:
         return this.#sessionCommand(p, 'ok');
       case COM.PING:
@@ -594,8 +657,6 @@ export class Session {
         return this.#changeUser(p);
       case COM.STMT_PREPARE:
         return this.#prepare(p);
-      case COM.STMT_EXECUTE:
-        return this.#execute(p);
       case COM.STMT_SEND_LONG_DATA:
         return this.#longData(p);
       case COM.STMT_CLOSE:
@@ -611,13 +672,31 @@ export class Session {
   }
 
   /** Runs a client command on `b`, streaming the answer, and learns from what came back. */
-  async #run(b: BackendConnection, raw: Buffer, expect: Expect, opts: { stmtId?: number } = {}): Promise<ResponseSummary> {
-    const relay = new ResponseRelay(expect, { clientSessionTrack: Boolean(this.#caps & CAP.SESSION_TRACK), stmtId: opts.stmtId });
-    this.#last = b;
-    const { summary } = await b.relay(raw, relay, this.#sinkFor(b, relay));
-    this.#learn(b, summary);
-    return summary;
+  #run(b: BackendConnection, raw: Buffer, expect: Expect, stmtId?: number): Promise<ResponseSummary> {
+    return new Promise((resolve, reject) => this.#relay(b, raw, expect, stmtId, resolve, reject));
   }
+
+  /** #run with callbacks: `done` once the session has learned from the complete response, `fail` when the backend is lost. */
+  #relay(b: BackendConnection, raw: Buffer, expect: Expect, stmtId: number | undefined, done: (s: ResponseSummary) => void, fail: (e: unknown) => void): void {
+    const relay = new ResponseRelay(expect, { clientSessionTrack: (this.#caps & CAP.SESSION_TRACK) !== 0, stmtId });
+    this.#last = b;
+    const cur = this.#cur;
+    cur.b = b;
+    cur.relay = relay;
+    cur.done = done;
+    cur.fail = fail;
+    b.relay(raw, relay, this.#sink, this.#relayed, this.#relayFailed);
+  }
+
+  #relayed = (summary: ResponseSummary): void => {
+    const cur = this.#cur as Relaying;
+    this.#learn(cur.b, summary);
+    cur.done(summary);
+  };
+
+  #relayFailed = (e: Error): void => {
+    (this.#cur as Relaying).fail(e);
+  };
 
   #learn(b: BackendConnection, summary: ResponseSummary): void {
     const status = summary.status;
@@ -668,7 +747,7 @@ export class Session {
   }
 
   #count(to: 'primary' | 'replica', reason: RouteReason): void {
-    this.ctx.metrics.statements.inc({ cluster: this.ctx.cluster, route: to, reason });
+    this.ctx.statements.add(to, reason);
   }
 
   #route(cls: Classification): Route {
@@ -691,8 +770,26 @@ export class Session {
     return r.route;
   }
 
+  /**
+   * The backend of a route when reaching it needs no I/O: the connection is open, has the
+   * session's state, is still where the routing table points, and no causal wait is due. The
+   * common case, decided without a promise; `#target` does the rest.
+   */
+  #ready(r: Route): Target | undefined {
+    if (r.to === 'replica') {
+      const b = this.#replica;
+      return !r.wait && b !== undefined && !b.closed && b.id === r.id && b.stateVersion === this.#version ? { b, to: 'replica', reason: r.reason } : undefined;
+    }
+    if (r.to === 'primary') {
+      const b = this.#primary;
+      const w = this.ctx.table().writer;
+      return b !== undefined && !b.closed && w.mode === 'route' && w.target === b.id && b.stateVersion === this.#version ? { b, to: 'primary', reason: r.reason } : undefined;
+    }
+    return undefined;
+  }
+
   /** The backend a routed statement runs on (a replica when it is there and caught up, else the primary). */
-  async #target(r: Route): Promise<{ b: BackendConnection; to: 'primary' | 'replica'; reason: RouteReason }> {
+  async #target(r: Route): Promise<Target> {
     if (r.to === 'last') {
       const last = this.#last && !this.#last.closed ? this.#last : await this.#primaryConn();
       return { b: last, to: last === this.#primary ? 'primary' : 'replica', reason: r.reason };
@@ -709,9 +806,7 @@ export class Session {
   /** Waits (up to the configured time) until the replica has applied `gtid`. */
   async #causalWait(b: BackendConnection, gtid: GtidState): Promise<boolean> {
     const started = performance.now();
-    const seconds = (this.ctx.settings.causalWaitTimeoutMs / 1000).toFixed(3);
-    const text = gtid.toString().replace(/'/g, '');
-    const sql = this.ctx.flavor() === 'mysql' ? `SELECT WAIT_FOR_EXECUTED_GTID_SET('${text}', ${seconds})` : `SELECT MASTER_GTID_WAIT('${text}', ${seconds})`;
+    const sql = this.ctx.dialect().waitForGtidText(gtid, this.ctx.settings.causalWaitTimeoutMs / 1000);
     let outcome: 'caught_up' | 'timeout' | 'error' = 'error';
     try {
       const { rows } = await b.run(sql);
@@ -726,20 +821,34 @@ export class Session {
     return outcome === 'caught_up';
   }
 
-  async #query(p: Packet): Promise<void> {
+  /** COM_QUERY: undefined when it started at once (see #dispatch), else the promise of the rest. */
+  #query(p: Packet): Promise<void> | undefined {
     const sql = p.payload.toString('utf8', 1);
     const cls = classify(sql);
     if (cls.kill) return this.#kill(p, cls.kill.id, cls.kill.query);
     const r = this.#route(cls);
-    const { b, to, reason } = await this.#target(r);
-    this.#count(to, reason);
-    if (cls.pin && to === 'primary') this.#pinned ??= cls.pin;
-    if (cls.trackingChanged) this.#blind = true;
-    const summary = await this.#run(b, p.raw, 'result');
-    if (!summary.error && cls.replay && b === this.#primary) {
+    // Statements the session replays later need their outcome looked at: not on the fast path.
+    const t = cls.replay ? undefined : this.#ready(r);
+    if (!t) return this.#queryWhenReady(p, sql, cls, r);
+    this.#statementStarts(cls, t);
+    this.#relay(t.b, p.raw, 'result', undefined, this.#commandDone, this.#commandFailed);
+    return undefined;
+  }
+
+  async #queryWhenReady(p: Packet, sql: string, cls: Classification, r: Route): Promise<void> {
+    const t = await this.#target(r);
+    this.#statementStarts(cls, t);
+    const summary = await this.#run(t.b, p.raw, 'result');
+    if (!summary.error && cls.replay && t.b === this.#primary) {
       this.#replaySql.push(sql);
-      this.#changed(b);
+      this.#changed(t.b);
     }
+  }
+
+  #statementStarts(cls: Classification, t: Target): void {
+    this.#count(t.to, t.reason);
+    if (cls.pin && t.to === 'primary') this.#pinned ??= cls.pin;
+    if (cls.trackingChanged) this.#blind = true;
   }
 
   async #onPrimary(p: Packet, expect: Expect, reason: RouteReason): Promise<ResponseSummary> {
@@ -834,7 +943,7 @@ export class Session {
     const b = await this.#primaryConn();
     this.#count('primary', 'session_bound');
     // The client knows the router's session ids; the primary knows its own thread ids.
-    await this.#run(b, frame(queryPayload(`KILL ${queryOnly ? 'QUERY ' : ''}${thread}`), 0), 'result');
+    await this.#run(b, frame(queryPayload(killStatement(thread, queryOnly)), 0), 'result');
     if (!queryOnly && target !== this) target.close('killed');
   }
 
@@ -854,7 +963,7 @@ export class Session {
     const b = await this.#primaryConn();
     const id = ++this.#stmtSeq;
     this.#count('primary', 'session_command');
-    const s = await this.#run(b, p.raw, 'prepare', { stmtId: id });
+    const s = await this.#run(b, p.raw, 'prepare', id);
     if (s.error || !s.prepared) return;
     const cls = classify(sql);
     this.#prepared.set(id, { id, sql, cls, params: s.prepared.params, columns: s.prepared.columns, on: new Map([[b, s.prepared.stmtId]]), typesOn: new Set(), longData: [] });
@@ -872,30 +981,47 @@ export class Session {
     return r.summary.prepared.stmtId;
   }
 
-  async #execute(p: Packet): Promise<void> {
+  /** COM_STMT_EXECUTE: undefined when it started at once (see #dispatch), else the promise of the rest. */
+  #execute(p: Packet): Promise<void> | undefined {
     const s = this.#stmt(p.payload);
     const r = this.#route(s.cls);
-    let { b, to, reason } = await this.#target(r);
-    let backendId = await this.#preparedOn(s, b);
-    if (backendId === undefined && b !== this.#primary) {
-      b = await this.#primaryConn();
-      to = 'primary';
-      reason = 'unsure';
-      backendId = await this.#preparedOn(s, b);
+    const t = this.#ready(r);
+    const id = t && s.on.get(t.b);
+    if (t === undefined || id === undefined) return this.#executeWhenReady(p, s, r, t);
+    this.#executeOn(p, s, t, id, this.#commandDone, this.#commandFailed);
+    return undefined;
+  }
+
+  /** The statement prepared where it runs first (a new replica connection, a new primary), then executed. */
+  async #executeWhenReady(p: Packet, s: Prepared, r: Route, ready: Target | undefined): Promise<void> {
+    let t = ready ?? (await this.#target(r));
+    let backendId = s.on.get(t.b) ?? (await this.#preparedOn(s, t.b));
+    if (backendId === undefined && t.b !== this.#primary) {
+      t = { b: await this.#primaryConn(), to: 'primary', reason: 'unsure' };
+      backendId = await this.#preparedOn(s, t.b);
     }
-    if (backendId === undefined) throw new ClientError(ER.UNKNOWN_STMT_HANDLER, `statement ${s.id} could not be prepared again on ${b.id}`);
-    this.#count(to, reason);
-    if (s.cls.pin && to === 'primary') this.#pinned ??= s.cls.pin;
-    const raw = this.#executePacket(p, s, b, backendId);
-    for (const ld of s.longData) {
-      const copy = Buffer.from(ld);
-      copy.writeUInt32LE(backendId >>> 0, 1);
-      b.send(frame(copy, 0));
+    if (backendId === undefined) throw new ClientError(ER.UNKNOWN_STMT_HANDLER, `statement ${s.id} could not be prepared again on ${t.b.id}`);
+    const on = t;
+    const id = backendId;
+    await new Promise<unknown>((resolve, reject) => this.#executeOn(p, s, on, id, resolve, reject));
+  }
+
+  #executeOn(p: Packet, s: Prepared, t: Target, backendId: number, done: (x: ResponseSummary) => void, fail: (e: unknown) => void): void {
+    // Built first: a malformed packet is refused before anything is counted or sent.
+    const raw = this.#executePacket(p, s, t.b, backendId);
+    this.#count(t.to, t.reason);
+    if (s.cls.pin && t.to === 'primary') this.#pinned ??= s.cls.pin;
+    if (s.longData.length > 0) {
+      for (const ld of s.longData) {
+        const copy = Buffer.from(ld);
+        copy.writeUInt32LE(backendId >>> 0, 1);
+        t.b.send(frame(copy, 0));
+      }
+      s.longData = [];
     }
-    s.longData = [];
     const flags = p.payload.length > 5 ? p.payload[5]! : 0;
-    if (flags & 0x07) s.cursorOn = b;
-    await this.#run(b, raw, 'result');
+    if (flags & 0x07) s.cursorOn = t.b;
+    this.#relay(t.b, raw, 'result', undefined, done, fail);
   }
 
   /** The client's COM_STMT_EXECUTE for backend `b`: its statement id, and the parameter types when `b` has not seen them. */
@@ -935,14 +1061,32 @@ export class Session {
     return raw;
   }
 
+  /**
+   * The statement a command without an answer (COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE) names, or
+   * undefined. Nothing may be sent back for these, not even an error: the client reads no answer,
+   * and one would be taken as the answer to its next command. The server ignores unknown ids the
+   * same way (a client closing statements a COM_RESET_CONNECTION already dropped, as mysql2 does).
+   */
+  #quietStmt(payload: Buffer, minLength: number): Prepared | undefined {
+    if (payload.length < minLength) {
+      this.ctx.metrics.protocolErrors.inc({ cluster: this.ctx.cluster, kind: 'malformed' });
+      return undefined;
+    }
+    let id = payload.readUInt32LE(1);
+    if (id === 0xffffffff && this.#lastPrepared !== undefined) id = this.#lastPrepared;
+    return this.#prepared.get(id);
+  }
+
   async #longData(p: Packet): Promise<void> {
-    const s = this.#stmt(p.payload);
-    // No answer is due: kept until the statement runs, then sent where it runs.
-    s.longData.push(Buffer.from(p.payload));
+    // Command, statement id, parameter number.
+    const s = this.#quietStmt(p.payload, 7);
+    // Kept until the statement runs, then sent where it runs.
+    s?.longData.push(Buffer.from(p.payload));
   }
 
   async #closeStmt(p: Packet): Promise<void> {
-    const s = this.#stmt(p.payload);
+    const s = this.#quietStmt(p.payload, 5);
+    if (!s) return;
     for (const [b, id] of s.on) {
       const pl = Buffer.allocUnsafe(5);
       pl[0] = COM.STMT_CLOSE;
@@ -978,17 +1122,6 @@ export class Session {
     this.#count(b === this.#primary ? 'primary' : 'replica', 'read');
     await this.#run(b, frame(copy, p.seq), 'fetch');
   }
-}
-
-/** A session variable's tracked value as an SQL literal for SET. */
-export function sqlValue(v: string): string {
-  if (/^-?\d+(\.\d+)?$/.test(v)) return v;
-  if (v === 'NULL') return 'NULL';
-  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
-
-export function quoteIdent(name: string): string {
-  return `\`${name.replace(/`/g, '``')}\``;
 }
 
 export type { ErrInfo, CompressedStreamError, PayloadReader };

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { MariaGtidPosition } from '../../gtid/index.ts';
-import type { DoctorDialect, FlavorFamily, PrivilegeNeed } from '../flavor.ts';
+import type { DoctorDialect, EndpointDialect, FlavorFamily, PrivilegeNeed } from '../flavor.ts';
+import { sqlString } from '../session-sql.ts';
 import { mariadbClone } from './mariadb-clone.ts';
 import { mariadbRewind } from './mariadb-rewind.ts';
 
@@ -67,6 +68,23 @@ const DOCTOR: DoctorDialect = {
   setReadOnly: (on) => `SET GLOBAL read_only = ${on ? 'ON' : 'OFF'};`,
 };
 
+const ENDPOINT: EndpointDialect = {
+  // '*' reports every session variable a statement changes, last_gtid included: the GTID of a
+  // commit arrives in its own OK packet.
+  sessionTracking: "SET SESSION session_track_system_variables='*', session_track_schema=ON",
+  // Accounts live in mysql.global_priv as JSON; roles are rows there too and cannot log in.
+  accountHashesQuery:
+    "SELECT User AS user, Host AS host, JSON_VALUE(Priv, '$.plugin') AS plugin, JSON_VALUE(Priv, '$.authentication_string') AS auth, JSON_VALUE(Priv, '$.account_locked') AS locked, JSON_QUERY(Priv, '$.auth_or') AS auth_or FROM mysql.global_priv WHERE JSON_VALUE(Priv, '$.is_role') IS NULL OR JSON_VALUE(Priv, '$.is_role') <> 'true'",
+  accountHashesPrivileges: [{ privilege: 'SELECT', on: 'mysql.global_priv', why: 'account names, plugins and password hashes, to verify logins to the SQL endpoint' }],
+  // MASTER_GTID_WAIT: 0 once applied, -1 after the timeout.
+  waitForGtidText: (gtid, timeoutSeconds) => `SELECT MASTER_GTID_WAIT(${sqlString(gtid.toString())}, ${seconds(timeoutSeconds)})`,
+};
+
+/** A timeout as a decimal literal (never exponent notation, never negative). */
+function seconds(s: number): string {
+  return Math.max(0, s).toFixed(3);
+}
+
 export const mariadbFamily: FlavorFamily = {
   name: 'mariadb',
   displayName: 'MariaDB',
@@ -84,6 +102,7 @@ export const mariadbFamily: FlavorFamily = {
       return { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?', params: [user, host, hash] };
     },
   },
+  endpoint: ENDPOINT,
   rewind: mariadbRewind,
   clone: mariadbClone,
 };

@@ -1,6 +1,7 @@
 import { MysqlGtidSet } from '../../gtid/index.ts';
 import type { DbConnection } from '../connection.ts';
-import type { DoctorDialect, FlavorFamily, PrivilegeNeed, Vars } from '../flavor.ts';
+import type { DoctorDialect, EndpointDialect, FlavorFamily, PrivilegeNeed, Vars } from '../flavor.ts';
+import { sqlString } from '../session-sql.ts';
 import { text } from '../row-values.ts';
 
 /** MySQL 8.0.23+ and 8.4, whatever the version: privileges and the doctor's words. No rewind or clone tool. */
@@ -63,6 +64,15 @@ async function accountLockout(conn: DbConnection, users: string[]): Promise<stri
   return undefined;
 }
 
+const ENDPOINT: EndpointDialect = {
+  // MySQL reports a commit's GTID through its own tracker (OWN_GTID), not as a variable.
+  sessionTracking: "SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_gtids='OWN_GTID'",
+  accountHashesQuery: "SELECT user, host, plugin, authentication_string AS auth, account_locked = 'Y' AS locked, NULL AS auth_or FROM mysql.user",
+  accountHashesPrivileges: [{ privilege: 'SELECT', on: 'mysql.user', why: 'account names, plugins and password hashes, to verify logins to the SQL endpoint' }],
+  // WAIT_FOR_EXECUTED_GTID_SET: 0 once applied, 1 after the timeout.
+  waitForGtidText: (gtid, timeoutSeconds) => `SELECT WAIT_FOR_EXECUTED_GTID_SET(${sqlString(gtid.toString())}, ${Math.max(0, timeoutSeconds).toFixed(3)})`,
+};
+
 export const mysqlFamily: FlavorFamily = {
   name: 'mysql',
   displayName: 'MySQL',
@@ -75,6 +85,7 @@ export const mysqlFamily: FlavorFamily = {
     // MySQL rewrites the logged CREATE USER itself (the password never reaches the binary log).
     createReplicationUser: (user, host, password) => ({ sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', params: [user, host, password] }),
   },
+  endpoint: ENDPOINT,
   heartbeatPeriodQuery: "SELECT HEARTBEAT_INTERVAL AS period FROM performance_schema.replication_connection_configuration WHERE CHANNEL_NAME = ''",
   accountLockout,
 };

@@ -32,6 +32,8 @@ const state = {
   lastUpdate: 0,
   /** An action sent from this page and not answered yet (one at a time). */
   busy: undefined,
+  /** The selected cluster's SQL endpoint counters (from /metrics), when it has one. */
+  sql: undefined,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -56,6 +58,38 @@ async function getJson(path) {
   const body = await res.json().catch(() => undefined);
   if (!res.ok) throw new ApiFailure(res.status, body?.error ?? `${res.status} ${res.statusText}`);
   return body;
+}
+
+/** The manager's Prometheus text (the SQL endpoint's counters are read from it). */
+async function getMetrics() {
+  const res = await fetch('metrics', { headers: { accept: 'text/plain' }, cache: 'no-store' });
+  if (!res.ok) throw new ApiFailure(res.status, `${res.status} ${res.statusText}`);
+  return res.text();
+}
+
+/**
+ * The regent_sql_* series of one cluster: statements by route and reason, sessions, causal waits.
+ * Prometheus text format: `name{label="value",...} number`; label values are escaped with \.
+ */
+function sqlStats(text, cluster) {
+  const out = { sessions: 0, statements: [], replica: 0, primary: 0, causal: {}, authFailures: 0 };
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('regent_sql_')) continue;
+    const m = /^(\w+)\{(.*)\}\s+(\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    for (const l of m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2].replace(/\\(.)/g, (_, ch) => (ch === 'n' ? '\n' : ch));
+    if (labels.cluster !== cluster) continue;
+    const v = Number(m[3]);
+    if (m[1] === 'regent_sql_statements_total') {
+      out.statements.push({ route: labels.route, reason: labels.reason, count: v });
+      if (labels.route === 'replica') out.replica += v;
+      else out.primary += v;
+    } else if (m[1] === 'regent_sql_sessions') out.sessions = v;
+    else if (m[1] === 'regent_sql_causal_waits_total') out.causal[labels.outcome] = v;
+    else if (m[1] === 'regent_sql_auth_failures_total') out.authFailures += v;
+  }
+  return out;
 }
 
 /** A mutating call: asks for the token first when this tab has none. */
@@ -391,16 +425,19 @@ async function load() {
   if (!state.selected || !state.clusters.some((c) => c.name === state.selected)) state.selected = state.clusters[0]?.name;
   if (state.selected) {
     const c = state.selected;
-    const [cluster, plan, recoveries] = await Promise.all([
+    const hasSql = Boolean(state.clusters.find((x) => x.name === c)?.endpoints?.sql);
+    const [cluster, plan, recoveries, sql] = await Promise.all([
       getJson(clusterPath(c)),
       getJson(`${clusterPath(c)}/plan`).catch((e) => ({ refusal: e.message })),
       getJson(`api/v1/recoveries?cluster=${encodeURIComponent(c)}&limit=10`).catch(() => ({ recoveries: state.recoveries })),
+      hasSql ? getMetrics().then((text) => sqlStats(text, c)).catch(() => undefined) : undefined,
     ]);
     // The selection may have changed while loading.
     if (c !== state.selected) return;
     state.cluster = cluster;
     state.plan = plan;
     state.recoveries = recoveries.recoveries;
+    state.sql = sql;
   } else state.cluster = undefined;
   state.lastUpdate = Date.now();
   if ($('live').dataset.state === 'offline') {
@@ -499,6 +536,7 @@ function render() {
     renderInstances(c);
     renderPlan(c);
     renderProblems(c);
+    renderSql(c);
     renderRecoveries(c);
   }
   renderActivity();
@@ -512,7 +550,7 @@ function renderOverview() {
   fill(
     $('clusters-body'),
     state.clusters.length === 0
-      ? h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No clusters configured.'))
+      ? h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No clusters configured.'))
       : state.clusters.map((c) =>
           h(
             'tr',
@@ -530,6 +568,7 @@ function renderOverview() {
             h('td', { dataset: { testid: 'overview-primary' } }, c.primary ? `${nameOf(c, c.primary)} ` : h('span', { class: 'bad' }, 'none'), c.primary ? h('span', { class: 'muted mono' }, c.primary) : null),
             h('td', { class: 'mono' }, c.endpoints?.writer ?? '—'),
             h('td', { class: 'mono' }, c.endpoints?.reader ?? '—'),
+            h('td', { class: 'mono' }, c.endpoints?.sql ?? '—'),
             h('td', {}, c.problems.length === 0 ? h('span', { class: 'muted' }, '0') : badge(c.problems.some((p) => p.severity === 'critical') ? 'down' : 'degraded', String(c.problems.length))),
           ),
         ),
@@ -565,7 +604,7 @@ function renderClusterHead(c) {
         'div',
         { class: 'head-facts small' },
         h('span', {}, 'automatic failover ', h('b', {}, c.automaticFailover ? 'on' : 'off')),
-        c.routing ? h('span', { class: 'mono' }, `writer ${c.endpoints?.writer ?? '—'} · reader ${c.endpoints?.reader ?? '—'}`) : null,
+        c.routing ? h('span', { class: 'mono' }, `writer ${c.endpoints?.writer ?? '—'} · reader ${c.endpoints?.reader ?? '—'}${c.endpoints?.sql ? ` · sql ${c.endpoints.sql}` : ''}`) : null,
         lr ? h('span', {}, `last recovery: ${lr.kind} ${nameOf(c, lr.oldPrimary)} → ${lr.newPrimary ? nameOf(c, lr.newPrimary) : '—'} (${lr.outcome}, ${ago(lr.at)})`) : null,
         blocked
           ? h('span', { class: 'warn', dataset: { testid: 'blocked' } }, `automatic failover blocked until ${clock(c.blockedUntil)} (anti-flapping) — acknowledge to allow it again`)
@@ -666,6 +705,67 @@ function renderProblems(c) {
           ),
         ),
     ),
+  );
+}
+
+/** Why statements went where they went, in the words of docs/sql-endpoint.md. */
+const SQL_REASON = {
+  read: 'reads',
+  read_only_transaction: 'read-only transactions',
+  hint: 'hint',
+  write: 'writes',
+  transaction: 'in a transaction',
+  locking_read: 'locking reads',
+  session_bound: 'session-bound',
+  multi_statement: 'multi-statements',
+  session_command: 'session commands',
+  unsure: 'unsure',
+  causal_wait: 'replica not caught up',
+  no_replica: 'no replica',
+  last_statement: 'after the previous statement',
+};
+
+/** The SQL endpoint: its address, sessions, and where statements went (replica / primary, by reason). */
+function renderSql(c) {
+  const address = c.endpoints?.sql;
+  $('sql-card').hidden = !address;
+  if (!address) return;
+  const st = state.sql;
+  if (!st) return fill($('sql'), h('p', { class: 'mono', dataset: { testid: 'sql-address' } }, address), h('p', { class: 'muted small' }, 'no counters (this manager does not run the endpoint, or /metrics is unreachable)'));
+  const total = st.replica + st.primary;
+  const pct = (n) => (total > 0 ? Math.round((100 * n) / total) : 0);
+  const reasons = st.statements.filter((x) => x.count > 0).sort((a, b) => b.count - a.count);
+  const waits = (st.causal.caught_up ?? 0) + (st.causal.timeout ?? 0) + (st.causal.error ?? 0);
+  fill(
+    $('sql'),
+    h('p', { class: 'sql-head' }, h('span', { class: 'mono', dataset: { testid: 'sql-address' } }, address), h('span', { class: 'muted small', dataset: { testid: 'sql-sessions', count: st.sessions } }, ` · ${st.sessions} session${st.sessions === 1 ? '' : 's'}`)),
+    h(
+      'div',
+      { class: 'split', title: `${st.replica} statements on replicas, ${st.primary} on the primary`, dataset: { testid: 'sql-split' } },
+      h('span', { class: 'split-replica', style: { width: `${pct(st.replica)}%` } }),
+      h('span', { class: 'split-primary', style: { width: `${total > 0 ? 100 - pct(st.replica) : 0}%` } }),
+    ),
+    h(
+      'p',
+      { class: 'small' },
+      h('span', { class: 'key key-replica' }),
+      'replicas ',
+      h('b', { dataset: { testid: 'sql-replica', count: st.replica } }, String(st.replica)),
+      ` (${pct(st.replica)} %)  `,
+      h('span', { class: 'key key-primary' }),
+      'primary ',
+      h('b', { dataset: { testid: 'sql-primary', count: st.primary } }, String(st.primary)),
+      total > 0 ? ` (${100 - pct(st.replica)} %)` : '',
+    ),
+    reasons.length > 0
+      ? h(
+          'table',
+          { class: 'table compact', dataset: { testid: 'sql-reasons' } },
+          h('tbody', {}, reasons.map((x) => h('tr', { dataset: { testid: `sql-reason-${x.route}-${x.reason}`, count: x.count } }, h('td', {}, x.route), h('td', {}, SQL_REASON[x.reason] ?? x.reason), h('td', { class: 'num' }, String(x.count))))),
+        )
+      : h('p', { class: 'muted small' }, 'no statements yet'),
+    waits > 0 ? h('p', { class: 'small muted' }, `read-your-writes waits: ${st.causal.caught_up ?? 0} caught up, ${st.causal.timeout ?? 0} timed out${st.causal.error ? `, ${st.causal.error} failed` : ''}`) : null,
+    st.authFailures > 0 ? h('p', { class: 'small warn' }, `${st.authFailures} refused login${st.authFailures === 1 ? '' : 's'}`) : null,
   );
 }
 
