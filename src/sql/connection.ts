@@ -55,6 +55,16 @@ export function classifyError(e: unknown, endpoint: string, user?: string): DbEr
 }
 
 /**
+ * Closes a connection at once, socket included. mysql2's destroy() only half-closes (stream.end())
+ * and waits for the server's FIN: a frozen server (SIGSTOP) never sends one, so the socket, and a
+ * CLI process holding it, would live until the server wakes.
+ */
+function hardClose(conn: mysql.Connection): void {
+  conn.destroy();
+  (conn as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+}
+
+/**
  * Calls `expired` once `ms` have passed, unless cancelled first, but only after the I/O of the
  * loop turn in which the timer fires has been read. After the event loop was held up (a GC pause,
  * a starved CPU, a long synchronous step), Node runs every expired timer before it reads the
@@ -146,7 +156,7 @@ export class DbConnection {
       const cancel = deadline(timeouts.connectTimeoutMs, () => {
         if (settled) return;
         settled = true;
-        conn.destroy();
+        hardClose(conn);
         reject(new DbError('timeout', endpoint, `no handshake within ${timeouts.connectTimeoutMs} ms: server frozen or overloaded`, undefined, 'ETIMEDOUT'));
       });
       conn.connect((err) => {
@@ -154,7 +164,7 @@ export class DbConnection {
         settled = true;
         cancel();
         if (err) {
-          conn.destroy();
+          hardClose(conn);
           reject(classifyError(err, endpoint, account.user));
         } else resolve(new DbConnection(conn, endpoint, timeouts, account.user, multipleStatements));
       });
@@ -217,7 +227,7 @@ export class DbConnection {
 
   destroy(reason?: DbError): void {
     if (!this.#closed) this.#markClosed(reason ?? new DbError('lost', this.endpoint, 'closed by Regent'));
-    this.#conn.destroy();
+    hardClose(this.#conn);
   }
 
   async close(): Promise<void> {
@@ -225,7 +235,7 @@ export class DbConnection {
     this.#closed = true;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
-        this.#conn.destroy();
+        hardClose(this.#conn);
         resolve();
       }, 500);
       this.#conn.end(() => {

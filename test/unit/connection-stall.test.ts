@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer, Socket, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadConfigFile } from '../../src/config/load.ts';
@@ -49,5 +50,28 @@ test('a query answered while the event loop was held up is not a timeout', async
     sim.kill('SIGTERM');
     await new Promise((r) => (sim.exitCode !== null ? r(undefined) : sim.once('exit', r)));
     dir.remove();
+  }
+});
+
+/** Sockets of this process connected to `port` (open handles: what keeps a CLI process alive). */
+function socketsTo(port: number): number {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  return handles.filter((h) => h instanceof Socket && h.remotePort === port && !h.destroyed).length;
+}
+
+test('a server frozen after accepting (SIGSTOP-like: no greeting, no FIN): the timed-out attempt leaves no socket open', async () => {
+  // allowHalfOpen: the server side never closes, as a stopped process never does.
+  const held: Socket[] = [];
+  const server = createServer({ allowHalfOpen: true }, (s) => held.push(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const account = { user: 'regent', password: undefined };
+    await assert.rejects(DbConnection.open('127.0.0.1', port, account, { connectTimeoutMs: 200, queryTimeoutMs: 200 }), (e: DbError) => e.kind === 'timeout');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(socketsTo(port), 0, 'a socket to the frozen server is still open');
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise((r) => server.close(r));
   }
 });
