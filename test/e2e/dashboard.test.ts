@@ -17,6 +17,9 @@ import { artifactsDir, ensureChromium, launchBrowser, type TestBrowser } from '.
 describe('dashboard', () => {
   let sb: Sandbox;
   let cleanup: (() => Promise<void>) | undefined;
+  /** A second running cluster Regent does not know yet: added and removed from the page. */
+  let other: Sandbox;
+  let otherCleanup: (() => Promise<void>) | undefined;
   let manager: ManagerProcess | undefined;
   let browser: TestBrowser | undefined;
   let page: Page;
@@ -32,6 +35,8 @@ describe('dashboard', () => {
   before(async () => {
     ensureChromium(); // before anything starts: it may run apt-get
     ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3 }));
+    // Same secrets: the manager's accounts work on both clusters.
+    ({ sandbox: other, cleanup: otherCleanup } = await startSandbox({ nodes: 2, cluster: 'other', secretsFrom: join(sb.dir, 'secrets') }));
     manager = new ManagerProcess(sb.configFile);
     await manager.waitFor((e) => e.event === 'manager_started', 15000, 'manager start');
     const listen = sb.config().api?.listen;
@@ -47,7 +52,7 @@ describe('dashboard', () => {
   after(async () => {
     await browser?.close();
     await manager?.stop();
-    await cleanup?.();
+    await Promise.all([cleanup?.(), otherCleanup?.()]);
   });
 
   test('shows the sandbox topology: primary node1 with two replicas', { timeout: 30000 }, async () => {
@@ -142,6 +147,44 @@ describe('dashboard', () => {
     await shot('04-after-switchover.png');
   });
 
+  test('a cluster is added from one of its servers (crawl shown first) and removed, from the page', { timeout: 90000 }, async () => {
+    const replica = `127.0.0.1:${other.node(2).port}`;
+    await page.getByTestId('add-cluster-button').click();
+    await page.getByTestId('add-cluster-name').fill(sb.manifest.cluster);
+    await page.getByTestId('add-cluster-seed').fill(replica);
+    await page.getByTestId('action-confirm').click();
+    // A taken name is refused in the dialog, before anything is asked of the manager.
+    assert.match(await page.getByTestId('action-dialog').innerText(), /already/);
+    await page.getByTestId('add-cluster-name').fill('other');
+    await page.getByTestId('action-confirm').click();
+    // The dry run's findings, before anything is registered.
+    await page.getByTestId('proposal-instances').waitFor({ timeout: 30000 });
+    const found = await page.getByTestId('proposal-instances').innerText();
+    assert.match(found, new RegExp(`127\\.0\\.0\\.1:${other.node(1).port}\\s+primary`));
+    assert.match(found, new RegExp(`${replica.replaceAll('.', '\\.')}\\s+replica`));
+    assert.equal(await page.getByTestId('cluster-row-other').count(), 0, 'registered by the dry run');
+    await shot('05-add-cluster.png');
+    await page.getByTestId('action-confirm').click();
+    await page.getByTestId('cluster-row-other').waitFor({ timeout: 30000 });
+    await page.locator('[data-testid="notice"][data-kind="ok"]').waitFor({ timeout: 15000 });
+    assert.match(await page.getByTestId('notice').innerText(), /other registered/);
+    assert.match(readFileSync(sb.configFile, 'utf8'), /name: other/);
+
+    await page.getByTestId('cluster-row-other').click();
+    await page.waitForFunction(() => document.querySelector('.cluster-name')?.textContent?.startsWith('other'), undefined, { timeout: 15000 });
+    await page.getByTestId('remove-cluster-button').click();
+    await page.getByTestId('remove-cluster-name').fill('wrong');
+    await page.getByTestId('action-confirm').click();
+    assert.match(await page.getByTestId('action-dialog').innerText(), /to confirm/);
+    await page.getByTestId('remove-cluster-name').fill('other');
+    await page.getByTestId('action-confirm').click();
+    await page.waitForFunction(() => !document.querySelector('[data-testid="cluster-row-other"]'), undefined, { timeout: 30000 });
+    assert.doesNotMatch(readFileSync(sb.configFile, 'utf8'), /name: other/);
+    // The servers were not touched.
+    const [[row]] = (await other.sql(other.node(1), ['SELECT @@read_only AS ro'])) as [[{ ro: number }]];
+    assert.equal(Number(row.ro), 0);
+  });
+
   test('a refused token is shown as a readable message', { timeout: 30000 }, async () => {
     await page.evaluate(() => sessionStorage.setItem('regent.apiToken', 'not-the-token'));
     await page.getByTestId('ack-button').click();
@@ -152,7 +195,7 @@ describe('dashboard', () => {
     assert.match(await notice.innerText(), /token/i);
     // A refused token is not kept.
     assert.equal(await page.evaluate(() => sessionStorage.getItem('regent.apiToken')), null);
-    await shot('05-refused-token.png');
+    await shot('06-refused-token.png');
   });
 
   test('no secret is in the page or its console', { timeout: 30000 }, async () => {

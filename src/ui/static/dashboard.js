@@ -381,6 +381,110 @@ async function maintenance(inst, on) {
   });
 }
 
+/** The findings of a crawl (discovery's and the doctor's) as a list a person can read. */
+function proposalBody(p) {
+  const items = [
+    ...(p.refusals ?? []).map((r) => ['critical', `refused: ${r}`]),
+    ...(p.discoveryFindings ?? []).map((f) => [f.severity, `${f.message}${f.fix ? ` — fix: ${f.fix}` : ''}`]),
+    ...(p.doctor ?? []).map((f) => [f.severity, `${f.message}${f.fix ? ` — fix: ${f.fix}` : ''}`]),
+  ];
+  return [
+    h('p', {}, `Found from ${p.seed}: primary `, h('b', { class: 'mono' }, p.primary ?? 'none'), `, ${p.instances.length} instance${p.instances.length === 1 ? '' : 's'}.`),
+    h(
+      'table',
+      { class: 'table small', dataset: { testid: 'proposal-instances' } },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Instance'), h('th', {}, 'Role'), h('th', {}, 'Source'), h('th', {}, 'Found via'))),
+      h(
+        'tbody',
+        {},
+        p.instances.map((i) => h('tr', {}, h('td', { class: 'mono' }, i.id), h('td', {}, i.error ? h('span', { class: 'bad' }, `${i.role}: ${i.error}`) : i.role), h('td', { class: 'mono' }, i.source ?? '—'), h('td', { class: 'muted' }, i.via))),
+      ),
+    ),
+    items.length === 0
+      ? h('p', { class: 'small ok' }, 'The doctor found nothing to fix.')
+      : h('ul', { class: 'findings small', dataset: { testid: 'proposal-findings' } }, items.map(([sev, text]) => h('li', { class: sev }, text))),
+  ];
+}
+
+/**
+ * Adds a cluster from one of its servers: the manager crawls the topology (a dry run first), the
+ * person reads what was found and the doctor's findings, then registers it.
+ */
+async function addCluster() {
+  const name = h('input', { type: 'text', id: 'add-cluster-name', dataset: { testid: 'add-cluster-name' }, autocomplete: 'off', spellcheck: 'false', placeholder: 'orders' });
+  const seed = h('input', { type: 'text', id: 'add-cluster-seed', dataset: { testid: 'add-cluster-seed' }, autocomplete: 'off', spellcheck: 'false', placeholder: '10.0.0.5:3306' });
+  const ok = await confirmDialog({
+    title: 'Add a cluster',
+    confirm: 'Look',
+    body: [
+      h('p', {}, 'Name one server of the cluster (any of them): Regent walks from it to its source and replicas, then shows what it found before anything is registered.'),
+      h('label', { class: 'field' }, 'Name ', name),
+      h('label', { class: 'field' }, 'One server (host:port) ', seed),
+    ],
+    validate: () => {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name.value.trim())) return 'The name: letters, digits, _ . - only, starting with a letter or digit.';
+      if (state.clusters.some((c) => c.name === name.value.trim())) return `There is a cluster named ${name.value.trim()} already.`;
+      if (!/^[^\s:]+:\d{1,5}$/.test(seed.value.trim())) return 'The server as host:port, for example 10.0.0.5:3306.';
+      return undefined;
+    },
+  });
+  if (!ok) return;
+  const req = { name: name.value.trim(), seed: seed.value.trim() };
+  let proposal;
+  await run(`Discovery from ${req.seed}`, async () => {
+    proposal = await act('POST', 'api/v1/clusters', { ...req, dryRun: true });
+    return `Discovery from ${req.seed}: ${proposal.instances.length} instance(s) found.`;
+  });
+  if (!proposal) return;
+  const critical = (proposal.doctor ?? []).some((f) => f.severity === 'critical');
+  const accept = h('input', { type: 'checkbox', id: 'add-cluster-accept', dataset: { testid: 'add-cluster-accept' } });
+  const register = await confirmDialog({
+    title: `Register ${req.name}?`,
+    confirm: 'Register',
+    body: [
+      ...proposalBody(proposal),
+      (proposal.refusals ?? []).length > 0 ? h('p', { class: 'bad' }, 'This topology cannot be registered as it stands; fix the refusals above first.') : null,
+      critical ? h('label', { class: 'field small' }, accept, ' Register despite the critical findings (Regent will not act on what it cannot handle)') : null,
+      h('p', { class: 'small muted' }, 'Registering adds the cluster to the configuration (the YAML file, comments kept, or the etcd inventory); managers take it on without a restart.'),
+    ],
+    validate: () => {
+      if ((proposal.refusals ?? []).length > 0) return 'Refused: see above.';
+      if (critical && !accept.checked) return 'The doctor found critical problems: fix them, or tick the box to register anyway.';
+      return undefined;
+    },
+  });
+  if (!register) return;
+  await run(`Add cluster ${req.name}`, async () => {
+    const r = await act('POST', 'api/v1/clusters', { ...req, acceptFindings: accept.checked });
+    state.selected = req.name;
+    return `Cluster ${req.name} registered (${r.where}); Regent watches ${r.instances.length} instance(s).`;
+  });
+}
+
+/** Stops managing a cluster; the person types its name to confirm. Its servers are not touched. */
+async function removeCluster() {
+  const c = state.cluster;
+  if (!c) return;
+  const typed = h('input', { type: 'text', id: 'remove-cluster-name', dataset: { testid: 'remove-cluster-name' }, autocomplete: 'off', spellcheck: 'false' });
+  const ok = await confirmDialog({
+    title: `Remove ${c.name} from Regent`,
+    confirm: 'Remove',
+    body: [
+      h('p', {}, 'Regent stops watching ', h('b', {}, c.name), ': no failover, no routing (its endpoints close), no alerts. The servers and their replication are left exactly as they are.'),
+      h('label', { class: 'field' }, `Type ${c.name} to confirm `, typed),
+    ],
+    validate: () => (typed.value.trim() === c.name ? undefined : `Type the cluster's name, ${c.name}, to confirm.`),
+  });
+  if (!ok) return;
+  await run(`Remove cluster ${c.name}`, async () => {
+    const r = await act('DELETE', clusterPath(c.name));
+    state.selected = undefined;
+    return `Cluster ${c.name} removed (${r.where}).`;
+  });
+}
+
+$('add-cluster-button').addEventListener('click', () => void addCluster());
+
 // ---------------------------------------------------------------------------------------------
 // Loading
 
@@ -617,6 +721,7 @@ function renderClusterHead(c) {
       { class: 'head-actions' },
       h('button', { type: 'button', class: 'btn btn-primary', dataset: { testid: 'switchover-button' }, disabled: busy || switchoverTargets(c).length === 0 || undefined, onclick: () => void switchover() }, 'Switchover…'),
       h('button', { type: 'button', class: `btn${blocked ? ' btn-warn' : ''}`, dataset: { testid: 'ack-button' }, disabled: busy || undefined, onclick: () => void ack() }, 'Ack'),
+      h('button', { type: 'button', class: 'btn', dataset: { testid: 'remove-cluster-button' }, disabled: busy || undefined, onclick: () => void removeCluster() }, 'Remove…'),
     ),
   );
 }
