@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'GTID_FLAVOR_MISMATCH'
   | 'STEP_FAILED'
   | 'CREDENTIALS_REJECTED'
+  | 'DATA_PLANE'
   | 'API';
 
 /** CLI exit codes: 1 an action was refused or failed (the cluster is as it was), 2 unusable input. */
@@ -144,6 +145,13 @@ export class CredentialsRejected extends RegentError {
 }
 
 /** An HTTP API error with its status code. */
+/** The data plane process could not be started (its log says why; the message quotes its last line). */
+export class DataPlaneStartFailed extends RegentError {
+  override name = 'DataPlaneStartFailed';
+  readonly code = 'DATA_PLANE';
+  override readonly exitCode = EXIT.refusedOrFailed;
+}
+
 export class ApiError extends RegentError {
   override name = 'ApiError';
   readonly code = 'API';

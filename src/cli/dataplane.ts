@@ -13,7 +13,7 @@ import type { FromDataPlane, ToDataPlane } from '../router/wire.ts';
  */
 export async function dataPlaneCommand(config: Config, opts: { socket?: string; pidFile?: string; takeover?: boolean }): Promise<number> {
   // Two data planes share a log file for a while during an upgrade: each line names its process.
-  const log = createLogger(process.env.REGENT_LOG_LEVEL ?? config.logLevel, process.stdout).child({ pid: process.pid });
+  const log = createLogger(process.env.REGENT_LOG_LEVEL || config.logLevel, process.stdout).child({ pid: process.pid });
   const defaults = dataPlanePaths(config);
   const paths: DataPlanePaths = { socket: opts.socket ?? defaults.socket, pidFile: opts.pidFile ?? defaults.pidFile, logFile: defaults.logFile };
   const dp = new DataPlaneProcess(config, paths, log);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import type { DecisionChange } from '../decision/record.ts';
 import type { InstanceObservation } from '../monitor/observation.ts';
 import type { Logger } from '../util/log.ts';
 import { isAlive, sleep, waitUntil } from '../util/processes.ts';
+import { DataPlaneStartFailed } from '../errors.ts';
 import { configFingerprint } from '../inventory/diff.ts';
 import { codeId } from '../util/code-id.ts';
 import { DATA_PLANE_MARKER, runningDataPlane, type DataPlanePaths } from './dataplane.ts';
@@ -69,7 +70,10 @@ export class DataPlaneLink {
           this.pid = pid;
           const ok = await waitUntil(async () => (await this.#connect().then(() => true, () => false)) || !isAlive(pid!), 10000, 50);
           if (ok && this.#socket) return;
-          if (attempt >= 2) throw new Error(`the data plane (pid ${pid}) did not open ${this.paths.socket}; see ${this.paths.logFile}`);
+          if (attempt >= 2) {
+            const why = lastErrorLine(this.paths.logFile);
+            throw new DataPlaneStartFailed(`the data plane (pid ${pid}) did not open ${this.paths.socket}${why ? `: ${why}` : ''}; see ${this.paths.logFile}`);
+          }
         }
       } finally {
         this.#connecting = undefined;
@@ -266,5 +270,15 @@ export class DataPlaneLink {
     if (this.#socket) await this.#request({ op: 'shutdown' }, 5000);
     this.#socket?.destroy();
     if (pid !== undefined) await waitUntil(() => !isAlive(pid), 5000, 20);
+  }
+}
+
+/** The last line of a data plane's log that is not part of a stack trace (what it died of). */
+function lastErrorLine(file: string): string | undefined {
+  try {
+    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '' && !/^\s+at /.test(l));
+    return lines.at(-1)?.trim().slice(0, 300);
+  } catch {
+    return undefined;
   }
 }

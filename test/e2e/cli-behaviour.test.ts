@@ -129,7 +129,9 @@ describe('CLI behaviour', () => {
     const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     let killer: NodeJS.Timeout | undefined;
     try {
-      await eventually(async () => /ℹ regent manager started/.test(err), 15000, 'the text line of the start');
+      await eventually(async () => /ℹ regent manager started/.test(err), 15000, 'the text line of the start').catch((e: Error) => {
+        throw new Error(`${e.message}; stderr so far:\n${err}`);
+      });
     } finally {
       child.kill('SIGTERM');
       // A stop that hangs fails the test instead of hanging the suite.
@@ -137,6 +139,9 @@ describe('CLI behaviour', () => {
     }
     assert.equal(await exited, 0, `regent run did not stop on SIGTERM:\n${err}`);
     clearTimeout(killer);
+    // Its data plane outlives it by design; the next test starts from none.
+    const stopped = await runCli(['dataplane', 'stop', '--config', sb.configFile]);
+    assert.equal(stopped.code, 0, out(stopped));
     for (const l of lines(err)) assert.match(l, /^\d\d:\d\d:\d\d\.\d{3} [·ℹ⚠✖] \S/, `not a text log line: ${l}`);
     assert.match(err, new RegExp(`ℹ ${id(1).replace(/\./g, '\\.')} reachable`));
   });

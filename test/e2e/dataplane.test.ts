@@ -1,3 +1,4 @@
+// regent-test: alone (measures pauses in milliseconds: runs after the other files, one at a time)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';

@@ -1,3 +1,4 @@
+// regent-test: alone (measures pauses in milliseconds: runs after the other files, one at a time)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
