@@ -5,13 +5,18 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { Sandbox } from '../src/sandbox/sandbox.ts';
 import { eventually, freePorts, startSandbox, tempDir } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
-import { firstPerCluster, journalTimings, type ClusterTiming } from './journal-timings.ts';
+import { EtcdCluster } from '../test/helpers/etcd.ts';
+import { Etcd3 } from 'etcd3';
+import type { JournalEntry } from '../src/coordination/coordinator.ts';
+import { firstPerCluster, journalTimings, timingsOf, type ClusterTiming } from './journal-timings.ts';
 import { cpuSeconds, machineLoad } from './proc-stat.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface RealRound {
   clusters: number;
+  /** Managers sharing the clusters (1: a local state directory; more: a 3-member etcd). */
+  managers: number;
   /** Succeeded failovers (a failed one has no writable time). */
   timings: ClusterTiming[];
   /** Clusters whose failover failed. */
@@ -28,21 +33,25 @@ export interface RealRound {
 type ClusterJson = { name: string; health: string; primary?: string; instances: { id: string; reachable: boolean }[] };
 
 /**
- * `count` real three-node sandboxes under one `regent run`; each round kills every primary with
- * SIGKILL in one loop and reads, from Regent's journal, when each cluster's failover started,
- * when its new primary became writable and when the plan ended; optionally a client polls every
- * replica's read_only. Between rounds the killed servers restart and Regent rejoins them
+ * `count` real three-node sandboxes under one `regent run` (or, with `managers` > 1, that many
+ * managers on a 3-member etcd, each leading its share of the clusters); each round kills every
+ * primary with SIGKILL in one loop and reads, from Regent's journal, when each cluster's failover
+ * started, when its new primary became writable and when the plan ended; optionally a client polls
+ * every replica's read_only. Between rounds the killed servers restart and Regent rejoins them
  * (block period 0 so the next round may fail over again).
  */
-export async function runRealFleet(count: number, opts: { rounds: number; pollMs: number; logFile?: string }): Promise<RealRound[]> {
+export async function runRealFleet(count: number, opts: { rounds: number; pollMs: number; logFile?: string; managers?: number }): Promise<RealRound[]> {
   const dir = tempDir('regent-bench-fleet-real-');
   const sandboxes: { sandbox: Sandbox; cleanup: () => Promise<void> }[] = [];
-  let manager: ManagerProcess | undefined;
+  const managerCount = opts.managers ?? 1;
+  const managers: ManagerProcess[] = [];
+  let etcd: EtcdCluster | undefined;
   try {
-    process.stderr.write(`  creating ${count} three-node sandboxes\n`);
+    process.stderr.write(`  creating ${count} three-node sandboxes${managerCount > 1 ? `, a 3-member etcd and ${managerCount} managers` : ''}\n`);
     for (let i = 0; i < count; i += 3) sandboxes.push(...(await Promise.all(Array.from({ length: Math.min(3, count - i) }, () => startSandbox({ nodes: 3 })))));
-    const apiPort = await freePorts(1);
-    const api = `http://127.0.0.1:${apiPort}`;
+    if (managerCount > 1) etcd = await EtcdCluster.start(3);
+    const apiBase = await freePorts(managerCount);
+    const apis = Array.from({ length: managerCount }, (_, k) => `http://127.0.0.1:${apiBase + k}`);
     const name = (i: number) => `c${String(i + 1).padStart(2, '0')}`;
     const clusters = sandboxes.map(({ sandbox: sb }, i) => {
       const doc = parseYaml(readFileSync(sb.configFile, 'utf8')) as { clusters: Record<string, unknown>[] };
@@ -57,14 +66,32 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
         },
         // Later rounds fail the same clusters over again.
         failover: { blockPeriodSeconds: 0 },
+        // One data plane per configuration file: with several managers, one set of endpoints.
+        ...(managerCount > 1 ? { router: undefined } : {}),
       };
     });
-    const configFile = join(dir.path, 'regent.yaml');
-    writeFileSync(configFile, toYaml({ manager: { stateDir: 'state', api: { listen: `127.0.0.1:${apiPort}` } }, clusters }));
-    manager = new ManagerProcess(configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
-    await manager.waitFor((e) => e.event === 'manager_started', 60000, 'manager start');
-    const state = async () => ((await (await fetch(`${api}/api/v1/clusters`)).json()) as { clusters: ClusterJson[] }).clusters;
-    const healthy = () => eventually(async () => (await state()).every((c) => c.health === 'healthy' && c.primary && c.instances.every((i) => i.reachable)), 90000, 'every cluster healthy');
+    for (let k = 0; k < managerCount; k++) {
+      const configFile = join(dir.path, `regent-m${k}.yaml`);
+      const coordination = etcd ? { backend: 'etcd', endpoints: etcd.endpoints, prefix: '/regent', leaseTtlSeconds: 3 } : undefined;
+      writeFileSync(configFile, toYaml({ manager: { stateDir: `state-m${k}`, api: { listen: `127.0.0.1:${apiBase + k}` }, ...(coordination ? { coordination } : {}) }, clusters }));
+      managers.push(new ManagerProcess(configFile, { env: { REGENT_LOG_LEVEL: 'info' } }));
+    }
+    await Promise.all(managers.map((m) => m.waitFor((e) => e.event === 'manager_started', 60000, 'manager start')));
+    const state = async () => ((await (await fetch(`${apis[0]}/api/v1/clusters`)).json()) as { clusters: ClusterJson[] }).clusters;
+    const spread = async () => {
+      if (!etcd) return true;
+      const leaders = await etcdPrefix(etcd, '/regent/_leaders/');
+      const per = new Map<string, number>();
+      for (const v of leaders.values()) per.set(v, (per.get(v) ?? 0) + 1);
+      // Balanced as the managers see it: nobody above its share (ceil(clusters / managers)).
+      return leaders.size === count && per.size === managerCount && Math.max(...per.values()) <= Math.ceil(count / managerCount);
+    };
+    const healthy = () =>
+      eventually(async () => (await state()).every((c) => c.health === 'healthy' && c.primary && c.instances.every((i) => i.reachable)) && (await spread()), 90000, 'every cluster healthy (and led, evenly spread)').catch(async (e: Error) => {
+        const unwell = (await state().catch(() => [])).filter((c) => c.health !== 'healthy').map((c) => `${c.name} ${c.health}`);
+        const leaders = etcd ? [...(await etcdPrefix(etcd, '/regent/_leaders/')).entries()].map(([k, v]) => `${k.slice(k.lastIndexOf('/') + 1)}=${v}`) : [];
+        throw new Error(`${e.message}: not healthy: ${unwell.join(', ') || 'none'}${etcd ? `; leaders: ${leaders.join(' ')}` : ''}`);
+      });
     await healthy();
     await sleep(2000);
 
@@ -78,44 +105,46 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
       const loadBefore = machineLoad();
       const serverPids = () => sandboxes.flatMap(({ sandbox: sb }) => sb.nodes.map((n) => sb.pid(n)).filter((p): p is number => p !== undefined));
       const cpuNow = (list: number[]) => list.reduce((sum, p) => sum + cpuOrZero(p), 0);
+      const managersCpu = () => cpuNow(managers.map((m) => m.pid!));
       const survivors = serverPids().filter((p) => !pids.includes(p));
-      await scrapeLoopDelay(api);
-      const since = manager.events.length;
-      // CPU of the manager and of the surviving servers, sampled while the failovers run.
-      const samples: { at: number; manager: number; servers: number }[] = [{ at: 0, manager: cpuSeconds(manager.pid!), servers: cpuNow(survivors) }];
+      await Promise.all(apis.map(scrapeLoopDelay));
+      const since = managers.map((m) => m.events.length);
+      // CPU of the managers and of the surviving servers, sampled while the failovers run.
+      const samples: { at: number; manager: number; servers: number }[] = [{ at: 0, manager: managersCpu(), servers: cpuNow(survivors) }];
       const t0 = Date.now();
       for (const pid of pids) process.kill(pid, 'SIGKILL');
       for (const p of pollers) p.start(t0);
       const deadline = Date.now() + 60000;
-      const finished = () => manager!.events.slice(since).filter((e) => e.event === 'failover_succeeded' || e.event === 'failover_failed').length;
-      while (finished() < count) {
-        if (Date.now() > deadline) throw new Error(`only ${finished()} of ${count} failovers finished within 60 s`);
+      const ended = () => managers.flatMap((m, k) => m.events.slice(since[k]).filter((e) => e.event === 'failover_succeeded' || e.event === 'failover_failed'));
+      while (ended().length < count) {
+        if (Date.now() > deadline) throw new Error(`only ${ended().length} of ${count} failovers finished within 60 s`);
         await sleep(20);
-        samples.push({ at: Date.now() - t0, manager: cpuSeconds(manager.pid!), servers: cpuNow(survivors) });
+        samples.push({ at: Date.now() - t0, manager: managersCpu(), servers: cpuNow(survivors) });
       }
-      const loopDelay = await scrapeLoopDelay(api);
+      const loopDelay = Math.max(...(await Promise.all(apis.map(scrapeLoopDelay))).map((d) => d.max));
       const seen = await Promise.all(pollers.map((p) => p.stop()));
       const loadAfter = machineLoad();
-      const failed = manager.events.slice(since).filter((e) => e.event === 'failover_failed');
+      const failed = ended().filter((e) => e.event === 'failover_failed');
       for (const e of failed) process.stderr.write(`  FAILED failover of ${String(e.cluster)}: ${String(e['reason']).slice(0, 300)}\n`);
-      const timings = journalTimings(join(dir.path, 'state', 'journal.jsonl'), t0).filter((t) => Number.isFinite(t.writable));
+      const journal = etcd ? timingsOf(await etcdJournal(etcd), t0) : journalTimings(join(dir.path, 'state-m0', 'journal.jsonl'), t0);
+      const timings = journal.filter((t) => Number.isFinite(t.writable));
       for (const t of timings) t.clientSaw = seen[clusters.findIndex((c) => c.name === t.cluster)];
       const lastWritable = Math.max(...firstPerCluster(timings).map((t) => t.writable));
       const upTo = samples.find((x) => x.at >= lastWritable) ?? samples[samples.length - 1]!;
       rounds.push({
         clusters: count,
+        managers: managerCount,
         timings,
         failed: failed.map((e) => String(e.cluster)),
         managerCpuSec: upTo.manager - samples[0]!.manager,
         serversCpuSec: upTo.servers - samples[0]!.servers,
-        loopDelayMaxMs: loopDelay.max,
+        loopDelayMaxMs: loopDelay,
         loadBefore,
         loadAfter,
       });
-      const last = Math.max(...firstPerCluster(timings).map((t) => t.writable));
       const rr = rounds[rounds.length - 1]!;
       process.stderr.write(
-        `  round ${r + 1}/${opts.rounds}: ${timings.length} failovers (${timings.length - firstPerCluster(timings).length} repeated), first writable ${Math.min(...timings.map((t) => t.writable))} ms, last ${last} ms after the kill; until then the manager used ${(rr.managerCpuSec * 1000).toFixed(0)} ms of CPU, the servers ${(rr.serversCpuSec * 1000).toFixed(0)} ms; loop delay max ${rr.loopDelayMaxMs.toFixed(0)} ms (${loadBefore})\n`,
+        `  round ${r + 1}/${opts.rounds}: ${timings.length} failovers (${timings.length - firstPerCluster(timings).length} repeated), first writable ${Math.min(...timings.map((t) => t.writable))} ms, last ${lastWritable} ms after the kill; until then the manager${managerCount > 1 ? 's' : ''} used ${(rr.managerCpuSec * 1000).toFixed(0)} ms of CPU, the servers ${(rr.serversCpuSec * 1000).toFixed(0)} ms; loop delay max ${rr.loopDelayMaxMs.toFixed(0)} ms (${loadBefore})\n`,
       );
       if (r + 1 < opts.rounds) {
         // The killed servers come back; Regent rejoins them as replicas of the new primaries.
@@ -126,13 +155,31 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
     }
     return rounds;
   } finally {
-    await manager?.stop();
-    if (opts.logFile && manager) writeFileSync(opts.logFile, `${manager.raw.join('\n')}\n`);
-    const journal = join(dir.path, 'state', 'journal.jsonl');
+    await Promise.all(managers.map((m) => m.stop()));
+    if (opts.logFile) managers.forEach((m, k) => writeFileSync(managerCount > 1 ? `${opts.logFile}.m${k}` : opts.logFile!, `${m.raw.join('\n')}\n`));
+    const journal = join(dir.path, 'state-m0', 'journal.jsonl');
     if (opts.logFile && existsSync(journal)) copyFileSync(journal, `${opts.logFile}.journal.jsonl`);
+    await etcd?.destroy();
     await Promise.all(sandboxes.map((s) => s.cleanup().catch(() => undefined)));
     dir.remove();
   }
+}
+
+/** Keys under `prefix` and their values. */
+async function etcdPrefix(etcd: EtcdCluster, prefix: string): Promise<Map<string, string>> {
+  const c = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    return new Map(Object.entries(await c.getAll().prefix(prefix).strings()));
+  } finally {
+    c.close();
+  }
+}
+
+/** Every journal entry in etcd, in the order written (keys end in time-sequence-writer). */
+async function etcdJournal(etcd: EtcdCluster): Promise<JournalEntry[]> {
+  const all = [...(await etcdPrefix(etcd, '/regent/_journal/')).entries()];
+  const order = (k: string) => k.slice(k.lastIndexOf('/') + 1);
+  return all.sort(([a], [b]) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)).map(([, v]) => JSON.parse(v) as JournalEntry);
 }
 
 /** A process that exited in between counts as 0 from then on. */

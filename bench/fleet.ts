@@ -13,6 +13,7 @@ const list = (s: string): number[] => (s ? s.split(',').map(Number) : []);
  * `npm run bench -- fleet`: one manager watching many clusters.
  *
  *   --real=10,30          (a) that many real three-node sandboxes, all primaries kill -9'd at once
+ *   --managers=1,3        (a) with one manager, then with that many managers on a 3-member etcd
  *   --rounds=3            rounds of (a) per size (killed servers restart and rejoin in between)
  *   --poll-ms=50          a client polls each replica's read_only this often (0: journal only)
  *   --sim=250,1000,2000   (b) simulated instances (clusters of --size=3), default probe interval
@@ -32,6 +33,7 @@ export async function benchFleet(args: string[]): Promise<void> {
   const bursts = list(arg(args, 'sim-burst', '10,30'));
   const burstRounds = Number(arg(args, 'burst-rounds', '3'));
   const rounds = Number(arg(args, 'rounds', '3'));
+  const managerCounts = list(arg(args, 'managers', '1,3'));
   const pollMs = Number(arg(args, 'poll-ms', '50'));
   const size = Number(arg(args, 'size', '3'));
   const windowSec = Number(arg(args, 'window', '20'));
@@ -86,15 +88,16 @@ export async function benchFleet(args: string[]): Promise<void> {
 
   if (real.length > 0) {
     const all: RealRound[][] = [];
-    for (const count of real) {
-      process.stderr.write(`(a) ${count} real three-node clusters, all primaries killed at once, ${rounds} round(s)\n`);
-      all.push(await runRealFleet(count, { rounds, pollMs, logFile: logsArg ? resolve(logsArg, `real-${count}.log`) : undefined }));
-    }
+    for (const managers of managerCounts)
+      for (const count of real) {
+        process.stderr.write(`(a) ${count} real three-node clusters, ${managers} manager(s), all primaries killed at once, ${rounds} round(s)\n`);
+        all.push(await runRealFleet(count, { rounds, pollMs, managers, logFile: logsArg ? resolve(logsArg, `real-${count}-m${managers}.log`) : undefined }));
+      }
     out.push(
-      `(a) one \`regent run\`, N real three-node sandboxes, every primary kill -9'd in one loop; times after the kill from Regent's journal (writable = the promote step returned, read_only=OFF on the new primary)${pollMs > 0 ? `; "client" = a client polling every replica's read_only every ${pollMs} ms` : ''}. Per round, then the median over ${rounds} round(s):`,
+      `(a) one \`regent run\` (managers 1) or three on a 3-member etcd sharing the clusters (managers 3), N real three-node sandboxes, every primary kill -9'd in one loop; times after the kill from Regent's journal (writable = the promote step returned, read_only=OFF on the new primary)${pollMs > 0 ? `; "client" = a client polling every replica's read_only every ${pollMs} ms` : ''}. Per round, then the median over ${rounds} round(s):`,
       '',
-      '| clusters | round | failed | repeated failovers | failovers started (first-last) | first writable | median writable | last writable | last (client) | last plan ended | manager CPU until last writable | servers CPU until then | loop delay max | 1-min load |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| clusters | managers | round | failed | repeated failovers | failovers started (first-last) | first writable | median writable | last writable | last (client) | last plan ended | manager CPU until last writable | servers CPU until then | loop delay max | 1-min load |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const rs of all)
       for (const [i, r] of rs.entries()) {
@@ -103,14 +106,14 @@ export async function benchFleet(args: string[]): Promise<void> {
         const st = first.map((t) => t.started);
         const client = first.map((t) => t.clientSaw).filter((x): x is number => x !== undefined);
         out.push(
-          `| ${r.clusters} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${r.timings.length - first.length} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${client.length ? `${Math.max(...client)} ms` : '-'} | ${Math.max(...first.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${(r.serversCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.loadBefore.replace('load average ', '').replace(/ \(.*/, '')} |`,
+          `| ${r.clusters} | ${r.managers} | ${i + 1} | ${r.failed.length ? r.failed.join(' ') : '0'} | ${r.timings.length - first.length} | ${Math.min(...st)}-${Math.max(...st)} ms | ${Math.min(...w)} ms | ${summary(w).median.toFixed(0)} ms | **${Math.max(...w)} ms** | ${client.length ? `${Math.max(...client)} ms` : '-'} | ${Math.max(...first.map((t) => t.ended))} ms | ${(r.managerCpuSec * 1000).toFixed(0)} ms | ${(r.serversCpuSec * 1000).toFixed(0)} ms | ${r.loopDelayMaxMs.toFixed(0)} ms | ${r.loadBefore.replace('load average ', '').replace(/ \(.*/, '')} |`,
         );
       }
     out.push('');
     for (const rs of all) {
       const last = rs.map((r) => Math.max(...firstPerCluster(r.timings).map((t) => t.writable)));
       const first = rs.map((r) => Math.min(...firstPerCluster(r.timings).map((t) => t.writable)));
-      out.push(`${rs[0]!.clusters} clusters: last writable median ${summary(last).median.toFixed(0)} ms over ${rs.length} round(s) (${last.join(', ')}), first ${summary(first).median.toFixed(0)} ms (${first.join(', ')}).`);
+      out.push(`${rs[0]!.clusters} clusters, ${rs[0]!.managers} manager(s): last writable median ${summary(last).median.toFixed(0)} ms over ${rs.length} round(s) (${last.join(', ')}), first ${summary(first).median.toFixed(0)} ms (${first.join(', ')}).`);
     }
     const lastRound = all.at(-1)?.at(-1);
     if (lastRound) out.push('', 'Step timeline of the last round of the largest size (ms after the kill, start-end):', '', ...timeline(lastRound.timings));

@@ -16,13 +16,18 @@ export interface ClusterTiming {
   steps: { step: string; start: number; end: number }[];
 }
 
-/** Each failover plan journaled after `t0`, with its steps, in ms after `t0`. */
+/** Each failover plan journaled after `t0` in a local journal file, with its steps, in ms after `t0`. */
 export function journalTimings(file: string, t0: number): ClusterTiming[] {
   const entries = readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as JournalEntry)
-    .filter((e) => e.at >= t0);
+    .map((l) => JSON.parse(l) as JournalEntry);
+  return timingsOf(entries, t0);
+}
+
+/** The same from journal entries in the order they were written (e.g. read from etcd by key). */
+export function timingsOf(all: JournalEntry[], t0: number): ClusterTiming[] {
+  const entries = all.filter((e) => e.at >= t0);
   const plans = new Map<string, ClusterTiming>();
   for (const e of entries) {
     if (e.type === 'plan' && e.kind === 'failover') plans.set(e.planId, { cluster: e.cluster, started: e.at - t0, writable: NaN, ended: NaN, steps: [] });

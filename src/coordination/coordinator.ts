@@ -84,7 +84,8 @@ export interface Coordinator {
   managers(): Promise<ManagerInfo[]>;
   /** Publishes a cluster's topology for clients (service discovery). */
   publishTopology(cluster: string, topology: { primary?: string; replicas: string[] }): Promise<void>;
-  appendJournal(entry: JournalEntry): Promise<void>;
+  /** Appends entries in order, all or none (one fenced write with etcd); all of one cluster. */
+  appendJournal(...entries: JournalEntry[]): Promise<void>;
   readJournal(cluster?: string): Promise<JournalEntry[]>;
   getClusterState(cluster: string): Promise<ClusterState>;
   updateClusterState(cluster: string, update: (s: ClusterState) => ClusterState): Promise<ClusterState>;

@@ -376,9 +376,12 @@ export class EtcdCoordinator implements Coordinator {
     }
   }
 
-  async appendJournal(entry: JournalEntry): Promise<void> {
-    const key = this.#key('_journal', entry.cluster, `${String(entry.at).padStart(15, '0')}-${String(++this.#seq).padStart(6, '0')}-${this.#self?.id ?? ''}`);
-    await this.#fencedPut(entry.cluster, [[key, JSON.stringify(entry)]]);
+  async appendJournal(...entries: JournalEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const cluster = entries[0]!.cluster;
+    if (entries.some((e) => e.cluster !== cluster)) throw new Error('journal entries of several clusters in one write');
+    const pairs: [string, string][] = entries.map((e) => [this.#key('_journal', cluster, `${String(e.at).padStart(15, '0')}-${String(++this.#seq).padStart(6, '0')}-${this.#self?.id ?? ''}`), JSON.stringify(e)]);
+    await this.#fencedPut(cluster, pairs);
   }
 
   async readJournal(cluster?: string): Promise<JournalEntry[]> {

@@ -81,8 +81,8 @@ export class LocalCoordinator implements Coordinator {
     renameSync(`${path}.tmp`, path);
   }
 
-  async appendJournal(entry: JournalEntry): Promise<void> {
-    appendFileSync(join(this.dir, 'journal.jsonl'), `${JSON.stringify(entry)}\n`);
+  async appendJournal(...entries: JournalEntry[]): Promise<void> {
+    if (entries.length > 0) appendFileSync(join(this.dir, 'journal.jsonl'), entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
   }
 
   async readJournal(cluster?: string): Promise<JournalEntry[]> {

@@ -259,7 +259,7 @@ function maintenanceNow(run: FailoverRun, id: string, now: number): boolean {
  * was; a failure after it leaves a report of exactly which instance is in which state.
  */
 export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, resume?: ResumeFailover): Promise<FailoverResult> {
-  const { cluster, coordinator, log } = ctx;
+  const { cluster, log } = ctx;
   const planId = resume?.planId ?? randomUUID();
   const started = Date.now();
   const oldPrimary = plan.oldPrimary;
@@ -279,12 +279,12 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
     hookEnv: () => ({ REGENT_CLUSTER: cluster.name, REGENT_OLD_PRIMARY: oldPrimary, REGENT_NEW_PRIMARY: run.promoted ? (run.candidate ?? '') : '', REGENT_PLAN_ID: planId }),
   };
 
-  if (!resume) await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'failover', plan });
+  const runner = new StepRunner(ctx, planId, 'failover', flog);
+  if (!resume) await runner.journal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'failover', plan });
   flog.warn(
     { event: resume ? 'failover_resumed' : 'failover_started', oldPrimary, trigger: plan.trigger, candidate: resume?.promoted?.candidate ?? plan.choice.candidate },
     `failover of ${cluster.name} ${resume ? `resumed (plan ${planId}${resume.promoted ? ', already promoted' : ''})` : 'started'}`,
   );
-  const runner = new StepRunner(ctx, planId, 'failover', flog);
   let verifiedAt = started;
   try {
     for (const s of plan.steps) {
@@ -294,18 +294,19 @@ export async function executeFailover(ctx: RecoveryContext, plan: FailoverPlan, 
     }
     const candidate = run.candidate!;
     const durationMs = (verifiedAt > started ? verifiedAt : Date.now()) - started;
-    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: `promoted ${candidate}`, newPrimary: candidate, durationMs });
+    await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: `promoted ${candidate}`, newPrimary: candidate, durationMs });
     flog.warn({ event: 'failover_succeeded', oldPrimary, newPrimary: candidate, durationMs }, `failover of ${cluster.name}: ${oldPrimary} -> ${candidate} in ${durationMs} ms`);
     return { ok: true, planId, oldPrimary, newPrimary: candidate, steps: runner.steps, durationMs };
   } catch (e) {
-    return failed(run, runner.steps, started, e instanceof Error ? e.message : String(e));
+    return failed(run, runner, started, e instanceof Error ? e.message : String(e));
   }
 }
 
 /** Leaves the cluster in a known state after a failed step and says exactly which. */
-async function failed(run: FailoverRun, steps: StepRecord[], started: number, reason: string): Promise<FailoverResult> {
+async function failed(run: FailoverRun, runner: StepRunner, started: number, reason: string): Promise<FailoverResult> {
+  const steps = runner.steps;
   const { ctx, plan, planId } = run;
-  const { cluster, coordinator, log } = ctx;
+  const { cluster, log } = ctx;
   const oldPrimary = plan.oldPrimary;
   const newPrimary = run.promoted ? run.candidate : undefined;
   let state: string;
@@ -330,7 +331,7 @@ async function failed(run: FailoverRun, steps: StepRecord[], started: number, re
   await ctx.decision
     .failed({ planId, oldPrimary, promoted: newPrimary, commonPoint: run.commonPoint, unfence: run.wasFenced ? [] : [oldPrimary] })
     .catch((e: Error) => log.error({ event: 'decision_not_saved', err: e.message }, `could not record the failed failover: ${e.message}`));
-  await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'failed', detail: `${reason}. ${state}`, newPrimary, durationMs }).catch(() => undefined);
+  await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'failed', detail: `${reason}. ${state}`, newPrimary, durationMs }).catch(() => undefined);
   log.error({ event: 'failover_failed', oldPrimary, reason, state, durationMs }, `failover of ${cluster.name} failed: ${reason}`);
   logHookResults(log, 'failover-failed', await runHooks(cluster.hooks.failoverFailed, run.hookEnv(), cluster.hooks.timeoutSeconds));
   return { ok: false, planId, oldPrimary, newPrimary, steps, error: `${reason}. ${state}`, durationMs };

@@ -26,7 +26,7 @@ export interface RejoinResult {
  * leave it read_only and report exactly which GTIDs are errant.
  */
 export async function executeRejoin(ctx: RecoveryContext, instance: string, stateDir: string, trigger: string): Promise<RejoinResult> {
-  const { cluster, coordinator, monitor, log } = ctx;
+  const { cluster, monitor, log } = ctx;
   const planId = randomUUID();
   const started = Date.now();
   const rlog = log.child({ cluster: cluster.name, planId });
@@ -47,7 +47,7 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
     policy: cluster.rejoin.errant,
     rewind: !flavor.family.rewind ? `${flavor.family.displayName} has no rewind tool` : node.settings ? flavor.family.rewind.check(node.settings) : 'its settings are unknown',
   });
-  await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: Date.now(), kind: 'rejoin', plan: { instance, primary, trigger, decision: { action: decision.action, reason: decision.reason } } });
+  await runner.journal({ type: 'plan', planId, cluster: cluster.name, at: Date.now(), kind: 'rejoin', plan: { instance, primary, trigger, decision: { action: decision.action, reason: decision.reason } } });
 
   const conn = await ctx.admin.get(instance);
   try {
@@ -57,7 +57,7 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
     });
     if (decision.action === 'refuse') {
       if (decision.errant) await ctx.decision.noteErrant(instance, decision.errant);
-      await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'aborted', detail: decision.reason, durationMs: Date.now() - started });
+      await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'aborted', detail: decision.reason, durationMs: Date.now() - started });
       rlog.error({ event: 'rejoin_refused', instance, errant: decision.errant, reason: decision.reason }, `rejoin of ${instance} refused: ${decision.reason}`);
       return { ...base, ok: false, action: 'refuse', errant: decision.errant, error: decision.reason };
     }
@@ -103,12 +103,12 @@ export async function executeRejoin(ctx: RecoveryContext, instance: string, stat
       return { detail: `${instance} replicating`, value: undefined };
     });
     await ctx.decision.rejoined(instance);
-    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: decision.reason, durationMs: Date.now() - started });
+    await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: decision.reason, durationMs: Date.now() - started });
     rlog.warn({ event: 'rejoin_succeeded', instance, primary, action: decision.action, savedTo }, `${instance} rejoined as a replica of ${primary} (${decision.action})`);
     return { ...base, ok: true, action: decision.action, errant: decision.action === 'rewind' ? decision.errant.toString() : undefined, savedTo };
   } catch (e) {
     const reason = (e as Error).message;
-    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'failed', detail: `${reason}; ${instance} stays read_only`, durationMs: Date.now() - started });
+    await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'failed', detail: `${reason}; ${instance} stays read_only`, durationMs: Date.now() - started });
     rlog.error({ event: 'rejoin_failed', instance, reason }, `rejoin of ${instance} failed: ${reason}`);
     return { ...base, ok: false, action: decision.action, error: `${reason}; ${instance} stays read_only` };
   }

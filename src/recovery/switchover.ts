@@ -26,14 +26,14 @@ export interface SwitchoverResult {
  * reason reported.
  */
 export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string, target: string, trigger: string): Promise<SwitchoverResult> {
-  const { cluster, coordinator, log, monitor } = ctx;
+  const { cluster, log, monitor } = ctx;
   const planId = randomUUID();
   const started = Date.now();
   const slog = log.child({ cluster: cluster.name, planId });
   const runner = new StepRunner(ctx, planId, 'switchover', slog);
   const inMaintenance = (id: string) => (ctx.decision.snapshot.maintenance.get(id) ?? 0) > started;
   const replicas = cluster.instances.map((i) => i.id).filter((id) => id !== oldPrimary && id !== target && monitor.probers.get(id)?.latest.reachable && !inMaintenance(id));
-  await coordinator.appendJournal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'switchover', plan: { oldPrimary, target, replicas, trigger } });
+  await runner.journal({ type: 'plan', planId, cluster: cluster.name, at: started, kind: 'switchover', plan: { oldPrimary, target, replicas, trigger } });
   slog.warn({ event: 'switchover_started', oldPrimary, target, trigger }, `switchover of ${cluster.name}: ${oldPrimary} -> ${target}`);
 
   let pauseStarted: number | undefined;
@@ -112,7 +112,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     });
 
     const durationMs = Date.now() - started;
-    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: `switched to ${target}, write pause ${writePauseMs} ms`, newPrimary: target, durationMs });
+    await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: 'success', detail: `switched to ${target}, write pause ${writePauseMs} ms`, newPrimary: target, durationMs });
     slog.warn({ event: 'switchover_succeeded', oldPrimary, newPrimary: target, writePauseMs, durationMs }, `switchover of ${cluster.name}: ${oldPrimary} -> ${target}, writes paused ${writePauseMs} ms`);
     return { ok: true, planId, oldPrimary, newPrimary: target, writePauseMs, rolledBack: false, steps: runner.steps, durationMs };
   } catch (e) {
@@ -162,7 +162,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
       state = `${target} WAS promoted and takes writes; a later step failed: re-point the remaining replicas (regent status shows which)`;
     }
     const durationMs = Date.now() - started;
-    await coordinator.appendJournal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: rolledBack ? 'aborted' : 'failed', detail: `${reason}. ${state}`, newPrimary: promoted ? target : undefined, durationMs });
+    await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: rolledBack ? 'aborted' : 'failed', detail: `${reason}. ${state}`, newPrimary: promoted ? target : undefined, durationMs });
     slog.error({ event: 'switchover_failed', oldPrimary, target, reason, state, durationMs }, `switchover of ${cluster.name} failed: ${reason}; ${state}`);
     return { ok: false, planId, oldPrimary, newPrimary: promoted ? target : undefined, rolledBack, steps: runner.steps, error: `${reason}. ${state}`, durationMs };
   }
