@@ -3,6 +3,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { backendAuthReply, rsaEncryptPassword, type BackendCredential } from './auth.ts';
 import { frame, PacketReader, PayloadReader, readLenenc, type Packet } from './packets.ts';
 import { buildHandshakeResponse, buildSslRequest, CAP, COM, NATIVE_PLUGIN, parseErr, parseGreeting, queryPayload, type ErrInfo, type ServerGreeting } from './protocol.ts';
+import type { ResultChecksum } from './checksum.ts';
 import { ResponseRelay, type Expect, type ResponseSummary } from './response.ts';
 
 /** The backend refused the login or a setup statement: the server's own error, for the client. */
@@ -16,6 +17,19 @@ export class BackendRefused extends Error {
 /** The backend could not be reached or broke the protocol. */
 export class BackendFailed extends Error {
   override name = 'BackendFailed';
+  constructor(
+    message: string,
+    readonly detail: {
+      /** The command had been written to a live connection: the server may have run it. */
+      sent?: boolean;
+      /** The connection that was lost. */
+      connection?: BackendConnection;
+      /** The server answered with an error proving the command did nothing (read_only during a switchover). */
+      refused?: boolean;
+    } = {},
+  ) {
+    super(message);
+  }
 }
 
 export interface BackendOptions {
@@ -242,8 +256,8 @@ export class BackendConnection {
   }
 
   /** Sends an already framed command of the router's own and reads the whole answer here. */
-  exchange(raw: Buffer, expect: Expect, opts: { stmtId?: number } = {}): Promise<{ summary: ResponseSummary; collected?: Buffer[] }> {
-    return new Promise((resolve, reject) => this.#start(raw, new ResponseRelay(expect, { clientSessionTrack: true, stmtId: opts.stmtId }), undefined, (summary, collected) => resolve({ summary, collected }), reject));
+  exchange(raw: Buffer, expect: Expect, opts: { stmtId?: number; checksum?: ResultChecksum } = {}): Promise<{ summary: ResponseSummary; collected?: Buffer[] }> {
+    return new Promise((resolve, reject) => this.#start(raw, new ResponseRelay(expect, { clientSessionTrack: true, stmtId: opts.stmtId, checksum: opts.checksum }), undefined, (summary, collected) => resolve({ summary, collected }), reject));
   }
 
   /**
@@ -269,8 +283,8 @@ export class BackendConnection {
   }
 
   #start(raw: Buffer, relay: ResponseRelay, sink: ((bufs: Buffer[]) => void) | undefined, done: Op['done'], fail: Op['fail']): void {
-    if (this.#closed) return fail(new BackendFailed(`connection to ${this.id} is closed`));
-    if (this.#op) return fail(new BackendFailed(`connection to ${this.id} is busy`));
+    if (this.#closed) return fail(new BackendFailed(`connection to ${this.id} is closed`, { sent: false, connection: this }));
+    if (this.#op) return fail(new BackendFailed(`connection to ${this.id} is busy`, { sent: false, connection: this }));
     this.#op = { relay, sink, done, fail, collected: sink ? undefined : [] };
     this.#socket.write(raw);
   }
@@ -308,7 +322,7 @@ export class BackendConnection {
     this.#socket.destroy();
     const op = this.#op;
     this.#op = undefined;
-    op?.fail(new BackendFailed(`connection to ${this.id} lost: ${why}`));
+    op?.fail(new BackendFailed(`connection to ${this.id} lost: ${why}`, { sent: true, connection: this }));
     for (const f of this.#closeListeners) f(why);
   }
 
