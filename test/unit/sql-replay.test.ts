@@ -102,6 +102,7 @@ test('commit outcome: decided from evidence, never guessed', () => {
   const g = (t: string) => parseGtid('mariadb', t);
   const cases: { name: string; e: CommitEvidence; outcome: string }[] = [
     { name: 'never sent', e: { sent: false, oldPrimaryGone: true }, outcome: 'retry' },
+    { name: 'connection reset with the command unread', e: { sent: true, unread: true, oldPrimaryGone: true }, outcome: 'retry' },
     { name: 'refused by read_only', e: { sent: true, refused: true, oldPrimaryGone: false }, outcome: 'retry' },
     { name: 'sent, GTID unknown', e: { sent: true, oldPrimaryGone: true, newPrimaryExecuted: g('0-1-10') }, outcome: 'unknown' },
     { name: 'GTID on the new primary', e: { sent: true, gtid: g('0-1-9'), newPrimaryExecuted: g('0-1-10'), oldPrimaryGone: true }, outcome: 'committed' },

@@ -26,6 +26,13 @@ export class BackendFailed extends Error {
       connection?: BackendConnection;
       /** The server answered with an error proving the command did nothing (read_only during a switchover). */
       refused?: boolean;
+      /**
+       * The connection was reset (ECONNRESET/EPIPE): the server's kernel had data of ours unread
+       * when its process died, or the socket was gone when we wrote. A server that read the whole
+       * command and then died closes with a FIN instead. Only one command is ever outstanding, so
+       * a reset proves the server never read all of it, and never ran it.
+       */
+      unread?: boolean;
     } = {},
   ) {
     super(message);
@@ -78,6 +85,8 @@ export class BackendConnection {
   #op?: Op;
   #closed = false;
   #closeListeners: ((why: string) => void)[] = [];
+  /** Closed by a reset from the server's side (see BackendFailed.detail.unread). */
+  #reset = false;
   lastStatus = 0;
 
   private constructor(
@@ -239,7 +248,10 @@ export class BackendConnection {
     detach(socket);
     const leftover = reader.buffered > 0 ? reader.takeAll() : undefined;
     socket.on('data', (c: Buffer) => this.#onData(c));
-    socket.on('error', (e) => this.close(e.message));
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      this.#reset = e.code === 'ECONNRESET' || e.code === 'EPIPE';
+      this.close(e.message);
+    });
     socket.on('close', () => this.close('closed by the server'));
     if (leftover) this.#onData(leftover);
   }
@@ -322,7 +334,7 @@ export class BackendConnection {
     this.#socket.destroy();
     const op = this.#op;
     this.#op = undefined;
-    op?.fail(new BackendFailed(`connection to ${this.id} lost: ${why}`, { sent: true, connection: this }));
+    op?.fail(new BackendFailed(`connection to ${this.id} lost: ${why}`, { sent: true, connection: this, unread: this.#reset }));
     for (const f of this.#closeListeners) f(why);
   }
 

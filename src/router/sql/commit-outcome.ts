@@ -10,6 +10,8 @@ export interface CommitEvidence {
   sent: boolean;
   /** The server answered with an error that proves nothing was committed (read_only, 1290). */
   refused?: boolean;
+  /** The connection was reset with the command unread by the server (BackendFailed.detail.unread). */
+  unread?: boolean;
   /** The GTID the commit got, when known (it comes with the OK that was lost: almost never). */
   gtid?: GtidState;
   /** The new primary's executed GTID set, read after the failover. */
@@ -30,6 +32,7 @@ export type CommitOutcome =
 
 export function commitOutcome(e: CommitEvidence): CommitOutcome {
   if (!e.sent) return { outcome: 'retry', why: 'the command never reached the old primary' };
+  if (e.unread) return { outcome: 'retry', why: 'the old primary never read it (the connection was reset with the command unread)' };
   if (e.refused) return { outcome: 'retry', why: 'the old primary refused it (read_only), so it did not commit' };
   if (!e.gtid || e.gtid.isEmpty()) return { outcome: 'unknown', why: 'the old primary was lost before it answered, and the GTID of the commit is unknown' };
   if (!e.newPrimaryExecuted) return { outcome: 'unknown', why: "the new primary's GTID position is unknown" };

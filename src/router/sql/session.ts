@@ -408,7 +408,7 @@ export class Session {
       this.ctx.recovered('retried_unsent', this.id, e.message);
       return 'retry';
     }
-    const outcome = commitOutcome({ sent: e.detail.sent !== false, refused: e.detail.refused, oldPrimaryGone: true });
+    const outcome = commitOutcome({ sent: e.detail.sent !== false, refused: e.detail.refused, unread: e.detail.unread, oldPrimaryGone: true });
     if (outcome.outcome === 'retry' || outcome.outcome === 'not-committed') {
       if (this.#cmdTrx === 'primary') this.#lost = true;
       this.ctx.recovered('retried_unsent', this.id, `${e.message}: ${outcome.why}`);
