@@ -162,6 +162,18 @@ const sqlEndpointSchema = z
       .default(32 << 20)
       .describe('Largest packet (statement) a client may send; a bigger one gets error 1153 and the session is closed. Packets over 16 MiB (several frames) are supported up to this.'),
     connectTimeoutMs: z.number().int().min(50).default(2000).describe('Timeout of opening a backend connection (TCP, handshake, login) for a session.'),
+    transactionReplay: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Replay a transaction interrupted before its COMMIT (primary lost, or a switchover that outlasted switchover.graceMs) on the new primary, statement by statement; the client goes on only if every result matches what it received (docs/sql-endpoint.md).'),
+        maxBytes: z.number().int().min(0).default(1 << 20).describe('A transaction whose statements add up to more bytes than this is not replayed (its session gets an error if it is interrupted).'),
+        maxStatements: z.number().int().min(0).default(1000).describe('A transaction of more statements than this is not replayed.'),
+        unsafeFunctions: z
+          .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/))
+          .default(['RAND', 'UUID', 'UUID_SHORT', 'SYS_GUID', 'SYSDATE', 'CONNECTION_ID', 'GET_LOCK', 'SLEEP'])
+          .describe('A transaction that calls one of these functions is not replayed: a replay would write or return other values than the interrupted run did. NOW()/CURRENT_TIMESTAMP are not in the default list: a replayed write stores the replay time, as a retried transaction would, and a result the client received that differs is caught by the checksum anyway; add them to refuse such transactions outright.'),
+      })
+      .prefault({})
+      .describe('Transaction replay after a failover or a late switchover (issue 15).'),
     accountRefreshSeconds: z.number().min(1).default(60).describe('How often the account hashes are read again (they are also re-read when a login fails).'),
     passwords: z
       .record(z.string(), secretRefSchema)

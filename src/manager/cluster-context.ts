@@ -20,6 +20,8 @@ export interface SupervisorOptions {
   delayBeforeStep?: { step: string; ms: number };
   /** Test-only: skip the relay-log drain (the chaos suite proves its checker catches the loss). */
   skipDrain?: boolean;
+  /** The data plane's SQL sessions out of their transactions on a primary (see RecoveryContext.drainSessions). */
+  drainSessions?: (cluster: string, primary: string, timeoutMs: number) => Promise<number | undefined>;
   /** Observe and route only (`regent proxy`): follow the acting manager's decisions, never act. */
   observeOnly?: boolean;
   stateDir?: string;

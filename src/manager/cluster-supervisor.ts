@@ -144,6 +144,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEvents> implements
       pauseAfterStep: this.options.pauseAfterStep,
       delayBeforeStep: this.options.delayBeforeStep,
       skipDrain: this.options.skipDrain,
+      drainSessions: this.options.drainSessions && ((primary, ms) => this.options.drainSessions!(this.cluster.name, primary, ms)),
       onStep: (e) => this.emit('step', e),
     };
   }

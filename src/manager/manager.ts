@@ -79,6 +79,11 @@ export class Manager {
       pauseAfterStep: opts.pauseAfterStep,
       delayBeforeStep: opts.delayBeforeStep,
       skipDrain: opts.skipDrain,
+      drainSessions: async (cluster, primary, ms) => {
+        const c = this.#config.clusters.find((x) => x.name === cluster);
+        const link = this.#dataPlane;
+        return link && c?.router.sql ? link.drain(cluster, primary, ms) : 0;
+      },
       coordination: config.coordination,
       observeOnly: opts.observeOnly,
       stateDir: config.stateDir,

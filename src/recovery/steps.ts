@@ -27,6 +27,11 @@ export interface RecoveryContext {
   view(): ClusterView;
   /** Progress for live displays (dashboard, SSE): called when a step starts and ends. */
   onStep?: (e: StepEvent) => void;
+  /**
+   * Asks the data plane to report when no SQL session has a transaction open or a command running
+   * on `primary`, waiting at most `timeoutMs`: how many still do (undefined: no answer, or no data plane).
+   */
+  drainSessions?: (primary: string, timeoutMs: number) => Promise<number | undefined>;
   /** Test-only: stop after this step and wait forever (a manager killed mid-recovery). */
   pauseAfterStep?: string;
   /** Test-only: skip the relay-log drain (the chaos suite proves its checker catches the loss). */

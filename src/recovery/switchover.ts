@@ -53,6 +53,23 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
       return { detail: 'writer endpoint holds new connections', value: undefined };
     });
 
+    if (ctx.drainSessions) {
+      await runner.run('drain-transactions', async () => {
+        // The SQL endpoint starts nothing new on the old primary since hold-writes; transactions
+        // open there get the grace period to end before read_only would fail their writes.
+        const t0 = Date.now();
+        const open = await ctx.drainSessions!(oldPrimary, cluster.switchover.graceMs);
+        const waited = Date.now() - t0;
+        const detail =
+          open === undefined
+            ? `the data plane did not answer within ${cluster.switchover.graceMs} ms`
+            : open === 0
+              ? `no SQL session has a transaction open on ${oldPrimary} (waited ${waited} ms)`
+              : `${open} SQL session(s) still in a transaction after ${waited} ms: their transactions are replayed on ${target}`;
+        return { detail, value: undefined };
+      });
+    }
+
     await runner.run('set-read-only', async () => {
       // Before the statement: one that times out here may still take effect on the server, and the
       // rollback must then make the old primary writable again.

@@ -168,6 +168,14 @@ export class ClusterRouter {
     return this.#observations;
   }
 
+  /**
+   * The SQL endpoint's sessions are out of their transactions on `primary` (or `timeoutMs`
+   * passed): how many still have one open. A switchover asks before it sets read_only.
+   */
+  async drain(primary: string, timeoutMs: number): Promise<number> {
+    return this.#sql ? this.#sql.drain(primary, timeoutMs) : 0;
+  }
+
   /** Client sessions open through this cluster's endpoints (L4 piped or held, SQL). */
   get sessions(): number {
     return (this.#writer?.sessions ?? 0) + (this.#reader?.sessions ?? 0) + (this.#sql?.sessionCount ?? 0);
@@ -229,7 +237,7 @@ export class ClusterRouter {
       if (o.gtids) applied.set(o.id, o.gtids.executed);
       if (o.replica) lag.set(o.id, o.replica.secondsBehind);
     }
-    return { table: this.#table, applied, lag, flavor, fenced: this.#decision.fenced, changing: this.#decision.changing !== undefined };
+    return { table: this.#table, applied, lag, flavor, fenced: this.#decision.fenced, changing: this.#decision.changing !== undefined, stale: this.#heldBecause !== undefined };
   }
 
   #decideWriter(): RouteDecision {

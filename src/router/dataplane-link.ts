@@ -251,6 +251,15 @@ export class DataPlaneLink {
     });
   }
 
+  /**
+   * Waits (up to `timeoutMs`) until no SQL session of the cluster has a transaction open or a
+   * command running on `primary`; how many still do, or undefined when the data plane did not answer.
+   */
+  async drain(cluster: string, primary: string, timeoutMs: number): Promise<number | undefined> {
+    const r = await this.#request({ op: 'drain', cluster, primary, timeoutMs }, timeoutMs + 1000);
+    return r.ok ? (r.open ?? 0) : undefined;
+  }
+
   /** The data plane's metrics in the Prometheus text format (empty when it does not answer). */
   async metrics(): Promise<string> {
     const r = await this.#request({ op: 'metrics' }, 2000);

@@ -246,6 +246,9 @@ export class DataPlaneProcess {
         case 'metrics':
           reply({ reply: msg.id, ok: true, text: await this.host.registry.metrics() });
           return;
+        case 'drain':
+          reply({ reply: msg.id, ok: true, open: await this.host.drain(msg.cluster, msg.primary, msg.timeoutMs) });
+          return;
         case 'upgrade':
           reply({ reply: msg.id, ok: true, pid: await this.upgrade() });
           return;

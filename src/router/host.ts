@@ -91,6 +91,11 @@ export class RouterHost {
     await this.routers.get(cluster)?.onDecision(d, change);
   }
 
+  /** See ClusterRouter.drain: SQL sessions out of their transactions on `primary`, or how many are not after `timeoutMs`. */
+  async drain(cluster: string, primary: string, timeoutMs: number): Promise<number> {
+    return (await this.routers.get(cluster)?.drain(primary, timeoutMs)) ?? 0;
+  }
+
   observe(cluster: string, observations: Map<string, InstanceObservation>): void {
     this.routers.get(cluster)?.observe(observations);
   }

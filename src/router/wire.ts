@@ -80,8 +80,14 @@ export type ToDataPlane =
   | { op: 'decision'; id: number; cluster: string; decision: WireDecision; change: DecisionChange }
   | { op: 'observe'; cluster: string; observations: WireObservation[] }
   | { op: 'metrics'; id: number }
+  /**
+   * A switchover holds writes to `primary`: answer once no SQL session has a transaction open or a
+   * command running there (or after `timeoutMs`), with how many still do. The switchover sets
+   * read_only only then, so open transactions finish instead of failing.
+   */
+  | { op: 'drain'; id: number; cluster: string; primary: string; timeoutMs: number }
   /** Stop listening, end every session and exit (`regent dataplane stop`, the sandbox going down). */
   | { op: 'shutdown'; id: number };
 
 /** Data plane -> manager. */
-export type FromDataPlane = { reply: number; ok: true; closed?: number; text?: string; pid?: number; configHash?: string; codeId?: string } | { reply: number; ok: false; error: string };
+export type FromDataPlane = { reply: number; ok: true; closed?: number; text?: string; pid?: number; configHash?: string; codeId?: string; open?: number } | { reply: number; ok: false; error: string };

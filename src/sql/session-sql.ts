@@ -56,3 +56,8 @@ export function killStatement(thread: number, queryOnly: boolean): string {
   if (!Number.isSafeInteger(thread) || thread < 0) throw new Error(`not a thread id: ${thread}`);
   return `KILL ${queryOnly ? 'QUERY ' : ''}${thread}`;
 }
+
+/** Ends a replayed transaction that could not be carried over (transaction replay, issue 15). */
+export function rollbackStatement(): string {
+  return 'ROLLBACK';
+}

@@ -3,6 +3,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { backendAuthReply, rsaEncryptPassword, type BackendCredential } from './auth.ts';
 import { frame, PacketReader, PayloadReader, readLenenc, type Packet } from './packets.ts';
 import { buildHandshakeResponse, buildSslRequest, CAP, COM, NATIVE_PLUGIN, parseErr, parseGreeting, queryPayload, type ErrInfo, type ServerGreeting } from './protocol.ts';
+import type { ResultChecksum } from './checksum.ts';
 import { ResponseRelay, type Expect, type ResponseSummary } from './response.ts';
 
 /** The backend refused the login or a setup statement: the server's own error, for the client. */
@@ -16,6 +17,26 @@ export class BackendRefused extends Error {
 /** The backend could not be reached or broke the protocol. */
 export class BackendFailed extends Error {
   override name = 'BackendFailed';
+  constructor(
+    message: string,
+    readonly detail: {
+      /** The command had been written to a live connection: the server may have run it. */
+      sent?: boolean;
+      /** The connection that was lost. */
+      connection?: BackendConnection;
+      /** The server answered with an error proving the command did nothing (read_only during a switchover). */
+      refused?: boolean;
+      /**
+       * The connection was reset (ECONNRESET/EPIPE): the server's kernel had data of ours unread
+       * when its process died, or the socket was gone when we wrote. A server that read the whole
+       * command and then died closes with a FIN instead. Only one command is ever outstanding, so
+       * a reset proves the server never read all of it, and never ran it.
+       */
+      unread?: boolean;
+    } = {},
+  ) {
+    super(message);
+  }
 }
 
 export interface BackendOptions {
@@ -64,6 +85,8 @@ export class BackendConnection {
   #op?: Op;
   #closed = false;
   #closeListeners: ((why: string) => void)[] = [];
+  /** Closed by a reset from the server's side (see BackendFailed.detail.unread). */
+  #reset = false;
   lastStatus = 0;
 
   private constructor(
@@ -225,7 +248,10 @@ export class BackendConnection {
     detach(socket);
     const leftover = reader.buffered > 0 ? reader.takeAll() : undefined;
     socket.on('data', (c: Buffer) => this.#onData(c));
-    socket.on('error', (e) => this.close(e.message));
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      this.#reset = e.code === 'ECONNRESET' || e.code === 'EPIPE';
+      this.close(e.message);
+    });
     socket.on('close', () => this.close('closed by the server'));
     if (leftover) this.#onData(leftover);
   }
@@ -242,8 +268,8 @@ export class BackendConnection {
   }
 
   /** Sends an already framed command of the router's own and reads the whole answer here. */
-  exchange(raw: Buffer, expect: Expect, opts: { stmtId?: number } = {}): Promise<{ summary: ResponseSummary; collected?: Buffer[] }> {
-    return new Promise((resolve, reject) => this.#start(raw, new ResponseRelay(expect, { clientSessionTrack: true, stmtId: opts.stmtId }), undefined, (summary, collected) => resolve({ summary, collected }), reject));
+  exchange(raw: Buffer, expect: Expect, opts: { stmtId?: number; checksum?: ResultChecksum } = {}): Promise<{ summary: ResponseSummary; collected?: Buffer[] }> {
+    return new Promise((resolve, reject) => this.#start(raw, new ResponseRelay(expect, { clientSessionTrack: true, stmtId: opts.stmtId, checksum: opts.checksum }), undefined, (summary, collected) => resolve({ summary, collected }), reject));
   }
 
   /**
@@ -269,8 +295,8 @@ export class BackendConnection {
   }
 
   #start(raw: Buffer, relay: ResponseRelay, sink: ((bufs: Buffer[]) => void) | undefined, done: Op['done'], fail: Op['fail']): void {
-    if (this.#closed) return fail(new BackendFailed(`connection to ${this.id} is closed`));
-    if (this.#op) return fail(new BackendFailed(`connection to ${this.id} is busy`));
+    if (this.#closed) return fail(new BackendFailed(`connection to ${this.id} is closed`, { sent: false, connection: this }));
+    if (this.#op) return fail(new BackendFailed(`connection to ${this.id} is busy`, { sent: false, connection: this }));
     this.#op = { relay, sink, done, fail, collected: sink ? undefined : [] };
     this.#socket.write(raw);
   }
@@ -308,7 +334,7 @@ export class BackendConnection {
     this.#socket.destroy();
     const op = this.#op;
     this.#op = undefined;
-    op?.fail(new BackendFailed(`connection to ${this.id} lost: ${why}`));
+    op?.fail(new BackendFailed(`connection to ${this.id} lost: ${why}`, { sent: true, connection: this, unread: this.#reset }));
     for (const f of this.#closeListeners) f(why);
   }
 

@@ -25,6 +25,8 @@ export interface SqlRouting {
   fenced?: ReadonlySet<string>;
   /** A failover or switchover is under way (sessions busy on the primary stop). */
   changing?: boolean;
+  /** Writes are held because the decision is too old to trust (no manager, no coordination): nothing goes on on the old primary. */
+  stale?: boolean;
 }
 
 export interface SqlEndpointOptions {
@@ -120,6 +122,15 @@ export class SqlEndpoint {
         }
       },
       waitWriter: (ms) => this.#waitWriter(ms),
+      mayFinishOn: (id) => {
+        const r = this.#routing;
+        return r.table.writer.mode === 'hold' && !r.stale && !(r.fenced?.has(id) ?? false);
+      },
+      isFenced: (id) => this.#routing.fenced?.has(id) ?? false,
+      recovered: (kind, session, detail) => {
+        opts.metrics.recoveries.inc({ cluster: opts.cluster, kind });
+        opts.log.info({ event: 'sql_session_recovered', cluster: opts.cluster, session, kind, detail }, `SQL endpoint: session ${session}: ${kind} (${detail})`);
+      },
       cursor: (next) => (next === undefined ? this.#cursor : (this.#cursor = next)),
       learnApplied: (id, g) => {
         const merge = (m: Map<string, GtidState>) => {
@@ -164,6 +175,7 @@ export class SqlEndpoint {
     opts.metrics.sessionsTotal.inc(labels, 0);
     for (const role of ['primary', 'replica']) opts.metrics.backendConnections.set({ ...labels, role }, 0);
     for (const outcome of ['caught_up', 'timeout', 'error']) opts.metrics.causalWaits.inc({ ...labels, outcome }, 0);
+    for (const kind of ['moved', 'retried_read', 'retried_unsent', 'replayed', 'replay_refused', 'in_doubt']) opts.metrics.recoveries.inc({ ...labels, kind }, 0);
     opts.metrics.causalWaitSeconds.zero(labels);
     for (const reason of ['bad_password', 'unknown_user', 'plugin_unsupported', 'account_locked', 'tls_required', 'backend_refused']) opts.metrics.authFailures.inc({ ...labels, reason }, 0);
     for (const reason of ['read', 'read_only_transaction', 'hint']) opts.metrics.statements.inc({ ...labels, route: 'replica', reason }, 0);
@@ -226,6 +238,20 @@ export class SqlEndpoint {
     if (JSON.stringify(before.writer) !== JSON.stringify(r.table.writer) || before.readers.join() !== r.table.readers.join()) {
       const replacing = { fenced: r.fenced ?? new Set<string>(), changing: r.changing ?? false };
       for (const s of this.#sessions.values()) s.tableChanged(r.table, replacing);
+    }
+  }
+
+  /**
+   * Resolves once no session has a transaction open or a command running on `primary` (the
+   * switchover sets read_only only then), or after `timeoutMs`; resolves with how many still do.
+   */
+  async drain(primary: string, timeoutMs: number): Promise<number> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      let open = 0;
+      for (const s of this.#sessions.values()) if (s.holdsPrimary(primary)) open++;
+      if (open === 0 || performance.now() >= end) return open;
+      await new Promise((r) => setTimeout(r, 5));
     }
   }
 

@@ -16,6 +16,8 @@ export interface SqlMetrics {
   backendConnectionsTotal: Counter<'cluster' | 'backend'>;
   authFailures: Counter<'cluster' | 'reason'>;
   protocolErrors: Counter<'cluster' | 'kind'>;
+  /** What sessions did across a failover or switchover (moved, retried, replayed, refused, in doubt). */
+  recoveries: Counter<'cluster' | 'kind'>;
 }
 
 /** Counts of one endpoint's statements since they were last added to the counter. */
@@ -83,5 +85,11 @@ export function createSqlMetrics(registry: Registry): SqlMetrics {
     backendConnectionsTotal: new Counter({ name: 'regent_sql_backend_connections_total', help: 'Backend connections opened by the SQL endpoint, per instance', labelNames: ['cluster', 'backend'], registers }),
     authFailures: new Counter({ name: 'regent_sql_auth_failures_total', help: 'Logins the SQL endpoint refused, by reason', labelNames: ['cluster', 'reason'], registers }),
     protocolErrors: new Counter({ name: 'regent_sql_protocol_errors_total', help: 'Sessions that sent something the endpoint refused (malformed packet, unknown command, packet too large)', labelNames: ['cluster', 'kind'], registers }),
+    recoveries: new Counter({
+      name: 'regent_sql_recoveries_total',
+      help: 'Sessions carried across a change of primary or a lost backend: moved (to the new primary), retried_read, retried_unsent (a command that never reached the old primary or did nothing there), replayed (an open transaction), replay_refused (its results differed or it could not be replayed: the client got an error), in_doubt (a COMMIT or autocommit write lost in flight: the client got an error)',
+      labelNames: ['cluster', 'kind'],
+      registers,
+    }),
   };
 }

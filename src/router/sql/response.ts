@@ -1,3 +1,4 @@
+import type { ResultChecksum } from './checksum.ts';
 import { HEADER, MAX_FRAME, readLength, writeHeader } from './packets.ts';
 import { parseErr, parseOk, STATUS, stripSessionTrack, type ErrInfo, type SessionTrack } from './protocol.ts';
 
@@ -65,6 +66,8 @@ export class ResponseRelay {
   /** PREPARE_OK's column count, for after the parameter definitions. */
   #afterParams = 0;
   readonly summary: ResponseSummary = { track: [], results: 0 };
+  /** The packet being judged was hashed in a normalized form (OK, EOF, ERR). */
+  #special = false;
 
   constructor(
     readonly expect: Expect,
@@ -73,6 +76,8 @@ export class ResponseRelay {
       clientSessionTrack: boolean;
       /** Replaces the backend's statement id in PREPARE_OK (the client sees the session's own ids). */
       stmtId?: number;
+      /** Fed what the client receives (transaction replay compares it; see checksum.ts). */
+      checksum?: ResultChecksum;
     },
   ) {
     this.#s = expect === 'fetch' ? S.Rows : expect === 'fieldlist' ? S.FieldList : S.First;
@@ -108,6 +113,7 @@ export class ResponseRelay {
     while (pos < n) {
       if (this.#skip > 0) {
         const k = Math.min(this.#skip, n - pos);
+        this.opts.checksum?.bytes(buf.subarray(pos, pos + k));
         pos += k;
         this.#skip -= k;
         continue;
@@ -130,6 +136,21 @@ export class ResponseRelay {
       const whole = len < INSPECT_LIMIT && (len === 0 || this.#wantsWhole(buf[pos + HEADER]!, len));
       if (whole && n - pos < HEADER + len) break;
       const at = pos + HEADER;
+      const sum = this.opts.checksum;
+      if (sum) {
+        // Hashed before #packet may rewrite it (a prepared statement's id): the bytes as the server sent them.
+        this.#special = false;
+        const copy = whole ? Buffer.from(buf.subarray(at, at + len)) : Buffer.from(buf.subarray(at, Math.min(n, at + len)));
+        const replacement = this.#packet(buf, at, len, whole);
+        if (!this.#special) {
+          sum.packet(len);
+          sum.bytes(copy);
+        }
+        this.#continued = len === MAX_FRAME;
+        pos = this.#after(buf, pos, at, len, whole, replacement, out, from);
+        if (replacement) from = pos;
+        continue;
+      }
       const replacement = this.#packet(buf, at, len, whole);
       this.#continued = len === MAX_FRAME;
       if (replacement) {
@@ -150,6 +171,28 @@ export class ResponseRelay {
     if (pos < n) this.#hold = buf.subarray(pos);
     if (from < pos) out.push(from === 0 && pos === n ? buf : buf.subarray(from, pos));
     return undefined;
+  }
+
+  /** Advances past a judged packet (the checksum path of feed): returns the new position. */
+  #after(buf: Buffer, pos: number, at: number, len: number, whole: boolean, replacement: Buffer | undefined, out: Buffer[], from: number): number {
+    if (replacement) {
+      if (from < pos) out.push(buf.subarray(from, pos));
+      const framed = Buffer.allocUnsafe(HEADER + replacement.length);
+      writeHeader(framed, 0, replacement.length, buf[pos + 3]!);
+      replacement.copy(framed, HEADER);
+      out.push(framed);
+      return at + len;
+    }
+    if (whole) return at + len;
+    const k = Math.min(len, buf.length - at);
+    this.#skip = len - k;
+    return at + k;
+  }
+
+  #eofSum(buf: Buffer, at: number, len: number): void {
+    if (!this.opts.checksum) return;
+    this.#special = true;
+    this.opts.checksum.eof(len >= 3 ? buf.readUInt16LE(at + 1) : 0);
   }
 
   /** Whether a packet starting with `first` must be read whole before it is judged. */
@@ -203,6 +246,7 @@ export class ResponseRelay {
         if (first === 0xfe && len < 9) {
           const status = len >= 5 ? buf.readUInt16LE(at + 3) : 0;
           this.summary.status = status;
+          this.#eofSum(buf, at, len);
           // An opened cursor: rows come with COM_STMT_FETCH.
           if (status & STATUS.CURSOR_EXISTS) {
             this.summary.results++;
@@ -214,6 +258,7 @@ export class ResponseRelay {
         if (first === 0xfe && len < 9) {
           const status = len >= 5 ? buf.readUInt16LE(at + 3) : 0;
           this.summary.status = status;
+          this.#eofSum(buf, at, len);
           this.summary.results++;
           this.#s = status & STATUS.MORE_RESULTS_EXISTS && this.expect === 'result' ? S.First : S.Done;
           return undefined;
@@ -235,7 +280,10 @@ export class ResponseRelay {
         return undefined;
       case S.FieldList:
         if (first === 0xff) return this.#err(buf, at, len);
-        if (first === 0xfe && len < 9) this.#s = S.Done;
+        if (first === 0xfe && len < 9) {
+          this.#eofSum(buf, at, len);
+          this.#s = S.Done;
+        }
         return undefined;
       case S.Infile:
         // The server sends nothing while the client's file streams; anything here ends the exchange.
@@ -254,6 +302,7 @@ export class ResponseRelay {
     const payload = buf.subarray(at, at + len);
     this.summary.results++;
     if (payload[0] === 0xfe) {
+      this.#eofSum(buf, at, len);
       this.summary.status = len >= 5 ? payload.readUInt16LE(3) : 0;
       this.#s = S.Done;
       return undefined;
@@ -261,6 +310,10 @@ export class ResponseRelay {
     let replacement: Buffer | undefined;
     try {
       const ok = parseOk(payload, true);
+      if (this.opts.checksum) {
+        this.#special = true;
+        this.opts.checksum.ok(ok.affectedRows, ok.insertId, ok.warnings);
+      }
       this.summary.status = ok.status;
       if (ok.track) this.summary.track.push(ok.track);
       if (!this.opts.clientSessionTrack) replacement = stripSessionTrack(payload);
@@ -273,6 +326,10 @@ export class ResponseRelay {
 
   #err(buf: Buffer, at: number, len: number): undefined {
     this.summary.error = parseErr(buf.subarray(at, at + len));
+    if (this.opts.checksum) {
+      this.#special = true;
+      this.opts.checksum.err(this.summary.error.code);
+    }
     this.#s = S.Done;
     return undefined;
   }

@@ -2,12 +2,15 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { GtidState } from '../../gtid/index.ts';
 import type { EndpointDialect } from '../../sql/flavor.ts';
-import { killStatement, setSessionVariables, useSchema } from '../../sql/session-sql.ts';
+import { killStatement, rollbackStatement, setSessionVariables, useSchema } from '../../sql/session-sql.ts';
 import type { Logger } from '../../util/log.ts';
 import type { RoutingTable } from '../routing-table.ts';
 import { checkLogin, newScramble, normalizeAddress, type AccountRow, type BackendCredential } from './auth.ts';
 import { BackendConnection, BackendFailed, BackendRefused } from './backend.ts';
+import { ResultChecksum } from './checksum.ts';
 import { classify, type Classification } from './classify.ts';
+import { commitOutcome } from './commit-outcome.ts';
+import { ReplayLog, type ReplaySettings } from './replay-log.ts';
 import type { SqlMetrics, StatementCounts } from './metrics.ts';
 import { compressFrames, Decompressor, CompressedStreamError, frame, HEADER, MalformedPacket, PacketReader, PacketTooLarge, PayloadReader, type Packet } from './packets.ts';
 import {
@@ -38,7 +41,13 @@ export interface SqlSessionSettings {
   holdTimeoutMs: number;
   connectTimeoutMs: number;
   tlsMode?: 'required' | 'optional';
+  transactionReplay?: ReplaySettings;
 }
+
+const DEFAULT_REPLAY: ReplaySettings = { enabled: true, maxBytes: 1 << 20, maxStatements: 1000, unsafeFunctions: ['RAND', 'UUID', 'UUID_SHORT', 'SYS_GUID', 'SYSDATE', 'CONNECTION_ID', 'GET_LOCK', 'SLEEP'] };
+
+/** What a session did when a backend connection was lost or a switchover moved it (regent_sql_recoveries_total). */
+export type RecoveryKind = 'moved' | 'retried_read' | 'retried_unsent' | 'replayed' | 'replay_refused' | 'in_doubt';
 
 /** What a session needs from its endpoint (the endpoint owns routing state and shared caches). */
 export interface EndpointContext {
@@ -65,6 +74,16 @@ export interface EndpointContext {
   globalWritten(): GtidState | undefined;
   /** Resolves with the writer target once there is one, or undefined after `timeoutMs`. */
   waitWriter(timeoutMs: number): Promise<string | undefined>;
+  /**
+   * Whether an open transaction on `id` may go on there while writes are held: a switchover (or
+   * a primary that missed a probe) holds writes, the instance is not fenced and the decision is
+   * fresh. The switchover waits for such transactions before it sets read_only.
+   */
+  mayFinishOn(id: string): boolean;
+  /** The instance is fenced (no command may reach it). */
+  isFenced(id: string): boolean;
+  /** Counts a recovery (metrics) and logs it. */
+  recovered(kind: RecoveryKind, session: number, detail: string): void;
   cursor(next?: number): number;
   learnApplied(id: string, gtid: GtidState): void;
   noteWrite(gtid: GtidState): void;
@@ -116,6 +135,11 @@ interface Target {
   reason: RouteReason;
 }
 
+/** A transaction the endpoint could not carry over to the new primary: rolled back, run it again (as after a deadlock). */
+const ER_TRX_REPLAY = { code: 1213, state: '40001' };
+/** A COMMIT whose outcome is unknown (ER_ERROR_DURING_COMMIT). */
+const ER_COMMIT_IN_DOUBT = { code: 1180, state: 'HY000' };
+
 /** Variables the router manages itself or that cannot be set: never replayed. */
 const NOT_REPLAYED = new Set(['last_gtid', 'session_track_system_variables', 'session_track_schema', 'session_track_state_change', 'session_track_transaction_info', 'session_track_gtids', 'gtid_seq_no', 'insert_id', 'last_insert_id', 'identity', 'warning_count', 'error_count']);
 
@@ -164,6 +188,23 @@ export class Session {
   #blind = false;
   #infile?: { backend: BackendConnection; relay: ResponseRelay };
   #busy = false;
+  // Failover and switchover (issue 15).
+  /** The statements of the open transaction on the primary, with the checksums of their results. */
+  #log?: ReplayLog;
+  /** The primary connection of the open transaction was lost: replay it before anything else runs there. */
+  #lost = false;
+  /** The read-only transaction on a replica was lost with its connection: its next statement gets an error. */
+  #lostReadOnly = false;
+  /** The running command: its packet, class, the transaction state it started in, whether the client got bytes of its answer. */
+  #cmd?: Packet;
+  #cmdCls?: Classification;
+  #cmdTrx: 'none' | 'primary' | 'replica' = 'none';
+  #cmdSent = false;
+  #cmdAttempts = 0;
+  /** The backend a command is being relayed on right now (none while it waits for a writer). */
+  #inflight?: BackendConnection;
+  /** The answer was an error proving the command did nothing and the connection is going (withheld from the client). */
+  #withheld?: BackendFailed;
   #handshakeWaiter?: (p: Packet) => void;
   /** Sequence id the client expects next during the handshake. */
   #hsSeq = 1;
@@ -192,6 +233,16 @@ export class Session {
   }
   get written(): GtidState | undefined {
     return this.#written;
+  }
+
+  /**
+   * Whether this session keeps the switchover from setting read_only on `id`: a transaction open
+   * there, or a command running there right now.
+   */
+  holdsPrimary(id: string): boolean {
+    const p = this.#primary;
+    if (!p || p.closed || p.id !== id) return false;
+    return (this.#trx === 'primary' && !this.#lost) || this.#inflight === p;
   }
 
   #attach(s: Socket): void {
@@ -261,6 +312,11 @@ export class Session {
       this.#busy = true;
       this.state = 'statement';
       this.#errorSeq = p.lastSeq + 1;
+      this.#cmd = p;
+      this.#cmdCls = undefined;
+      this.#cmdTrx = this.#trx === 'none' ? 'none' : this.#trx === 'primary' ? 'primary' : 'replica';
+      this.#cmdSent = false;
+      this.#cmdAttempts = 0;
       let pending: Promise<void> | undefined;
       try {
         pending = this.#dispatch(p);
@@ -287,9 +343,92 @@ export class Session {
   };
 
   #commandFailed = (e: unknown): void => {
+    this.#inflight = undefined;
+    if (e instanceof BackendFailed && this.state !== 'closed') {
+      let next: 'retry' | ClientError | undefined;
+      try {
+        next = this.#afterLoss(e);
+      } catch (ce) {
+        next = ce as ClientError;
+      }
+      if (next === 'retry') {
+        this.#cmdAttempts++;
+        const p = this.#cmd!;
+        let pending: Promise<void> | undefined;
+        try {
+          pending = this.#dispatch(p);
+        } catch (de) {
+          this.#commandFailed(de);
+          return;
+        }
+        pending?.then(this.#commandDone, this.#commandFailed);
+        return;
+      }
+      if (next) e = next;
+    }
     this.#fail(e, this.#errorSeq);
     this.#commandDone();
   };
+
+  /**
+   * A backend connection was lost (or refused a command in a way that proves it did nothing)
+   * while a command ran: 'retry' when the command can run again without the client noticing,
+   * an error for this one command when it cannot be known whether it took effect, undefined when
+   * the session cannot go on (the caller closes it, as before issue 15).
+   */
+  #afterLoss(e: BackendFailed): 'retry' | ClientError | undefined {
+    if (this.#cmdSent || this.#cmdAttempts >= 3 || this.#pinned || !this.#cmd) return undefined;
+    const cmd = this.#cmd.payload[0];
+    const lostPrimary = e.detail.connection === undefined || e.detail.connection.id === this.#primary?.id || e.detail.connection === this.#primary || this.#primary === undefined;
+    const cls = this.#cmdCls;
+    if (this.#cmdTrx === 'replica') {
+      // A read-only transaction's snapshot is gone with its replica.
+      this.#trx = 'none';
+      return new ClientError(ER_TRX_REPLAY, 'Regent SQL endpoint: the replica running this READ ONLY transaction was lost; the transaction was rolled back: run it again');
+    }
+    if (!lostPrimary || (cls && cls.kind === 'read' && this.#cmdTrx === 'none')) {
+      // A read in autocommit mode has no effect: it runs again (a replica, or the new primary).
+      this.ctx.recovered('retried_read', this.id, e.message);
+      return 'retry';
+    }
+    if (cmd !== COM.QUERY && cmd !== COM.STMT_EXECUTE) {
+      // PING, INIT_DB, PREPARE... change nothing a second run would repeat.
+      if (this.#cmdTrx !== 'none' || cmd === COM.CHANGE_USER || cmd === COM.RESET_CONNECTION) return undefined;
+      this.ctx.recovered('retried_unsent', this.id, e.message);
+      return 'retry';
+    }
+    const c = cls ?? classify('');
+    const commits = this.#cmdTrx === 'primary' ? c.kind === 'end' && !/^\s*ROLLBACK/i.test(this.#sqlOf(this.#cmd)) : c.kind !== 'read' && c.kind !== 'begin' && c.kind !== 'begin-read-only' && c.kind !== 'session';
+    if (this.#cmdTrx === 'primary' && !commits) {
+      // Inside the transaction, before COMMIT: it is replayed on the new primary (#primaryConn), then this statement runs.
+      this.#lost = true;
+      return 'retry';
+    }
+    if (!commits) {
+      this.ctx.recovered('retried_unsent', this.id, e.message);
+      return 'retry';
+    }
+    const outcome = commitOutcome({ sent: e.detail.sent !== false, refused: e.detail.refused, unread: e.detail.unread, oldPrimaryGone: true });
+    if (outcome.outcome === 'retry' || outcome.outcome === 'not-committed') {
+      if (this.#cmdTrx === 'primary') this.#lost = true;
+      this.ctx.recovered('retried_unsent', this.id, `${e.message}: ${outcome.why}`);
+      return 'retry';
+    }
+    // Never replayed blindly: it may have committed. The transaction is over either way.
+    this.#trx = 'none';
+    this.#log = undefined;
+    this.#lost = false;
+    this.ctx.recovered('in_doubt', this.id, `${e.message}: ${outcome.why}`);
+    const what = this.#cmdTrx === 'primary' ? 'this COMMIT' : 'this write';
+    return new ClientError(
+      this.#cmdTrx === 'primary' ? ER_COMMIT_IN_DOUBT : ER.UNKNOWN,
+      `Regent SQL endpoint: the primary was lost before it answered ${what}, and whether it committed cannot be proven (${outcome.why}); check before running it again`,
+    );
+  }
+
+  #sqlOf(p: Packet): string {
+    return p.payload[0] === COM.QUERY ? p.payload.toString('utf8', 1, Math.min(p.payload.length, 200)) : '';
+  }
 
   #nextPacket(): Promise<Packet> {
     return new Promise((resolve) => {
@@ -326,6 +465,12 @@ export class Session {
   /** The sink for the running command's response: backpressure pauses its backend. */
   #sink = (bufs: Buffer[]): void => {
     const cur = this.#cur as Relaying;
+    if (!this.#cmdSent && cur.relay.done && cur.relay.summary.error && cur.b === this.#primary && this.#withhold(cur.relay.summary.error.code)) {
+      // Not the client's to see: the command did nothing and runs again on the new primary (#relayed).
+      this.#withheld = new BackendFailed(`${cur.b.id} answered ${cur.relay.summary.error.code} (${cur.relay.summary.error.message}) during a change of primary`, { sent: true, connection: cur.b, refused: cur.relay.summary.error.code === 1290 });
+      return;
+    }
+    this.#cmdSent = true;
     if (!this.#write(bufs)) {
       const b = cur.b;
       b.pause();
@@ -509,8 +654,18 @@ export class Session {
         p.typesOn.delete(b);
         if (p.cursorOn === b) p.cursorOn = undefined;
       }
-      if (this.#primary === b) this.#primary = undefined;
-      if (this.#replica === b) this.#replica = undefined;
+      if (this.#primary === b) {
+        this.#primary = undefined;
+        // An open transaction died with the connection: replayed before the next statement runs.
+        if (this.#trx === 'primary') this.#lost = true;
+      }
+      if (this.#replica === b) {
+        this.#replica = undefined;
+        if (typeof this.#trx === 'object' && this.#trx.replica === b.id && this.#inflight !== b) {
+          this.#trx = 'none';
+          this.#lostReadOnly = true;
+        }
+      }
       if (this.#last === b) this.#last = undefined;
     });
     await this.#replay(b);
@@ -547,25 +702,77 @@ export class Session {
 
   /** The primary connection, to the current writer target (waiting while writes are held). */
   async #primaryConn(): Promise<BackendConnection> {
-    const target = await this.ctx.waitWriter(this.ctx.settings.holdTimeoutMs);
-    if (!target) throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: no primary within router.holdTimeoutMs (${this.ctx.settings.holdTimeoutMs} ms)`);
-    const p = this.#primary;
-    if (p && !p.closed && p.id === target) {
-      if (p.stateVersion !== this.#version) await this.#replay(p);
-      return p;
+    const p0 = this.#primary;
+    if (p0 && !p0.closed && this.#trx === 'primary' && !this.#lost && this.ctx.mayFinishOn(p0.id)) {
+      // Writes are held for a switchover: an open transaction finishes where it runs (the
+      // switchover waits for it before read_only); new ones wait below.
+      if (p0.stateVersion !== this.#version) await this.#replay(p0);
+      return p0;
     }
-    if (p) {
-      if (!this.#movable()) throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: the primary changed and this session holds state that cannot move (${this.#pinned ?? 'open transaction'})`, true);
-      p.quit();
+    const deadline = performance.now() + this.ctx.settings.holdTimeoutMs;
+    for (;;) {
+      const target = await this.ctx.waitWriter(Math.max(0, deadline - performance.now()));
+      if (!target) throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: no primary within router.holdTimeoutMs (${this.ctx.settings.holdTimeoutMs} ms)`);
+      const p = this.#primary;
+      if (p && !p.closed && p.id === target && !this.#lost) {
+        if (p.stateVersion !== this.#version) await this.#replay(p);
+        return p;
+      }
+      if (p) {
+        if (this.#pinned) throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: the primary changed and this session holds state that cannot move (${this.#pinned})`, true);
+        // quit() marks an open transaction lost (the close listener): it is replayed below.
+        p.quit();
+        this.#primary = undefined;
+      }
+      let b: BackendConnection;
+      try {
+        b = await this.#open(target, 'primary');
+      } catch (e) {
+        // The routing table still names a primary that just died: wait for the next decision.
+        if (!(e instanceof BackendFailed) || performance.now() >= deadline) throw e;
+        await new Promise((r) => setTimeout(r, 25));
+        continue;
+      }
+      this.#primary = b;
+      if (p && !this.#lost) this.ctx.recovered('moved', this.id, `${p.id} -> ${b.id}`);
+      if (this.#lost) await this.#replayTransaction(b);
+      return b;
     }
-    const b = await this.#open(target, 'primary');
-    this.#primary = b;
-    return b;
   }
 
-  /** No transaction, no pinned state: the session can continue on another primary connection. */
-  #movable(): boolean {
-    return this.#trx === 'none' && !this.#pinned;
+  /**
+   * Replays the interrupted transaction on `b`, statement by statement, comparing each result's
+   * checksum with what the client received. Any difference (or a transaction that cannot be
+   * replayed) rolls it back and fails the client's command with a clear error; the session goes on.
+   */
+  async #replayTransaction(b: BackendConnection): Promise<void> {
+    const log = this.#log;
+    this.#lost = false;
+    const refuse = async (why: string): Promise<never> => {
+      this.#trx = 'none';
+      this.#log = undefined;
+      await b.run(rollbackStatement()).catch(() => undefined);
+      this.ctx.recovered('replay_refused', this.id, why);
+      throw new ClientError(ER_TRX_REPLAY, `Regent SQL endpoint: the primary changed during this transaction and it could not be replayed on ${b.id}: ${why}. The transaction was rolled back: run it again`);
+    };
+    if (!log) return refuse('its statements were not recorded');
+    if (log.refused) return refuse(log.refused);
+    if (log.statements.length === 0 && !this.#autocommit) {
+      // autocommit=0 with nothing run yet: a new transaction starts by itself.
+      this.#trx = 'none';
+      return;
+    }
+    for (let i = 0; i < log.statements.length; i++) {
+      const st = log.statements[i]!;
+      const sum = new ResultChecksum();
+      const r = await b.exchange(st.raw, 'result', { checksum: sum });
+      if (sum.digest() !== st.checksum) {
+        const text = st.sql.length > 80 ? `${st.sql.slice(0, 77)}...` : st.sql;
+        return refuse(`statement ${i + 1} of ${log.statements.length} (${text}) returned ${r.summary.error ? `error ${r.summary.error.code}` : 'a different result'} than the client received before (another session changed the data meanwhile)`);
+      }
+    }
+    this.#trx = 'primary';
+    this.ctx.recovered('replayed', this.id, `${log.statements.length} statement(s) on ${b.id}`);
   }
 
   async #replicaConn(id: string): Promise<BackendConnection | undefined> {
@@ -591,12 +798,22 @@ export class Session {
     if (this.state === 'closed') return;
     const p = this.#primary;
     if (p && primaryLeaving(p.id, table.writer, replacing)) {
-      if (this.#busy && this.#last === p) this.close(`primary ${p.id} is no longer the writer`);
-      else if (!this.#movable()) this.close(`primary ${p.id} is no longer the writer and the session holds state on it`);
-      else {
-        p.quit();
-        this.#primary = undefined;
+      const fenced = replacing.fenced.has(p.id);
+      if (fenced) {
+        // Nothing may reach a fenced primary: a command in flight there is handled as lost
+        // (retried, replayed or reported: #afterLoss), an open transaction replayed later.
+        if (this.#pinned && !p.closed) this.close(`primary ${p.id} was fenced and the session holds state on it (${this.#pinned})`);
+        else p.close(`${p.id} was fenced`);
+      } else if (table.writer.mode === 'route' && this.#inflight !== p) {
+        // The switchover was published: the session moves before its next statement (a
+        // transaction still open here is replayed there). A statement in flight finishes first.
+        if (this.#pinned) this.close(`primary ${p.id} is no longer the writer and the session holds state on it (${this.#pinned})`);
+        else {
+          p.quit();
+          this.#primary = undefined;
+        }
       }
+      // Otherwise writes are held for a switchover and the server is alive: what runs there finishes.
     }
     const r = this.#replica;
     if (r && !table.readers.includes(r.id) && !(typeof this.#trx === 'object') && !(this.#busy && this.#last === r)) {
@@ -672,14 +889,15 @@ export class Session {
   }
 
   /** Runs a client command on `b`, streaming the answer, and learns from what came back. */
-  #run(b: BackendConnection, raw: Buffer, expect: Expect, stmtId?: number): Promise<ResponseSummary> {
-    return new Promise((resolve, reject) => this.#relay(b, raw, expect, stmtId, resolve, reject));
+  #run(b: BackendConnection, raw: Buffer, expect: Expect, stmtId?: number, checksum?: ResultChecksum): Promise<ResponseSummary> {
+    return new Promise((resolve, reject) => this.#relay(b, raw, expect, stmtId, resolve, reject, checksum));
   }
 
   /** #run with callbacks: `done` once the session has learned from the complete response, `fail` when the backend is lost. */
-  #relay(b: BackendConnection, raw: Buffer, expect: Expect, stmtId: number | undefined, done: (s: ResponseSummary) => void, fail: (e: unknown) => void): void {
-    const relay = new ResponseRelay(expect, { clientSessionTrack: (this.#caps & CAP.SESSION_TRACK) !== 0, stmtId });
+  #relay(b: BackendConnection, raw: Buffer, expect: Expect, stmtId: number | undefined, done: (s: ResponseSummary) => void, fail: (e: unknown) => void, checksum?: ResultChecksum): void {
+    const relay = new ResponseRelay(expect, checksum ? { clientSessionTrack: (this.#caps & CAP.SESSION_TRACK) !== 0, stmtId, checksum } : { clientSessionTrack: (this.#caps & CAP.SESSION_TRACK) !== 0, stmtId });
     this.#last = b;
+    this.#inflight = b;
     const cur = this.#cur;
     cur.b = b;
     cur.relay = relay;
@@ -690,13 +908,40 @@ export class Session {
 
   #relayed = (summary: ResponseSummary): void => {
     const cur = this.#cur as Relaying;
+    this.#inflight = undefined;
+    const w = this.#withheld;
+    if (w) {
+      this.#withheld = undefined;
+      // The connection goes (a transaction open on it is rolled back there) and the command is
+      // handled as if the connection had been lost: refused means it did nothing.
+      cur.b.close('left behind by a change of primary');
+      cur.fail(w);
+      return;
+    }
     this.#learn(cur.b, summary);
     cur.done(summary);
   };
 
   #relayFailed = (e: Error): void => {
+    this.#inflight = undefined;
     (this.#cur as Relaying).fail(e);
   };
+
+  /**
+   * Errors of the primary that mean "this server is being replaced" rather than anything about the
+   * statement: read_only (1290) while writes are held for a change of primary, or the connection
+   * killed (1927) / the server shutting down (1053) then. Only a killed or refused command that did
+   * nothing is retried (#afterLoss decides).
+   */
+  #withhold(code: number): boolean {
+    const w = this.ctx.table().writer;
+    const changing = w.mode === 'hold' || (this.#primary !== undefined && w.target !== this.#primary.id);
+    if (!changing) return false;
+    if (code === 1290) return true;
+    // Killed: only when nothing it did can have committed (a COMMIT or autocommit write killed mid-way is in doubt).
+    if (code === 1927 || code === 1053) return true;
+    return false;
+  }
 
   #learn(b: BackendConnection, summary: ResponseSummary): void {
     const status = summary.status;
@@ -705,6 +950,7 @@ export class Session {
       if (b === this.#primary) {
         this.#trx = inTrans ? 'primary' : 'none';
         this.#autocommit = Boolean(status & STATUS.AUTOCOMMIT);
+        if (!inTrans) this.#log = undefined;
       } else this.#trx = inTrans ? { replica: b.id } : 'none';
     }
     for (const t of summary.track) {
@@ -826,9 +1072,15 @@ export class Session {
     const sql = p.payload.toString('utf8', 1);
     const cls = classify(sql);
     if (cls.kill) return this.#kill(p, cls.kill.id, cls.kill.query);
+    this.#cmdCls = cls;
+    if (this.#lostReadOnly) {
+      this.#lostReadOnly = false;
+      throw new ClientError(ER_TRX_REPLAY, 'Regent SQL endpoint: the replica running this READ ONLY transaction was lost; the transaction was rolled back: run it again');
+    }
     const r = this.#route(cls);
-    // Statements the session replays later need their outcome looked at: not on the fast path.
-    const t = cls.replay ? undefined : this.#ready(r);
+    // Statements the session replays later need their outcome looked at, and statements of a
+    // transaction their result checksummed for a replay: not on the fast path.
+    const t = cls.replay || this.#logs(cls) ? undefined : this.#ready(r);
     if (!t) return this.#queryWhenReady(p, sql, cls, r);
     this.#statementStarts(cls, t);
     this.#relay(t.b, p.raw, 'result', undefined, this.#commandDone, this.#commandFailed);
@@ -838,11 +1090,27 @@ export class Session {
   async #queryWhenReady(p: Packet, sql: string, cls: Classification, r: Route): Promise<void> {
     const t = await this.#target(r);
     this.#statementStarts(cls, t);
-    const summary = await this.#run(t.b, p.raw, 'result');
+    let checksum: ResultChecksum | undefined;
+    if (t.b === this.#primary && this.#logs(cls)) {
+      this.#log ??= new ReplayLog(this.ctx.settings.transactionReplay ?? DEFAULT_REPLAY);
+      if (this.#log.admits(sql)) checksum = new ResultChecksum();
+    }
+    const log = this.#log;
+    const summary = await this.#run(t.b, p.raw, 'result', undefined, checksum);
+    if (checksum && log && this.#log === log && this.#trx === 'primary') {
+      if (summary.localInfile) log.refuse('it loaded a client file (LOAD DATA LOCAL INFILE)');
+      else log.add({ raw: Buffer.from(p.raw), sql, checksum: checksum.digest() });
+    }
     if (!summary.error && cls.replay && t.b === this.#primary) {
       this.#replaySql.push(sql);
       this.#changed(t.b);
     }
+  }
+
+  /** Whether a statement belongs to a transaction on the primary that may have to be replayed. */
+  #logs(cls: Classification): boolean {
+    if (cls.kind === 'end') return false;
+    return this.#trx === 'primary' || cls.kind === 'begin' || (!this.#autocommit && this.#trx === 'none');
   }
 
   #statementStarts(cls: Classification, t: Target): void {
@@ -984,6 +1252,11 @@ export class Session {
   /** COM_STMT_EXECUTE: undefined when it started at once (see #dispatch), else the promise of the rest. */
   #execute(p: Packet): Promise<void> | undefined {
     const s = this.#stmt(p.payload);
+    this.#cmdCls = s.cls;
+    if (this.#logs(s.cls)) {
+      this.#log ??= new ReplayLog(this.ctx.settings.transactionReplay ?? DEFAULT_REPLAY);
+      this.#log.refuse('it executed a prepared statement (only text statements are replayed)');
+    }
     const r = this.#route(s.cls);
     const t = this.#ready(r);
     const id = t && s.on.get(t.b);
