@@ -21,10 +21,11 @@ function sources(dir: string): string[] {
   return out;
 }
 
+// File by file: a quote the stripping below misreads (a regex literal, a nested template) then
+// hides code of that file only, not of every file after it.
 const code = sources(join(ROOT, 'src'))
   .filter((f) => relative(ROOT, f) !== 'src/config/schema.ts')
-  .map((f) => readFileSync(f, 'utf8'))
-  .join('\n');
+  .map((f) => readFileSync(f, 'utf8'));
 
 /**
  * Whether `key` is read in `text`. Comments and the text of messages do not count (a message that
@@ -42,7 +43,7 @@ export function readSomewhere(key: string, text: string): boolean {
 
 test('every key of the configuration schema is read by some code', () => {
   const keys = walkKeys(configJsonSchema());
-  const unread = keys.map((k) => k.path).filter((path) => !readSomewhere(path.replace(/\[\]/g, '').split('.').pop()!, code));
+  const unread = keys.map((k) => k.path).filter((path) => !code.some((text) => readSomewhere(path.replace(/\[\]/g, '').split('.').pop()!, text)));
   assert.deepEqual(unread, []);
 });
 
