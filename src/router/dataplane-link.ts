@@ -190,6 +190,14 @@ export class DataPlaneLink {
   async decide(cluster: string, d: Decision, change: DecisionChange): Promise<void> {
     this.#decisions.set(cluster, d);
     const critical = change.verb === 'fence' || change.verb === 'promote';
+    if (change.verb === 'hold') {
+      // A switchover sets read_only right after: statements the data plane still starts on the old
+      // primary then fail with 1290 in the client's face. Waited for, but a data plane that does
+      // not confirm is not killed for it (nothing unsafe is open yet).
+      const r = await this.#request({ op: 'decision', cluster, decision: decisionToWire(d), change }, FENCE_TIMEOUT_MS);
+      if (!r.ok) this.log.warn({ event: 'dataplane_hold_unconfirmed', cluster, err: r.error }, `the data plane did not confirm holding writes for ${cluster} (${r.error})`);
+      return;
+    }
     if (!critical) {
       this.#send({ op: 'decision', id: this.#nextId++, cluster, decision: decisionToWire(d), change });
       return;
