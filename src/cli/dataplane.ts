@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.ts';
 import { DataPlaneProcess, dataPlanePaths, runningDataPlane, type DataPlanePaths } from '../router/dataplane.ts';
-import { createLogger } from '../util/log.ts';
+import { createLogger, type Logger } from '../util/log.ts';
+import { setPriority } from 'node:os';
 import { terminate } from '../util/processes.ts';
 import { connect } from 'node:net';
 import { UsageError } from '../errors.ts';
@@ -16,6 +17,7 @@ export async function dataPlaneCommand(config: Config, opts: { socket?: string; 
   const log = createLogger(process.env.REGENT_LOG_LEVEL || config.logLevel, process.stdout).child({ pid: process.pid });
   const defaults = dataPlanePaths(config);
   const paths: DataPlanePaths = { socket: opts.socket ?? defaults.socket, pidFile: opts.pidFile ?? defaults.pidFile, logFile: defaults.logFile };
+  raisePriority(log);
   const dp = new DataPlaneProcess(config, paths, log);
   try {
     await dp.start({ takeover: opts.takeover });
@@ -31,6 +33,21 @@ export async function dataPlaneCommand(config: Config, opts: { socket?: string; 
   await dp.stop();
   return 0;
 }
+
+/**
+ * Applications' statements go through this process: on a small machine a manager starting up (or
+ * anything else busy) must not starve it. Lowering the nice value needs root (or CAP_SYS_NICE);
+ * without it the data plane runs at the normal priority and says so.
+ */
+function raisePriority(log: Logger): void {
+  try {
+    setPriority(0, DATA_PLANE_NICE);
+  } catch (e) {
+    log.info({ event: 'dataplane_priority_unchanged', err: (e as Error).message }, `data plane at normal priority (nice ${DATA_PLANE_NICE} not allowed: ${(e as Error).message})`);
+  }
+}
+
+const DATA_PLANE_NICE = -5;
 
 /** `regent dataplane stop`: ends the data plane of this configuration (its sessions end with it). */
 export async function dataPlaneStopCommand(config: Config, opts: { role?: 'run' | 'proxy' }): Promise<number> {
