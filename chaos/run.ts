@@ -152,7 +152,8 @@ export interface ChaosReport {
   /** SQL-endpoint mode: the counter sessions and their read-backs. */
   sql?: {
     writers: number;
-    increments: { acknowledged: number; unknown: number };
+    /** unknownCommitted: how many of the unknown increments the final counters show committed. */
+    increments: { acknowledged: number; unknown: number; unknownCommitted?: number };
     transactions: { committed: number; abandoned: number };
     readBacks: { total: number; onReplica: number; missed: number };
     /** Client-visible errors: all of them by what the client was doing, outside any fault window, and the commonest messages. */
@@ -697,7 +698,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
       sql = {
         writers: writerCount,
-        increments: { acknowledged: sqlWrites.tallies.reduce((a, t) => a + t.acked, 0), unknown: sqlWrites.tallies.reduce((a, t) => a + t.unknown, 0) },
+        increments: {
+          acknowledged: sqlWrites.tallies.reduce((a, t) => a + t.acked, 0),
+          unknown: sqlWrites.tallies.reduce((a, t) => a + t.unknown, 0),
+          ...(final[0]?.counters ? { unknownCommitted: sqlWrites.tallies.reduce((a, t) => a + (final[0]!.counters!.get(t.writer) ?? 0) - t.acked, 0) } : {}),
+        },
         transactions: { committed: sqlWrites.transactions, abandoned: sqlWrites.abandoned },
         readBacks: {
           total: sqlWrites.readBacks.length,
@@ -850,7 +855,7 @@ export function renderReport(r: ChaosReport): string {
     `| writer-endpoint samples checked | ${r.endpointSamples} |`,
     ...(r.sql
       ? [
-          `| counter increments acknowledged / unknown (no answer) | ${r.sql.increments.acknowledged} / ${r.sql.increments.unknown} |`,
+          `| counter increments acknowledged / unknown (no answer)${r.sql.increments.unknownCommitted !== undefined ? ' / unknown that committed' : ''} | ${r.sql.increments.acknowledged} / ${r.sql.increments.unknown}${r.sql.increments.unknownCommitted !== undefined ? ` / ${r.sql.increments.unknownCommitted}` : ''} |`,
           `| transactions committed / abandoned before COMMIT | ${r.sql.transactions.committed} / ${r.sql.transactions.abandoned} |`,
           `| read-backs (answered by a replica) / missed the session's write | ${r.sql.readBacks.total} (${r.sql.readBacks.onReplica}) / ${r.sql.readBacks.missed} |`,
           `| client-visible errors: connect / write / read-back / read (outside fault windows) | ${r.sql.errors.connect} / ${r.sql.errors.write} / ${r.sql.errors.readBack} / ${r.sql.errors.read} (${r.sql.errors.outsideFaults}) |`,
