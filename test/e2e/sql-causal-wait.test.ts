@@ -16,7 +16,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * connection breaks) while the wait runs: the read itself was never sent there, so it goes to the
  * primary instead of failing. Found by the chaos suite's SQL mode (`--endpoint sql`, seed 1515):
  * 15 read-backs failed with "connection to <replica> lost: quit" or "read ECONNRESET" when a
- * replica was stopped or killed while a writer session waited on it for its own write.
+ * replica was stopped or killed while a writer session waited on it for its own write; and 3
+ * read-backs failed with "Connection lost: The server closed the connection" in switchovers: the
+ * session was closed as busy on the primary being replaced, because its previous statement (the
+ * write) ran there, while it only waited on a replica.
  *
  * The endpoint runs in this process with a routing table the test sets, on a 2-node sandbox.
  */
@@ -94,6 +97,39 @@ test('a causal wait on a replica that leaves the pool mid-wait: the read goes to
     // The session goes on.
     const [[again]] = (await c.query('SELECT COUNT(*) AS n FROM cw')) as unknown as [[{ n: number }]];
     assert.equal(Number(again.n), 1);
+  } finally {
+    c.destroy();
+    await sb.sql(r, ['START SLAVE SQL_THREAD']).catch(() => undefined);
+  }
+});
+
+test('a causal wait on a replica while a switchover starts: the read is answered, the session is not closed', { timeout: 120000 }, async () => {
+  const [primary, replica] = cl.instances.map((i) => i.id) as [string, string];
+  const r = sb.node(2);
+  await sb.sql(r, ['STOP SLAVE SQL_THREAD']);
+  ep!.update({ table: { writer: { mode: 'route', target: primary }, readers: [replica], excluded: {} }, applied: new Map(), lag: new Map([[replica, 0]]), flavor: 'mariadb' });
+  const app = sb.appAccount();
+  const c = await mysql.createConnection({ host: '127.0.0.1', port, user: app.user, password: app.password, database: app.database });
+  try {
+    await c.query('INSERT INTO cw VALUES (2)');
+    const read = c.query('SELECT COUNT(*) AS n FROM cw').then(
+      ([rows]) => ({ ok: true as const, n: Number((rows as { n: number }[])[0]!.n) }),
+      (e: Error) => ({ ok: false as const, error: e.message }),
+    );
+    let waiting = false;
+    for (let i = 0; i < 200 && !waiting; i++) {
+      const rows = (await sb.sql(r, ["SELECT COUNT(*) AS n FROM information_schema.processlist WHERE info LIKE 'SELECT MASTER_GTID_WAIT%'"]))[0]!;
+      waiting = Number(rows[0]!['n']) > 0;
+      if (!waiting) await sleep(50);
+    }
+    assert.ok(waiting, 'the read never waited on the replica');
+    // A switchover starts: writes held, the primary being replaced. The session runs nothing on it.
+    ep!.update({ table: { writer: { mode: 'hold', reason: 'switchover under way' }, readers: [replica], excluded: {} }, applied: new Map(), lag: new Map([[replica, 0]]), flavor: 'mariadb', changing: true });
+    await sleep(200);
+    await sb.sql(r, ['START SLAVE SQL_THREAD']);
+    const got = await read;
+    assert.ok(got.ok, `the read failed: ${got.ok ? '' : got.error}`);
+    assert.equal(got.n, 2);
   } finally {
     c.destroy();
     await sb.sql(r, ['START SLAVE SQL_THREAD']).catch(() => undefined);

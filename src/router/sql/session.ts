@@ -591,7 +591,7 @@ export class Session {
     if (this.state === 'closed') return;
     const p = this.#primary;
     if (p && primaryLeaving(p.id, table.writer, replacing)) {
-      if (this.#busy && this.#last === p) this.close(`primary ${p.id} is no longer the writer`);
+      if (this.#busy && this.#last === p && !this.#waitingOn) this.close(`primary ${p.id} is no longer the writer`);
       else if (!this.#movable()) this.close(`primary ${p.id} is no longer the writer and the session holds state on it`);
       else {
         p.quit();
@@ -804,6 +804,12 @@ export class Session {
   }
 
   /**
+   * The replica a read waits on for the session's writes (#causalWait), before the read is sent
+   * anywhere: meanwhile the session runs nothing on its primary connection, whatever ran there last.
+   */
+  #waitingOn?: BackendConnection;
+
+  /**
    * Waits (up to the configured time) until the replica has applied `gtid`. A replica connection
    * that breaks or is dropped meanwhile (the replica died, or left the pool) is a failed wait, not
    * the client's error: the statement was not sent there, and goes to the primary instead.
@@ -812,11 +818,14 @@ export class Session {
     const started = performance.now();
     const sql = this.ctx.dialect().waitForGtidText(gtid, this.ctx.settings.causalWaitTimeoutMs / 1000);
     let outcome: 'caught_up' | 'timeout' | 'error' = 'error';
+    this.#waitingOn = b;
     try {
       const { rows } = await b.run(sql);
       outcome = rows[0]?.[0] === '0' ? 'caught_up' : 'timeout';
     } catch {
       outcome = 'error';
+    } finally {
+      this.#waitingOn = undefined;
     }
     this.ctx.metrics.causalWaits.inc({ cluster: this.ctx.cluster, outcome });
     this.ctx.metrics.causalWaitSeconds.observe({ cluster: this.ctx.cluster }, (performance.now() - started) / 1000);
