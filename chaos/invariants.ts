@@ -36,6 +36,8 @@ export interface FinalNode {
   /** server_id recorded in each row (which node executed the write). */
   rowServer: Map<number, number>;
   checksum: string;
+  /** SQL-endpoint mode: the counter table at the end (writer -> n). */
+  counters?: Map<number, number>;
 }
 
 export interface Violation {
@@ -45,6 +47,10 @@ export interface Violation {
     | 'two-writers-behind-endpoint'
     | 'no-convergence'
     | 'checksum-mismatch'
+    // SQL-endpoint mode (a counter per writer session, read back through the endpoint):
+    | 'write-applied-twice'
+    | 'acknowledged-increment-lost'
+    | 'read-missed-own-write'
     // With several managers (chaos/leadership.ts):
     | 'two-acting-managers'
     | 'journal-two-writers'
@@ -106,4 +112,84 @@ export function checkInvariants(input: {
   const sums = new Set(input.final.map((n) => n.checksum));
   if (input.converged && sums.size > 1) v.push({ invariant: 'checksum-mismatch', detail: input.final.map((n) => `${n.name}=${n.checksum}`).join(', ') });
   return v;
+}
+
+/**
+ * One writer's increments of its counter row (`UPDATE ... SET n = n + 1`): acknowledged (OK came
+ * back), unknown (sent, no answer: it may or may not have committed). An increment that was never
+ * sent, or whose transaction failed before its COMMIT was sent, is neither.
+ */
+export interface CounterTally {
+  writer: number;
+  acked: number;
+  unknown: number;
+}
+
+/**
+ * "No acknowledged write applied twice, none lost": on every node, each writer's counter ends
+ * between its acknowledged increments and those plus the unknown ones. More is a duplicate (an
+ * increment applied twice, e.g. replayed blindly), less a lost acknowledged write.
+ */
+export function checkCounters(tallies: CounterTally[], final: Pick<FinalNode, 'name' | 'counters'>[]): Violation[] {
+  const twice: string[] = [];
+  const lost: string[] = [];
+  for (const node of final) {
+    if (!node.counters) continue;
+    for (const t of tallies) {
+      const n = node.counters.get(t.writer) ?? 0;
+      if (n > t.acked + t.unknown) twice.push(`${node.name} writer ${t.writer}: n=${n} > ${t.acked} acked + ${t.unknown} unknown`);
+      else if (n < t.acked) lost.push(`${node.name} writer ${t.writer}: n=${n} < ${t.acked} acked`);
+    }
+  }
+  const v: Violation[] = [];
+  if (twice.length) v.push({ invariant: 'write-applied-twice', detail: `${twice.length} counter(s) above what was ever sent: ${limitList(twice, 5)}` });
+  if (lost.length) v.push({ invariant: 'acknowledged-increment-lost', detail: `${lost.length} counter(s) below the acknowledged increments: ${limitList(lost, 5)}` });
+  return v;
+}
+
+/**
+ * A writer session's read-back, through the same endpoint session, right after an acknowledged
+ * write: an autocommit SELECT of its counter and of the row it just inserted (the endpoint routes
+ * it to a replica when one has applied the session's writes).
+ */
+export interface ReadBack {
+  writer: number;
+  at: number;
+  /** Id of the row the session inserted just before. */
+  id: number;
+  /** The counter's lowest possible value: every acknowledged increment of this writer so far. */
+  minExpected: number;
+  /** Its highest: acknowledged plus unknown increments so far. */
+  maxExpected: number;
+  /** What the read saw (null: no counter row). */
+  seen: number | null;
+  /** Whether the inserted row was visible. */
+  rowSeen: boolean;
+  /** The server that answered the read, and the one that executed the insert (a replica read when they differ). */
+  serverId: number;
+  writeServerId: number | null;
+}
+
+/**
+ * "No read missed the session's own earlier write": every read-back saw the row the session
+ * inserted and a counter at least as high as the acknowledged increments. A counter above what was
+ * ever sent is a duplicate seen by a reader.
+ */
+export function checkReadYourWrites(reads: ReadBack[]): Violation[] {
+  const missed: string[] = [];
+  const twice: string[] = [];
+  for (const r of reads) {
+    const where = `writer ${r.writer} at ${r.at} on server ${r.serverId}`;
+    if (!r.rowSeen) missed.push(`${where}: row ${r.id} not visible`);
+    else if (r.seen === null || r.seen < r.minExpected) missed.push(`${where}: counter ${r.seen ?? 'missing'} < ${r.minExpected} acked`);
+    else if (r.seen > r.maxExpected) twice.push(`${where}: counter ${r.seen} > ${r.maxExpected} ever sent`);
+  }
+  const v: Violation[] = [];
+  if (missed.length) v.push({ invariant: 'read-missed-own-write', detail: `${missed.length} read-back(s) missed the session's own write: ${limitList(missed, 5)}` });
+  if (twice.length) v.push({ invariant: 'write-applied-twice', detail: `${twice.length} read-back(s) saw more increments than were sent: ${limitList(twice, 5)}` });
+  return v;
+}
+
+function limitList(xs: string[], n: number): string {
+  return xs.length > n ? `${xs.slice(0, n).join('; ')} … (${xs.length} in all)` : xs.join('; ');
 }

@@ -1,5 +1,5 @@
 // `npm run chaos -- --minutes N --seed S [--nodes 5] [--report-dir docs/chaos] [--scenario random|stuck-relay-log] [--skip-drain] [--router-processes N]
-//   [--managers 3 [--idle-clusters 2]] [--faults kind,kind,...]`
+//   [--managers 3 [--idle-clusters 2]] [--faults kind,kind,...] [--endpoint l4|sql] [--writers N]`
 import { parseArgs } from 'node:util';
 import { FAULT_KINDS, renderReport, runChaos, type FaultKind } from './run.ts';
 
@@ -15,6 +15,8 @@ const { values } = parseArgs({
     managers: { type: 'string', default: '1' },
     'idle-clusters': { type: 'string' },
     faults: { type: 'string' },
+    endpoint: { type: 'string', default: 'l4' },
+    writers: { type: 'string' },
   },
 });
 const scenario = values.scenario === 'stuck-relay-log' ? 'stuck-relay-log' : 'random';
@@ -22,6 +24,10 @@ const faults = values.faults?.split(',').map((k) => k.trim()) as FaultKind[] | u
 const unknown = faults?.filter((k) => !FAULT_KINDS.includes(k)) ?? [];
 if (unknown.length) {
   process.stderr.write(`unknown fault kind(s): ${unknown.join(', ')} (known: ${FAULT_KINDS.join(', ')})\n`);
+  process.exit(2);
+}
+if (values.endpoint !== 'l4' && values.endpoint !== 'sql') {
+  process.stderr.write(`--endpoint is l4 (the writer and reader endpoints) or sql (the SQL-aware endpoint), got ${values.endpoint}\n`);
   process.exit(2);
 }
 const report = await runChaos({
@@ -35,6 +41,8 @@ const report = await runChaos({
   managers: Number(values.managers),
   idleClusters: values['idle-clusters'] !== undefined ? Number(values['idle-clusters']) : undefined,
   faults,
+  endpoint: values.endpoint,
+  writers: values.writers !== undefined ? Number(values.writers) : undefined,
 });
 process.stdout.write(renderReport(report));
 process.exitCode = report.violations.length === 0 ? 0 : 1;

@@ -8,15 +8,17 @@ import { PORT, type Sandbox, type SandboxNode } from '../src/sandbox/sandbox.ts'
 import { startSandbox } from '../test/helpers/env.ts';
 import { EtcdCluster } from '../test/helpers/etcd.ts';
 import { ManagerProcess, type LogEvent } from '../test/helpers/manager.ts';
-import { checkInvariants, type FinalNode, type PrimaryEpoch, type Violation } from './invariants.ts';
+import { checkCounters, checkInvariants, checkReadYourWrites, type FinalNode, type PrimaryEpoch, type Violation } from './invariants.ts';
 import { checkJournal, leaderCountProblem, leadershipIntervals, overlappingLeadership, saysItLeads, type ManagerLog } from './leadership.ts';
 import { EtcdView, writeManagerConfigs, type ManagerSlot } from './managers.ts';
 import { Prng } from './prng.ts';
 import { dataPlanePaths } from '../src/router/dataplane.ts';
-import { EndpointSampler, ReadLoad, WriteLoad } from './workload.ts';
+import { EndpointSampler, ReadLoad, SqlSessionLoad, WriteLoad, type ClientError, type Writes } from './workload.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TABLE = 'app.chaos';
+/** SQL-endpoint mode: one counter row per writer session. */
+const COUNTER = 'app.chaos_counter';
 const GID = 65534;
 /** The cluster under load and faults (the sandbox's); idle clusters only spread leadership. */
 const CLUSTER = 'sandbox';
@@ -85,6 +87,12 @@ export interface ChaosOptions {
   idleClusters?: number;
   /** A fixed list of faults instead of the random schedule. */
   faults?: FaultKind[];
+  /**
+   * Where the workload goes: `l4` (default) the writer and reader endpoints; `sql` the SQL-aware
+   * endpoint (writers, reader and samples), with a counter per writer session read back through
+   * the same session (the no-duplicate, no-lost-increment and read-your-writes invariants).
+   */
+  endpoint?: 'l4' | 'sql';
   reportDir?: string;
   log?: (line: string) => void;
 }
@@ -101,6 +109,25 @@ export interface FaultRecord {
   takeoverMs?: number;
   settledMs: number;
   outcome: string;
+  /** Client-visible errors from the fault to the settled cluster, by what the client was doing. */
+  clientErrors?: ErrorCounts;
+}
+
+export interface ErrorCounts {
+  connect: number;
+  write: number;
+  readBack: number;
+  read: number;
+}
+
+export function countErrors(errors: ClientError[], from: number, to: number): ErrorCounts {
+  const c: ErrorCounts = { connect: 0, write: 0, readBack: 0, read: 0 };
+  for (const e of errors) {
+    if (e.at < from || e.at > to) continue;
+    if (e.op === 'read-back') c.readBack++;
+    else c[e.op]++;
+  }
+  return c;
 }
 
 export interface ChaosReport {
@@ -118,8 +145,20 @@ export interface ChaosReport {
   failovers: number;
   switchovers: number;
   rejoins: number;
+  /** Which endpoints the workload went through (absent in older reports: l4). */
+  endpoint?: 'l4' | 'sql';
   writes: { acknowledged: number; failedAttempts: number };
   reads: { ok: number; failed: number };
+  /** SQL-endpoint mode: the counter sessions and their read-backs. */
+  sql?: {
+    writers: number;
+    /** unknownCommitted: how many of the unknown increments the final counters show committed. */
+    increments: { acknowledged: number; unknown: number; unknownCommitted?: number };
+    transactions: { committed: number; abandoned: number };
+    readBacks: { total: number; onReplica: number; missed: number };
+    /** Client-visible errors: all of them by what the client was doing, outside any fault window, and the commonest messages. */
+    errors: ErrorCounts & { outsideFaults: number; messages: { message: string; count: number }[] };
+  };
   endpointSamples: number;
   convergenceMs: number;
   /** With several managers: what the leadership and journal checks looked at. */
@@ -369,16 +408,24 @@ export function epochsFromEvents(events: LogEvent[], serverIdOf: (id: string) =>
   return epochs;
 }
 
-async function finalState(sb: Sandbox): Promise<FinalNode[]> {
+async function finalState(sb: Sandbox, counters: boolean): Promise<FinalNode[]> {
   const out: FinalNode[] = [];
   for (const n of sb.nodes) {
     const [rows, sums] = (await sb.sql(n, [`SELECT id, server_id FROM ${TABLE}`, `CHECKSUM TABLE ${TABLE}`])) as [Record<string, unknown>[], Record<string, unknown>[]];
+    let c: Map<number, number> | undefined;
+    let sum = String(sums[0]?.['Checksum']);
+    if (counters) {
+      const [crows, csums] = (await sb.sql(n, [`SELECT writer, n FROM ${COUNTER}`, `CHECKSUM TABLE ${COUNTER}`])) as [Record<string, unknown>[], Record<string, unknown>[]];
+      c = new Map(crows.map((r) => [Number(r['writer']), Number(r['n'])]));
+      sum += `/${String(csums[0]?.['Checksum'])}`;
+    }
     out.push({
       name: n.name,
       serverId: n.serverId,
       ids: new Set(rows.map((r) => Number(r['id']))),
       rowServer: new Map(rows.map((r) => [Number(r['id']), Number(r['server_id'])])),
-      checksum: String(sums[0]?.['Checksum']),
+      checksum: sum,
+      ...(c ? { counters: c } : {}),
     });
   }
   return out;
@@ -423,11 +470,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const idleCount = multi ? (opts.idleClusters ?? 2) : 0;
   const stray = (opts.faults ?? []).filter((k) => !multi && MULTI_ONLY.has(k));
   if (stray.length) throw new Error(`${stray.join(', ')} need several managers (--managers 3)`);
+  const sqlMode = opts.endpoint === 'sql';
   const startedAt = Date.now();
   const clusterOverrides = { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } };
   const cleanups: (() => Promise<void>)[] = [];
   let h: Harness | undefined;
-  let writes: WriteLoad | undefined;
+  let writes: Writes | undefined;
+  let sqlWrites: SqlSessionLoad | undefined;
   let reads: ReadLoad | undefined;
   let sampler: EndpointSampler | undefined;
   try {
@@ -454,6 +503,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     h = new Harness(sb, env, log, slots, [CLUSTER, ...idle.map((s) => s.manifest.cluster)], etcd, view);
     const faults: FaultRecord[] = [];
     await sb.sql(sb.node(1), [`CREATE TABLE ${TABLE} (id BIGINT PRIMARY KEY, server_id INT NOT NULL, sent_at BIGINT NOT NULL) ENGINE=InnoDB`]);
+    const writerCount = opts.writers ?? 3;
+    if (sqlMode) {
+      await sb.sql(sb.node(1), [
+        `CREATE TABLE ${COUNTER} (writer INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB`,
+        `INSERT INTO ${COUNTER} VALUES ${Array.from({ length: writerCount }, (_, k) => `(${k + 1}, 0)`).join(', ')}`,
+      ]);
+    }
     // Several managers start together (on two cores, compiling three at once takes a while).
     await Promise.all(slots.map((s) => h!.startManager(s.n, multi ? 90000 : 20000)));
     const loadAtStart = loadavg()[0]!;
@@ -461,9 +517,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await h.checkLeaders(0);
     const app = sb.appAccount();
     const base = sb.node(1).port;
-    writes = new WriteLoad(base + PORT.writer, app, opts.writers ?? 3, TABLE);
-    reads = new ReadLoad(base + PORT.reader, app, TABLE);
-    sampler = new EndpointSampler(base + PORT.writer, app);
+    if (sqlMode) writes = sqlWrites = new SqlSessionLoad(base + PORT.sql, app, writerCount, TABLE, COUNTER);
+    else writes = new WriteLoad(base + PORT.writer, app, writerCount, TABLE);
+    reads = new ReadLoad(base + (sqlMode ? PORT.sql : PORT.reader), app, TABLE);
+    // Through the SQL endpoint `SELECT @@read_only` goes to the primary: it samples the same thing.
+    sampler = new EndpointSampler(base + (sqlMode ? PORT.sql : PORT.writer), app);
+    const allErrors = (): ClientError[] => [...writes!.errors, ...reads!.errors];
     await sleep(1000);
 
     const endAt = startedAt + opts.minutes * 60000;
@@ -600,8 +659,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         } else outcome += '; no other manager took over';
       }
       if (!healthy) outcome += ' (not healthy within 30 s after restore)';
-      faults.push({ n, kind, target, at, heldMs, outageMs: writes!.longestGap(at, settledAt), ...(takeoverMs !== undefined ? { takeoverMs } : {}), settledMs: settledAt - at, outcome });
-      log(`[chaos] fault ${n} settled in ${settledAt - at} ms: ${outcome}; longest write gap ${writes!.longestGap(at, settledAt)} ms`);
+      const clientErrors = countErrors(allErrors(), at, settledAt);
+      faults.push({ n, kind, target, at, heldMs, outageMs: writes!.longestGap(at, settledAt), ...(takeoverMs !== undefined ? { takeoverMs } : {}), settledMs: settledAt - at, outcome, clientErrors });
+      log(`[chaos] fault ${n} settled in ${settledAt - at} ms: ${outcome}; longest write gap ${writes!.longestGap(at, settledAt)} ms; client errors ${JSON.stringify(clientErrors)}`);
     };
 
     if (scenario === 'stuck-relay-log') {
@@ -622,10 +682,40 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await reads.stop();
     await sampler.stop();
     const conv = await converge(sb, 120000);
-    const final = conv.ok ? await finalState(sb) : [];
+    const final = conv.ok ? await finalState(sb, sqlMode) : [];
     const serverIdOf = (id: string) => h!.nodeById(id)?.serverId;
     const epochs = epochsFromEvents(h.events, serverIdOf);
     const violations = checkInvariants({ acked: writes.acked, samples: sampler.samples, epochs, final, converged: conv.ok, convergenceDetail: conv.detail });
+    let sql: ChaosReport['sql'];
+    if (sqlWrites) {
+      violations.push(...checkCounters(sqlWrites.tallies, final), ...checkReadYourWrites(sqlWrites.readBacks));
+      const errors = allErrors();
+      const inFault = (t: number) => faults.some((f) => t >= f.at && t <= f.at + f.settledMs);
+      const messages = new Map<string, number>();
+      for (const e of errors) {
+        const m = `${e.op}: ${e.error.replace(/\d{5,}/g, 'N').slice(0, 160)}`;
+        messages.set(m, (messages.get(m) ?? 0) + 1);
+      }
+      sql = {
+        writers: writerCount,
+        increments: {
+          acknowledged: sqlWrites.tallies.reduce((a, t) => a + t.acked, 0),
+          unknown: sqlWrites.tallies.reduce((a, t) => a + t.unknown, 0),
+          ...(final[0]?.counters ? { unknownCommitted: sqlWrites.tallies.reduce((a, t) => a + (final[0]!.counters!.get(t.writer) ?? 0) - t.acked, 0) } : {}),
+        },
+        transactions: { committed: sqlWrites.transactions, abandoned: sqlWrites.abandoned },
+        readBacks: {
+          total: sqlWrites.readBacks.length,
+          onReplica: sqlWrites.readBacks.filter((r) => r.writeServerId !== null && r.serverId !== r.writeServerId).length,
+          missed: sqlWrites.readBacks.filter((r) => !r.rowSeen || r.seen === null || r.seen < r.minExpected).length,
+        },
+        errors: {
+          ...countErrors(errors, -Infinity, Infinity),
+          outsideFaults: errors.filter((e) => !inFault(e.at)).length,
+          messages: [...messages].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([message, count]) => ({ message, count })),
+        },
+      };
+    }
     let leadership: ChaosReport['leadership'];
     if (multi) {
       for (const s of idle) {
@@ -649,6 +739,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       multi ? ` --managers ${managerCount}` : '',
       multi && idleCount !== 2 ? ` --idle-clusters ${idleCount}` : '',
       opts.faults ? ` --faults ${opts.faults.join(',')}` : '',
+      sqlMode ? ' --endpoint sql' : '',
+      opts.writers !== undefined ? ` --writers ${opts.writers}` : '',
       opts.skipDrain ? ' --skip-drain' : '',
       scenario !== 'random' ? ` --scenario ${scenario}` : '',
       opts.routerProcesses !== undefined ? ` --router-processes ${opts.routerProcesses}` : '',
@@ -667,8 +759,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       failovers: h.events.filter((e) => e.event === 'failover_succeeded').length,
       switchovers: h.events.filter((e) => e.event === 'switchover_succeeded').length,
       rejoins: h.events.filter((e) => e.event === 'rejoin_succeeded').length,
+      endpoint: sqlMode ? 'sql' : 'l4',
       writes: { acknowledged: writes.acked.length, failedAttempts: writes.errors.length },
       reads: { ok: reads.ok, failed: reads.failed },
+      ...(sql ? { sql } : {}),
       endpointSamples: sampler.samples.length,
       convergenceMs: conv.ms,
       ...(leadership ? { leadership } : {}),
@@ -698,7 +792,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 }
 
 function reportName(r: ChaosReport): string {
-  return `chaos-seed${r.seed}-${r.minutes}min${r.managers > 1 ? `-managers${r.managers}` : ''}${r.scenario !== 'random' ? `-${r.scenario}` : ''}`;
+  return `chaos-seed${r.seed}-${r.minutes}min${r.managers > 1 ? `-managers${r.managers}` : ''}${r.endpoint === 'sql' ? '-sql' : ''}${r.scenario !== 'random' ? `-${r.scenario}` : ''}`;
 }
 
 export function writeReports(r: ChaosReport, dir: string): void {
@@ -716,6 +810,7 @@ export function renderReport(r: ChaosReport): string {
     return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
   };
   const lead = r.leadership;
+  const withErrors = r.faults.some((f) => f.clientErrors !== undefined);
   const takeovers = r.faults.filter((f) => f.takeoverMs !== undefined);
   const takeoverKinds = [...new Set(takeovers.map((f) => f.kind))];
   const multi = lead
@@ -742,11 +837,12 @@ export function renderReport(r: ChaosReport): string {
       ]
     : [];
   return [
-    `# Chaos run: seed ${r.seed}, ${r.minutes} min, ${r.nodes} nodes${r.managers > 1 ? `, ${r.managers} managers` : ''} (${r.scenario})`,
+    `# Chaos run: seed ${r.seed}, ${r.minutes} min, ${r.nodes} nodes${r.managers > 1 ? `, ${r.managers} managers` : ''}${r.endpoint === 'sql' ? ', SQL endpoint' : ''} (${r.scenario})`,
     '',
     `Started ${r.startedAt}, took ${(r.durationMs / 1000).toFixed(0)} s${r.machine ? ` (${r.machine.cores} cores, load average ${r.machine.load[0]} at the first fault, ${r.machine.load[1]} after the last)` : ''}. Replay: \`${r.replay}\`.`,
     '',
     ...multi,
+    ...(r.sql ? [`The workload goes through the SQL endpoint: ${r.sql.writers} writer sessions (an INSERT and an increment of the session's own counter row, every third time in one transaction, then an autocommit read-back of both in the same session), a reader and the writer samples.`, ''] : []),
     `**Invariants: ${r.violations.length === 0 ? 'all held (0 violations)' : `${r.violations.length} VIOLATION(S)`}**`,
     ...r.violations.map((v) => `- ${v.invariant}: ${v.detail}`),
     '',
@@ -757,20 +853,47 @@ export function renderReport(r: ChaosReport): string {
     `| writes acknowledged (failed attempts) | ${r.writes.acknowledged} (${r.writes.failedAttempts}) |`,
     `| reads ok / failed | ${r.reads.ok} / ${r.reads.failed} |`,
     `| writer-endpoint samples checked | ${r.endpointSamples} |`,
+    ...(r.sql
+      ? [
+          `| counter increments acknowledged / unknown (no answer)${r.sql.increments.unknownCommitted !== undefined ? ' / unknown that committed' : ''} | ${r.sql.increments.acknowledged} / ${r.sql.increments.unknown}${r.sql.increments.unknownCommitted !== undefined ? ` / ${r.sql.increments.unknownCommitted}` : ''} |`,
+          `| transactions committed / abandoned before COMMIT | ${r.sql.transactions.committed} / ${r.sql.transactions.abandoned} |`,
+          `| read-backs (answered by a replica) / missed the session's write | ${r.sql.readBacks.total} (${r.sql.readBacks.onReplica}) / ${r.sql.readBacks.missed} |`,
+          `| client-visible errors: connect / write / read-back / read (outside fault windows) | ${r.sql.errors.connect} / ${r.sql.errors.write} / ${r.sql.errors.readBack} / ${r.sql.errors.read} (${r.sql.errors.outsideFaults}) |`,
+        ]
+      : []),
     `| convergence after the last fault | ${(r.convergenceMs / 1000).toFixed(1)} s |`,
     '',
     ...leadershipSection,
     '## Outage per fault kind (longest gap between acknowledged writes, fault to settled)',
     '',
-    '| fault | count | median outage | max outage |',
-    '|---|---|---|---|',
-    ...[...kinds].map(([k, fs]) => `| ${k} | ${fs.length} | ${med(fs.map((f) => f.outageMs))} ms | ${Math.max(...fs.map((f) => f.outageMs))} ms |`),
+    ...(withErrors
+      ? [
+          'Client errors: what the clients were told from the fault to the settled cluster, summed over the faults of the kind (connect / write / read-back / read; a read-back is a writer session reading its own write).',
+          '',
+          '| fault | count | median outage | max outage | client errors (c / w / rb / r) | faults with 0 errors |',
+          '|---|---|---|---|---|---|',
+          ...[...kinds].map(([k, fs]) => {
+            const sum = (key: keyof ErrorCounts) => fs.reduce((a, f) => a + (f.clientErrors?.[key] ?? 0), 0);
+            const clean = fs.filter((f) => f.clientErrors && errorTotal(f.clientErrors) === 0).length;
+            return `| ${k} | ${fs.length} | ${med(fs.map((f) => f.outageMs))} ms | ${Math.max(...fs.map((f) => f.outageMs))} ms | ${errorTotal({ connect: sum('connect'), write: sum('write'), readBack: sum('readBack'), read: sum('read') })} (${sum('connect')} / ${sum('write')} / ${sum('readBack')} / ${sum('read')}) | ${clean} |`;
+          }),
+        ]
+      : ['| fault | count | median outage | max outage |', '|---|---|---|---|', ...[...kinds].map(([k, fs]) => `| ${k} | ${fs.length} | ${med(fs.map((f) => f.outageMs))} ms | ${Math.max(...fs.map((f) => f.outageMs))} ms |`)]),
     '',
+    ...(r.sql?.errors.messages.length ? ['## Commonest client errors', '', '| count | what / message |', '|---|---|', ...r.sql.errors.messages.map((m) => `| ${m.count} | ${m.message.replace(/\|/g, '\\|')} |`), ''] : []),
     '## Faults',
     '',
-    '| # | fault | target | held | outage | settled | outcome |',
-    '|---|---|---|---|---|---|---|',
-    ...r.faults.map((f) => `| ${f.n} | ${f.kind} | ${f.target} | ${f.heldMs} ms | ${f.outageMs} ms | ${f.settledMs} ms | ${f.outcome} |`),
+    ...(withErrors
+      ? [
+          '| # | fault | target | held | outage | settled | client errors | outcome |',
+          '|---|---|---|---|---|---|---|---|',
+          ...r.faults.map((f) => `| ${f.n} | ${f.kind} | ${f.target} | ${f.heldMs} ms | ${f.outageMs} ms | ${f.settledMs} ms | ${f.clientErrors ? errorTotal(f.clientErrors) : ''} | ${f.outcome} |`),
+        ]
+      : ['| # | fault | target | held | outage | settled | outcome |', '|---|---|---|---|---|---|---|', ...r.faults.map((f) => `| ${f.n} | ${f.kind} | ${f.target} | ${f.heldMs} ms | ${f.outageMs} ms | ${f.settledMs} ms | ${f.outcome} |`)]),
     '',
   ].join('\n');
+}
+
+function errorTotal(c: ErrorCounts): number {
+  return c.connect + c.write + c.readBack + c.read;
 }

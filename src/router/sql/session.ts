@@ -1049,7 +1049,11 @@ export class Session {
     return { b: await this.#primaryConn(), to: 'primary', reason: r.reason };
   }
 
-  /** Waits (up to the configured time) until the replica has applied `gtid`. */
+  /**
+   * Waits (up to the configured time) until the replica has applied `gtid`. A replica connection
+   * that breaks or is dropped meanwhile (the replica died, or left the pool) is a failed wait, not
+   * the client's error: the statement was not sent there, and goes to the primary instead.
+   */
   async #causalWait(b: BackendConnection, gtid: GtidState): Promise<boolean> {
     const started = performance.now();
     const sql = this.ctx.dialect().waitForGtidText(gtid, this.ctx.settings.causalWaitTimeoutMs / 1000);
@@ -1057,8 +1061,7 @@ export class Session {
     try {
       const { rows } = await b.run(sql);
       outcome = rows[0]?.[0] === '0' ? 'caught_up' : 'timeout';
-    } catch (e) {
-      if (e instanceof BackendFailed) throw e;
+    } catch {
       outcome = 'error';
     }
     this.ctx.metrics.causalWaits.inc({ cluster: this.ctx.cluster, outcome });
