@@ -135,3 +135,30 @@ test('a causal wait on a replica while a switchover starts: the read is answered
     await sb.sql(r, ['START SLAVE SQL_THREAD']).catch(() => undefined);
   }
 });
+
+test('while writes are held (the primary unreachable), a session logs in through a replica, reads there, and its write waits for a primary', { timeout: 120000 }, async () => {
+  const [primary, replica] = cl.instances.map((i) => i.id) as [string, string];
+  const [p, r] = [sb.node(1), sb.node(2)];
+  const held: SqlRouting = { table: { writer: { mode: 'hold', reason: `primary ${primary} unreachable` }, readers: [replica], excluded: {} }, applied: new Map(), lag: new Map([[replica, 0]]), flavor: 'mariadb' };
+  ep!.update(held);
+  const app = sb.appAccount();
+  const t0 = Date.now();
+  const c = await mysql.createConnection({ host: '127.0.0.1', port, user: app.user, password: app.password, database: app.database });
+  try {
+    // Well under router.holdTimeoutMs (5 s here): the login did not wait for a primary.
+    assert.ok(Date.now() - t0 < 2000, `login took ${Date.now() - t0} ms`);
+    const [[row]] = (await c.query('SELECT @@server_id AS s')) as unknown as [[{ s: number }]];
+    assert.equal(Number(row.s), r.serverId, 'read from the replica');
+    // A wrong password is still refused while the primary is away.
+    await assert.rejects(mysql.createConnection({ host: '127.0.0.1', port, user: app.user, password: 'wrong', database: app.database }), (e: { errno?: number }) => e.errno === 1045);
+    // A write waits for a writer, then runs on the primary once there is one.
+    const write = c.query('INSERT INTO cw VALUES (3)');
+    await sleep(300);
+    ep!.update({ ...held, table: { ...held.table, writer: { mode: 'route', target: primary } } });
+    await write;
+    const [[at]] = (await sb.sql(p, ['SELECT COUNT(*) AS n FROM app.cw WHERE id = 3'])) as [[{ n: number }]];
+    assert.equal(Number(at.n), 1, 'the write ran on the primary');
+  } finally {
+    c.destroy();
+  }
+});

@@ -559,7 +559,7 @@ export class Session {
     }
     this.#credential = await this.#verify(hs.user, token, seq);
     this.#schema = hs.database;
-    await this.#openPrimary(seq).catch((e) => {
+    const first = await this.#loginBackend(seq).catch((e) => {
       if (e instanceof BackendRefused) {
         this.ctx.metrics.authFailures.inc({ cluster: this.ctx.cluster, reason: 'backend_refused' });
         if (e.err.code === 1045) void this.ctx.refreshAccounts();
@@ -567,7 +567,7 @@ export class Session {
       }
       throw e;
     });
-    this.#write(okPacket(seq, this.#primary!.lastStatus || STATUS.AUTOCOMMIT));
+    this.#write(okPacket(seq, first.lastStatus || STATUS.AUTOCOMMIT));
     if (this.#caps & CAP.COMPRESS) {
       this.#decompress = new Decompressor();
       // Bytes that came right after the handshake were already compressed.
@@ -686,6 +686,27 @@ export class Session {
       if (r.summary.error) throw new BackendRefused(r.summary.error);
     }
     b.stateVersion = this.#version;
+  }
+
+  /**
+   * The backend a login is completed on (the server checks the account and the default schema).
+   * The primary, as a rule; while writes are held (the primary unreachable, frozen or being
+   * replaced) a replica in the pool instead, so read-only sessions can log in during a primary's
+   * outage as through the L4 reader endpoint. The primary connection then opens on the first
+   * statement that needs it, waiting for a writer as any statement does.
+   */
+  async #loginBackend(seq: number): Promise<BackendConnection> {
+    const table = this.ctx.table();
+    const replica = table.writer.mode === 'hold' ? table.readers[this.ctx.cursor() % Math.max(1, table.readers.length)] : undefined;
+    if (replica === undefined) return this.#openPrimary(seq);
+    try {
+      const b = await this.#open(replica, 'replica');
+      this.#replica = b;
+      return b;
+    } catch (e) {
+      if (e instanceof BackendRefused) throw e;
+      return this.#openPrimary(seq);
+    }
   }
 
   async #openPrimary(seq: number): Promise<BackendConnection> {
