@@ -17,6 +17,8 @@ export interface EndpointRound {
   sessions: number;
   ops: number;
   errors: number;
+  /** Of the errors: statements sent after the fault (not in flight at it). */
+  errorsSentAfter: number;
   /** Sessions with a statement in flight at the fault, and of those COMMITs / autocommit writes. */
   inFlight: number;
   commitsInFlight: number;
@@ -112,6 +114,7 @@ export async function loadedRound(
       sessions: load.sessions,
       ops: load.ops,
       errors: load.errors.length,
+      errorsSentAfter: load.errors.filter((e) => e.startedAt > faultAt).length,
       inFlight: load.inFlightAtFault,
       commitsInFlight: load.commitsInFlightAtFault,
       // From 1 s before the fault (the gap that spans it counts) to the end of the round.
@@ -119,7 +122,7 @@ export async function loadedRound(
       lost: v.lost.length,
       duplicated: v.duplicated.length,
       recoveries: name === 'SQL' ? Object.fromEntries(RECOVERY_KINDS.map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)])) : undefined,
-      errorSamples: [...new Set(load.errors.map((e) => `${e.op}: ${e.errno ?? ''} ${e.message}`.slice(0, 140)))].slice(0, 3),
+      errorSamples: [...new Set(load.errors.map((e) => `${e.op}${e.startedAt > faultAt ? ' (sent after the fault)' : ''}: ${e.errno ?? ''} ${e.message}`.slice(0, 200)))].slice(0, 4),
     });
   }
   return { result: { round, detail, load1, endpoints }, faultAt, loads: { l4, sql } };
@@ -127,7 +130,7 @@ export async function loadedRound(
 
 export function roundLine(r: RoundResult): string {
   return r.endpoints
-    .map((e) => `${e.endpoint}: ${e.errors} errors (${e.inFlight} in flight, ${e.commitsInFlight} commits), write gap ${e.writeGapMs} ms, lost ${e.lost}, dup ${e.duplicated}${e.recoveries ? `, recoveries ${fmtRecoveries(e.recoveries)}` : ''}`)
+    .map((e) => `${e.endpoint}: ${e.errors} errors (${e.errorsSentAfter} sent after the fault; ${e.inFlight} in flight, ${e.commitsInFlight} commits), write gap ${e.writeGapMs} ms, lost ${e.lost}, dup ${e.duplicated}${e.recoveries ? `, recoveries ${fmtRecoveries(e.recoveries)}` : ''}`)
     .join(' | ');
 }
 
@@ -141,12 +144,12 @@ function fmtRecoveries(r: Record<string, number>): string {
 /** The per-fault table (one row per fault and endpoint) and a summary table per endpoint. */
 export function roundsMarkdown(fault: string, rounds: RoundResult[]): string {
   const lines = [
-    `| ${fault} | load avg (1 min) | endpoint | client errors | in flight at the fault (commits) | longest write gap | lost / duplicated acknowledged writes | SQL endpoint recoveries |`,
+    `| ${fault} | load avg (1 min) | endpoint | client errors (sent after the fault) | in flight at the fault (commits) | longest write gap | lost / duplicated acknowledged writes | SQL endpoint recoveries |`,
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rounds)
     for (const e of r.endpoints)
-      lines.push(`| ${r.round}${r.detail ? ` (${r.detail})` : ''} | ${r.load1.toFixed(1)} | ${e.endpoint} | ${e.errors} | ${e.inFlight} (${e.commitsInFlight}) | ${e.writeGapMs} ms | ${e.lost} / ${e.duplicated} | ${e.recoveries ? fmtRecoveries(e.recoveries) : ''} |`);
+      lines.push(`| ${r.round}${r.detail ? ` (${r.detail})` : ''} | ${r.load1.toFixed(1)} | ${e.endpoint} | ${e.errors} (${e.errorsSentAfter}) | ${e.inFlight} (${e.commitsInFlight}) | ${e.writeGapMs} ms | ${e.lost} / ${e.duplicated} | ${e.recoveries ? fmtRecoveries(e.recoveries) : ''} |`);
   lines.push('', '| endpoint | faults | sessions | operations | client errors, total | faults with errors | errors per fault, median / max | longest write gap, median / max | lost / duplicated, total | recoveries, total |', '|---|---|---|---|---|---|---|---|---|---|');
   for (const name of ['L4 writer', 'SQL'] as const) {
     const es = rounds.map((r) => r.endpoints.find((e) => e.endpoint === name)).filter((e): e is EndpointRound => e !== undefined);
@@ -161,6 +164,6 @@ export function roundsMarkdown(fault: string, rounds: RoundResult[]): string {
   }
   const samples = new Set<string>();
   for (const r of rounds) for (const e of r.endpoints) for (const s of e.errorSamples) samples.add(`${e.endpoint}: ${s}`);
-  if (samples.size) lines.push('', 'Errors seen (first of each kind):', ...[...samples].slice(0, 8).map((s) => `- ${s}`));
+  if (samples.size) lines.push('', 'Errors seen (first of each kind):', ...[...samples].slice(0, 12).map((s) => `- ${s}`));
   return `${lines.join('\n')}\n`;
 }

@@ -43,7 +43,7 @@ export async function benchSwitchover(args: string[]): Promise<void> {
     const config = sb.config();
     const rounds: RoundResult[] = [];
     const regentPause: number[] = [];
-    const breakdown: { steps: StepRecord[]; publishToMovedMs: number; publishToLastMovedMs: number; publishToFirstWriteMs: number; moved: number }[] = [];
+    const breakdown: { steps: StepRecord[]; publishToFirstWriteMs: number }[] = [];
     for (let i = 1; i <= count; i++) {
       let body: { ok?: boolean; writePauseMs?: number; newPrimary?: string; error?: string; steps?: StepRecord[] } = {};
       const mark = manager.events.length;
@@ -55,19 +55,16 @@ export async function benchSwitchover(args: string[]): Promise<void> {
       });
       rounds.push(result);
       regentPause.push(body.writePauseMs ?? NaN);
-      // Publish (the manager's decision) to the data plane moving sessions and the first SQL write acknowledged after it.
+      // From publish (the manager's decision, its journal step's end) to the first SQL write acknowledged after it:
+      // the data plane's update, the sessions' new primary connections (session state replayed), the held statements.
       const evs = manager.events.slice(mark);
       const t = (e: LogEvent) => Date.parse(e.time);
       const publish = evs.find((e) => e.event === 'switchover_step' && e['step'] === 'publish');
-      const moved = evs.filter((e) => e.event === 'sql_session_recovered' && e['kind'] === 'moved');
       const publishAt = publish ? t(publish) : NaN;
       const firstWrite = loads.sql.writeAcks.filter((x) => x >= publishAt).sort((a, b) => a - b)[0];
       breakdown.push({
         steps: body.steps ?? [],
-        publishToMovedMs: moved.length ? t(moved[0]!) - publishAt : NaN,
-        publishToLastMovedMs: moved.length ? t(moved.at(-1)!) - publishAt : NaN,
         publishToFirstWriteMs: firstWrite !== undefined ? firstWrite - publishAt : NaN,
-        moved: moved.length,
       });
       const b = breakdown.at(-1)!;
       if (process.env.BENCH_DEBUG) {
@@ -75,7 +72,7 @@ export async function benchSwitchover(args: string[]): Promise<void> {
         for (const e of evs) if (/router_writer_changed|dataplane_decision|switchover_step|switchover_failed/.test(String(e.event))) process.stderr.write(`  ${e.time} ${e['source'] ?? ''} ${e.event} ${e['step'] ?? ''} ${JSON.stringify(e['writer'] ?? e['verb'] ?? '')}\n`);
       }
       process.stderr.write(
-        `switchover ${i}/${count} ${result.detail} (Regent pause ${body.writePauseMs} ms; ${b.steps.map((s) => `${s.name} ${s.durationMs}`).join(', ')}; publish->first moved ${b.publishToMovedMs} ms, ->first SQL write ${b.publishToFirstWriteMs} ms): ${roundLine(result)}\n`,
+        `switchover ${i}/${count} ${result.detail} (Regent pause ${body.writePauseMs} ms; ${b.steps.map((s) => `${s.name} ${s.durationMs}`).join(', ')}; publish -> first SQL write ${b.publishToFirstWriteMs} ms): ${roundLine(result)}\n`,
       );
     }
     const r = summary(regentPause);
@@ -98,8 +95,6 @@ export async function benchSwitchover(args: string[]): Promise<void> {
         '| switchover step (Regent journal) | n | median | max |',
         '|---|---|---|---|',
         ...stepRows,
-        `| publish -> first SQL session moved (data plane log) | ${m((b) => b.publishToMovedMs)} |`,
-        `| publish -> last SQL session moved | ${m((b) => b.publishToLastMovedMs)} |`,
         `| publish -> first SQL write acknowledged | ${m((b) => b.publishToFirstWriteMs)} |`,
         '',
       ].join('\n'),
