@@ -1,8 +1,11 @@
 import mysql from 'mysql2/promise';
 import type { Sandbox } from '../src/sandbox/sandbox.ts';
-import { decidedPrimaryOf, startSandbox } from '../test/helpers/env.ts';
+import { decidedPrimaryOf, eventually, startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
+import { createLoadTables, loadedRound, roundLine, roundsMarkdown, type RoundResult } from './endpoints.ts';
 import { summary } from './stats.ts';
+import { loadavg } from 'node:os';
+import { PORT } from '../src/sandbox/sandbox.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,6 +19,9 @@ export async function benchFailover(args: string[]): Promise<void> {
   const kills = Number(args.find((a) => a.startsWith('--kills='))?.split('=')[1] ?? 10);
   const stops = Number(args.find((a) => a.startsWith('--stops='))?.split('=')[1] ?? 5);
   const stalls = Number(args.find((a) => a.startsWith('--stalls='))?.split('=')[1] ?? 3);
+  const rounds = Number(args.find((a) => a.startsWith('--rounds='))?.split('=')[1] ?? 10);
+  const sessions = Number(args.find((a) => a.startsWith('--sessions='))?.split('=')[1] ?? 8);
+  if (rounds > 0) process.stdout.write(await endpointRounds(rounds, sessions));
   const killTimes: number[] = [];
   const stopTimes: number[] = [];
   for (let i = 0; i < kills; i++) {
@@ -42,6 +48,7 @@ export async function benchFailover(args: string[]): Promise<void> {
     const g = summary(gaps);
     stallRows.push(`| ${stallMs} ms | ${stalls} | ${failovers} | ${g.median.toFixed(0)} ms | ${g.max.toFixed(0)} ms |`);
   }
+  if (kills + stops + stalls === 0) return;
   const k = summary(killTimes);
   const s = summary(stopTimes);
   const fmt = (x: number) => `${x.toFixed(0)} ms`;
@@ -173,4 +180,65 @@ async function cycle(fault: 'kill' | 'stop'): Promise<number> {
     await manager.stop();
     await cleanup();
   }
+}
+
+/**
+ * kill -9 of the primary, `rounds` times on one 3-node sandbox, under the same client load through
+ * the L4 writer endpoint and the SQL endpoint at once (bench/endpoints.ts): per kill and endpoint
+ * the client errors, what was in flight at the kill, the longest gap between acknowledged writes,
+ * lost and duplicated acknowledged writes, and the SQL endpoint's recoveries. The killed server is
+ * restarted and rejoined (errant transactions rewound) before the next round; failover.blockPeriodSeconds
+ * is 0 so every kill fails over.
+ */
+async function endpointRounds(count: number, sessions: number): Promise<string> {
+  const { sandbox: sb, cleanup } = await startSandbox({
+    nodes: 3,
+    extraServerConfig: ['general_log=OFF'],
+    clusterOverrides: { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } },
+  });
+  const manager = new ManagerProcess(sb.configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
+  const loadAtStart = loadavg();
+  const results: RoundResult[] = [];
+  try {
+    await manager.waitFor((e) => e.event === 'manager_started', 30000, 'manager start');
+    await createLoadTables(sb);
+    const app = sb.appAccount();
+    await eventually(async () => {
+      const c = await mysql.createConnection({ host: '127.0.0.1', port: sb.nodes[0]!.port + PORT.sql, user: app.user, password: app.password, database: app.database });
+      try {
+        await c.query('UPDATE ha_counter SET n = n WHERE sid = 0');
+        return decidedPrimaryOf(sb) !== undefined;
+      } finally {
+        await c.end();
+      }
+    }, 30000, 'the SQL endpoint routing writes');
+    await sleep(1000);
+    for (let i = 1; i <= count; i++) {
+      const old = decidedPrimaryOf(sb)!;
+      const victim = sb.node(old.split(':').pop()!);
+      const mark = manager.events.length;
+      let newPrimary = '';
+      const { result } = await loadedRound(sb, i, { l4: sessions, sql: sessions }, async () => {
+        const t0 = performance.now();
+        await sb.kill(victim);
+        await eventually(async () => (decidedPrimaryOf(sb) ?? old) !== old, 30000, 'a new primary', 5);
+        newPrimary = decidedPrimaryOf(sb)!;
+        return `${victim.name} killed, -> ${sb.node(newPrimary.split(':').pop()!).name} decided after ${(performance.now() - t0).toFixed(0)} ms`;
+      }, { settleMs: 2500 });
+      results.push(result);
+      process.stderr.write(`kill -9 ${i}/${count} (${result.detail}): ${roundLine(result)}\n`);
+      // The killed server comes back and is rejoined as a replica before the next round.
+      await sb.start(victim);
+      await manager.waitFor((e) => e.event === 'rejoin_succeeded' && e['instance'] === old, 60000, `rejoin of ${old}`, mark);
+      await sleep(1500);
+    }
+  } finally {
+    await manager.stop();
+    await cleanup();
+  }
+  return [
+    `## ${count} kill -9 rounds, ${sessions} sessions through each endpoint (load average at start ${loadAtStart.map((x) => x.toFixed(2)).join(', ')}; at the end ${loadavg().map((x) => x.toFixed(2)).join(', ')})`,
+    '',
+    roundsMarkdown('kill -9 round', results),
+  ].join('\n');
 }

@@ -4,6 +4,9 @@ import { foldVariables } from '../sql/row-values.ts';
 import { killClientSessions } from './fence.ts';
 import { flavorOf, promote, replicateFrom, StepRunner, waitForGtid, waitUntilReplicating, type RecoveryContext, type StepRecord } from './steps.ts';
 
+/** Just over InnoDB's 100 ms: INNODB_TRX read again sooner shows the same rows. */
+const INNODB_TRX_REFRESH_MS = 110;
+
 export interface SwitchoverResult {
   ok: boolean;
   planId: string;
@@ -80,8 +83,15 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
 
     await runner.run('kill-sessions', async () => {
       // Transactions already committing finish; the wait ends as soon as no write transaction is open.
+      // INNODB_TRX is a copy InnoDB refreshes only when nobody read it for 100 ms (trx0i_s.cc,
+      // CACHE_MIN_IDLE_TIME_NS): polled every 10 ms it showed its first rows again and again, and a
+      // switchover waited the whole grace whenever one write transaction was open at the first look.
       const graceEnd = Date.now() + cluster.switchover.graceMs;
-      while (Date.now() < graceEnd && (await listWriteTransactions(oldConn)).length > 0) await new Promise((r) => setTimeout(r, 10));
+      while ((await listWriteTransactions(oldConn)).length > 0) {
+        const left = graceEnd - Date.now();
+        if (left <= 0) break;
+        await new Promise((r) => setTimeout(r, Math.min(left, INNODB_TRX_REFRESH_MS)));
+      }
       // Routers hold new writers since hold-writes and close what is left open to the old primary
       // when the promotion is published.
       const killed = await killClientSessions(oldConn, cluster);

@@ -35,6 +35,8 @@ export class SqlLoad {
   /** When each COMMIT and autocommit write was sent and answered (or failed). */
   readonly commitSteps: { start: number; end: number }[] = [];
   acks: number[] = [];
+  /** When each autocommit write and COMMIT was acknowledged (reads on replicas do not hide a write pause). */
+  writeAcks: number[] = [];
   #running = true;
   #loops: Promise<void>[] = [];
   /** Per session: what is in flight now. */
@@ -77,6 +79,11 @@ export class SqlLoad {
     return this.commitSteps.filter((s) => s.start <= t && s.end >= t).length;
   }
 
+  /** Sessions with a statement in flight (sent, not answered) at the last fault. */
+  get inFlightAtFault(): number {
+    return [...this.#atFault.values()].filter((x) => x !== undefined).length;
+  }
+
   /** COMMITs and autocommit writes in flight at the last fault. */
   get commitsInFlightAtFault(): number {
     return [...this.#atFault.values()].filter((x) => x?.commit).length;
@@ -112,6 +119,7 @@ export class SqlLoad {
         if (op === 'autocommit') {
           await step('autocommit write', true, () => c.query('UPDATE ha_counter SET n = n + 1 WHERE sid = ?', [sidNum]));
           a.incs++;
+          this.writeAcks.push(Date.now());
         } else if (op === 'transaction') {
           await step('BEGIN', false, () => c.query('BEGIN'));
           await step('INSERT', false, () => c.query('INSERT INTO ha_seq (sid, k) VALUES (?, ?)', [sidNum, key]));
@@ -120,6 +128,7 @@ export class SqlLoad {
           await step('COMMIT', true, () => c.query('COMMIT'));
           a.incs++;
           a.rows.add(key);
+          this.writeAcks.push(Date.now());
         } else {
           await step('read', false, () => c.query('SELECT COUNT(*) AS n FROM ha_seq WHERE sid = ?', [sidNum]));
         }
@@ -149,11 +158,16 @@ export class SqlLoad {
   }
 
   /** Longest gap between two acknowledged operations within [from, to]. */
-  longestGap(from: number, to: number): number {
-    const xs = this.acks.filter((t) => t >= from && t <= to).sort((x, y) => x - y);
+  longestGap(from: number, to: number, acks = this.acks): number {
+    const xs = acks.filter((t) => t >= from && t <= to).sort((x, y) => x - y);
     let g = 0;
     for (let i = 1; i < xs.length; i++) g = Math.max(g, xs[i]! - xs[i - 1]!);
     return g;
+  }
+
+  /** Longest gap between two acknowledged writes (autocommit writes and COMMITs) within [from, to]. */
+  longestWriteGap(from: number, to: number): number {
+    return this.longestGap(from, to, this.writeAcks);
   }
 
   /** Compares the tables (read through `query`) with what was acknowledged: lost and duplicated writes. */
