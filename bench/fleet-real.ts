@@ -48,7 +48,13 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
   let etcd: EtcdCluster | undefined;
   try {
     process.stderr.write(`  creating ${count} three-node sandboxes${managerCount > 1 ? `, a 3-member etcd and ${managerCount} managers` : ''}\n`);
-    for (let i = 0; i < count; i += 3) sandboxes.push(...(await Promise.all(Array.from({ length: Math.min(3, count - i) }, () => startSandbox({ nodes: 3 })))));
+    for (let i = 0; i < count; i += 3) {
+      // Settled, not all: a batch with one failure must not leak the servers of the others.
+      const batch = await Promise.allSettled(Array.from({ length: Math.min(3, count - i) }, () => startSandbox({ nodes: 3 })));
+      for (const b of batch) if (b.status === 'fulfilled') sandboxes.push(b.value);
+      const failed = batch.find((b) => b.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    }
     if (managerCount > 1) etcd = await EtcdCluster.start(3);
     const apiBase = await freePorts(managerCount);
     const apis = Array.from({ length: managerCount }, (_, k) => `http://127.0.0.1:${apiBase + k}`);

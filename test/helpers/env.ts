@@ -59,7 +59,7 @@ export async function startSandbox(opts: Omit<SandboxOptions, 'dir' | 'basePort'
     } catch (e) {
       dir.remove();
       // Another test took a port between the check and the start: try another range.
-      if (attempt < 3 && /in use/.test((e as Error).message)) continue;
+      if (attempt < 8 && /in use/.test((e as Error).message)) continue;
       throw e;
     }
   }
