@@ -27,8 +27,10 @@ describe('sandbox and status through the CLI', () => {
   });
 
   test('sandbox up starts 3 nodes and writes a config status accepts as it is', async () => {
-    const base = sandboxBasePort();
-    const up = await runCli(['sandbox', 'up', '--nodes', '3', '--base-port', String(base), '--dir', sbDir], { timeoutMs: 60000 });
+    // Another test file may hold the random range picked (two run at a time): the CLI refuses
+    // and changes nothing, so another range is tried.
+    let up = await runCli(['sandbox', 'up', '--nodes', '3', '--base-port', String(sandboxBasePort()), '--dir', sbDir], { timeoutMs: 60000 });
+    for (let i = 0; i < 5 && up.code !== 0 && / is in use /.test(up.stderr); i++) up = await runCli(['sandbox', 'up', '--nodes', '3', '--base-port', String(sandboxBasePort()), '--dir', sbDir], { timeoutMs: 60000 });
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /mariadb -S .*node1\/mysqld\.sock/);
     assert.match(up.stderr, /bootstrapping replication/);
@@ -42,7 +44,7 @@ describe('sandbox and status through the CLI', () => {
     const json = JSON.parse(st.stdout) as StatusJson;
     const c = json.clusters[0]!;
     assert.equal(c.health, 'healthy');
-    assert.equal(c.primary, `127.0.0.1:${base}`);
+    assert.equal(c.primary, `127.0.0.1:${sb.node(1).port}`);
     assert.deepEqual(c.instances.map((i) => i.role), ['primary', 'replica', 'replica']);
     for (const r of c.instances.slice(1)) {
       assert.equal(r.replication?.ioThread, 'yes');
