@@ -28,9 +28,10 @@ function runFiles(list, n) {
 if (args.length > 0) process.exit(runFiles(args, concurrency));
 
 // Two end-to-end files at a time: each starts its own mariadbd processes on its own ports, and
-// the CI machine has two cores. Files that measure pauses in milliseconds (they say
-// `regent-test: alone` in their first lines) run afterwards, one at a time: next to another
-// file's servers on two cores, a 100 ms bound measures the neighbour, not Regent.
+// the CI machine has two cores. Files whose bounds depend on timing (pauses in milliseconds,
+// errors counted around a crash; they say `regent-test: alone` in their first lines) run
+// afterwards, one at a time: next to another file's servers on two cores, a 100 ms bound
+// measures the neighbour, not Regent.
 const e2e = files('test/e2e');
 const alone = e2e.filter((f) => /regent-test: alone/.test(readFileSync(f, 'utf8').slice(0, 2000)));
 const shared = [...files('test/unit'), ...e2e.filter((f) => !alone.includes(f))];

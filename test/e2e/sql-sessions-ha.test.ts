@@ -1,3 +1,4 @@
+// regent-test: alone (its kill -9 error bound depends on the endpoint seeing the crash before the next command: runs after the other files, one at a time)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
