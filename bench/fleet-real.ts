@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { Sandbox } from '../src/sandbox/sandbox.ts';
-import { eventually, freePorts, startSandbox, tempDir } from '../test/helpers/env.ts';
+import { eventually, freePorts, runCli, startSandbox, tempDir } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
 import { EtcdCluster } from '../test/helpers/etcd.ts';
 import { Etcd3 } from 'etcd3';
@@ -45,6 +45,7 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
   const sandboxes: { sandbox: Sandbox; cleanup: () => Promise<void> }[] = [];
   const managerCount = opts.managers ?? 1;
   const managers: ManagerProcess[] = [];
+  const configFiles: string[] = [];
   let etcd: EtcdCluster | undefined;
   try {
     process.stderr.write(`  creating ${count} three-node sandboxes${managerCount > 1 ? `, a 3-member etcd and ${managerCount} managers` : ''}\n`);
@@ -80,6 +81,7 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
       const configFile = join(dir.path, `regent-m${k}.yaml`);
       const coordination = etcd ? { backend: 'etcd', endpoints: etcd.endpoints, prefix: '/regent', leaseTtlSeconds: 3 } : undefined;
       writeFileSync(configFile, toYaml({ manager: { stateDir: `state-m${k}`, api: { listen: `127.0.0.1:${apiBase + k}` }, ...(coordination ? { coordination } : {}) }, clusters }));
+      configFiles.push(configFile);
       managers.push(new ManagerProcess(configFile, { env: { REGENT_LOG_LEVEL: 'info' } }));
     }
     await Promise.all(managers.map((m) => m.waitFor((e) => e.event === 'manager_started', 60000, 'manager start')));
@@ -162,6 +164,8 @@ export async function runRealFleet(count: number, opts: { rounds: number; pollMs
     return rounds;
   } finally {
     await Promise.all(managers.map((m) => m.stop()));
+    // Each manager's data plane outlives it by design, and its state directory is not in a sandbox.
+    await Promise.all(configFiles.map((f) => runCli(['dataplane', 'stop', '--config', f]).catch(() => undefined)));
     if (opts.logFile) managers.forEach((m, k) => writeFileSync(managerCount > 1 ? `${opts.logFile}.m${k}` : opts.logFile!, `${m.raw.join('\n')}\n`));
     const journal = join(dir.path, 'state-m0', 'journal.jsonl');
     if (opts.logFile && existsSync(journal)) copyFileSync(journal, `${opts.logFile}.journal.jsonl`);
