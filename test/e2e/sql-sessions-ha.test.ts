@@ -1,6 +1,7 @@
 // regent-test: alone (its kill -9 error bound depends on the endpoint seeing the crash before the next command: runs after the other files, one at a time)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import mysql from 'mysql2/promise';
 import { callManager } from '../../src/cli/api-client.ts';
 import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
@@ -64,7 +65,17 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
     await cleanup?.();
   });
 
-  test(`${SWITCHOVERS} switchovers under 16 sessions: no client error, nothing lost or applied twice`, async () => {
+  test(`${SWITCHOVERS} switchovers under 16 sessions and sysbench: no client error, nothing lost or applied twice`, async () => {
+    // sysbench oltp_read_write (prepared statements, every statement in a transaction) through the
+    // endpoint beside the 16 mysql2 sessions: it stops at its first error, so exit 0 is no error.
+    const sbArgs = ['--mysql-host=127.0.0.1', `--mysql-port=${sqlPort}`, `--mysql-user=${app.user}`, `--mysql-password=${app.password}`, `--mysql-db=${app.database}`, '--tables=1', '--table-size=1000'];
+    const prep = spawnSync('sysbench', ['oltp_read_write', ...sbArgs, 'prepare'], { encoding: 'utf8', timeout: 120000 });
+    assert.equal(prep.status, 0, prep.stderr || prep.stdout);
+    const bench = spawn('sysbench', ['oltp_read_write', ...sbArgs, '--threads=2', `--time=${SWITCHOVERS * 2 + 2}`, '--events=0', 'run'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let benchOut = '';
+    bench.stdout.on('data', (b: Buffer) => (benchOut += b.toString()));
+    bench.stderr.on('data', (b: Buffer) => (benchOut += b.toString()));
+    const benchExit = new Promise<number | null>((resolve) => bench.on('exit', (code) => resolve(code)));
     const load = new SqlLoad(sqlPort, app, 16, 'sql');
     await load.start();
     const pauses: number[] = [];
@@ -82,8 +93,12 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
     } finally {
       await load.stop();
     }
+    const code = await benchExit;
+    assert.equal(code, 0, `sysbench through the endpoint failed during the switchovers:\n${benchOut}`);
+    const transactions = /transactions:\s+(\d+)/.exec(benchOut)?.[1];
+    assert.ok(Number(transactions) > 0, benchOut);
     const v = await load.verify(primaryQuery);
-    process.stderr.write(`switchovers: ${load.ops} operations, ${load.errors.length} errors, pauses ${pauses.join(', ')} ms\n`);
+    process.stderr.write(`switchovers: ${load.ops} operations, ${load.errors.length} errors, pauses ${pauses.join(', ')} ms; sysbench oltp_read_write ${transactions} transactions, no error\n`);
     assert.deepEqual(load.errors.map((e) => `${e.sid} ${e.op}: ${e.errno} ${e.message}`), []);
     assert.deepEqual(v, { lost: [], duplicated: [] });
     assert.ok(load.ops > 100, `the load ran (${load.ops} operations)`);
