@@ -23,6 +23,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *
  * The endpoint runs in this process with a routing table the test sets, on a 2-node sandbox.
  */
+/** Until a read waits on `node` for a session's write (MASTER_GTID_WAIT in its processlist). */
+async function readWaitingOn(node: Sandbox['nodes'][number]): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const rows = (await sb.sql(node, ["SELECT COUNT(*) AS n FROM information_schema.processlist WHERE info LIKE 'SELECT MASTER_GTID_WAIT%'"]))[0]!;
+    if (Number(rows[0]!['n']) > 0) return;
+    await sleep(50);
+  }
+  assert.fail('the read never waited on the replica');
+}
+
 let sb: Sandbox;
 let cleanup: () => Promise<void>;
 let cl: ClusterConfig;
@@ -81,13 +91,7 @@ test('a causal wait on a replica that leaves the pool mid-wait: the read goes to
       (e: Error) => ({ ok: false as const, error: e.message }),
     );
     // The read is waiting on the replica for the session's write.
-    let waiting = false;
-    for (let i = 0; i < 200 && !waiting; i++) {
-      const rows = (await sb.sql(r, ["SELECT COUNT(*) AS n FROM information_schema.processlist WHERE info LIKE 'SELECT MASTER_GTID_WAIT%'"]))[0]!;
-      waiting = Number(rows[0]!['n']) > 0;
-      if (!waiting) await sleep(50);
-    }
-    assert.ok(waiting, 'the read never waited on the replica');
+    await readWaitingOn(r);
     // The replica leaves the pool (as when it stops answering probes): the endpoint drops its connection.
     ep.update(routing([]));
     const got = await read;
@@ -116,13 +120,7 @@ test('a causal wait on a replica while a switchover starts: the read is answered
       ([rows]) => ({ ok: true as const, n: Number((rows as { n: number }[])[0]!.n) }),
       (e: Error) => ({ ok: false as const, error: e.message }),
     );
-    let waiting = false;
-    for (let i = 0; i < 200 && !waiting; i++) {
-      const rows = (await sb.sql(r, ["SELECT COUNT(*) AS n FROM information_schema.processlist WHERE info LIKE 'SELECT MASTER_GTID_WAIT%'"]))[0]!;
-      waiting = Number(rows[0]!['n']) > 0;
-      if (!waiting) await sleep(50);
-    }
-    assert.ok(waiting, 'the read never waited on the replica');
+    await readWaitingOn(r);
     // A switchover starts: writes held, the primary being replaced. The session runs nothing on it.
     ep!.update({ table: { writer: { mode: 'hold', reason: 'switchover under way' }, readers: [replica], excluded: {} }, applied: new Map(), lag: new Map([[replica, 0]]), flavor: 'mariadb', changing: true });
     await sleep(200);

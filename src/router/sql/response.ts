@@ -137,43 +137,27 @@ export class ResponseRelay {
       if (whole && n - pos < HEADER + len) break;
       const at = pos + HEADER;
       const sum = this.opts.checksum;
+      // Hashed before #packet may rewrite it (a prepared statement's id): the bytes as the server sent them.
+      let copy: Buffer | undefined;
       if (sum) {
-        // Hashed before #packet may rewrite it (a prepared statement's id): the bytes as the server sent them.
         this.#special = false;
-        const copy = whole ? Buffer.from(buf.subarray(at, at + len)) : Buffer.from(buf.subarray(at, Math.min(n, at + len)));
-        const replacement = this.#packet(buf, at, len, whole);
-        if (!this.#special) {
-          sum.packet(len);
-          sum.bytes(copy);
-        }
-        this.#continued = len === MAX_FRAME;
-        pos = this.#after(buf, pos, at, len, whole, replacement, out, from);
-        if (replacement) from = pos;
-        continue;
+        copy = Buffer.from(buf.subarray(at, whole ? at + len : Math.min(n, at + len)));
       }
       const replacement = this.#packet(buf, at, len, whole);
-      this.#continued = len === MAX_FRAME;
-      if (replacement) {
-        if (from < pos) out.push(buf.subarray(from, pos));
-        const framed = Buffer.allocUnsafe(HEADER + replacement.length);
-        writeHeader(framed, 0, replacement.length, buf[pos + 3]!);
-        replacement.copy(framed, HEADER);
-        out.push(framed);
-        pos = at + len;
-        from = pos;
-      } else if (whole) pos = at + len;
-      else {
-        const k = Math.min(len, n - at);
-        pos = at + k;
-        this.#skip = len - k;
+      if (sum && !this.#special) {
+        sum.packet(len);
+        sum.bytes(copy!);
       }
+      this.#continued = len === MAX_FRAME;
+      pos = this.#after(buf, pos, at, len, whole, replacement, out, from);
+      if (replacement) from = pos;
     }
     if (pos < n) this.#hold = buf.subarray(pos);
     if (from < pos) out.push(from === 0 && pos === n ? buf : buf.subarray(from, pos));
     return undefined;
   }
 
-  /** Advances past a judged packet (the checksum path of feed): returns the new position. */
+  /** Advances past a judged packet, sending what replaces it if anything does: returns the new position. */
   #after(buf: Buffer, pos: number, at: number, len: number, whole: boolean, replacement: Buffer | undefined, out: Buffer[], from: number): number {
     if (replacement) {
       if (from < pos) out.push(buf.subarray(from, pos));
