@@ -110,6 +110,9 @@ const PROCESSLIST_HEADER = new ResultHeader([PROCESSLIST_ID_COLUMN]);
 const GTID_WAIT_HEADER = new ResultHeader([{ ...selectIntColumn('result'), type: 0x03, length: 2, flags: 0x1 | 0x80 | 0x8000 }]);
 const INNODB_TRX_HEADER = new ResultHeader([selectIntColumn('id'), selectIntColumn('secs'), selectIntColumn('rows_modified')]);
 const BINARY_LOGS_HEADER = new ResultHeader([selectStringColumn('Log_name'), selectIntColumn('File_size')]);
+const INNODB_STATUS_HEADER = new ResultHeader([selectStringColumn('Type'), selectStringColumn('Name'), selectStringColumn('Status')]);
+/** A simulated server has no client transactions: an empty list, framed as the server frames it. */
+const INNODB_STATUS_TEXT = '------------\nTRANSACTIONS\n------------\nLIST OF TRANSACTIONS FOR EACH SESSION:\n--------\nFILE I/O\n--------\n';
 
 /** Which of the simulator's names a `LIKE` pattern or an `IN (...)` list selects (case-insensitive, sorted as the server sorts). */
 function selectNames(all: readonly string[], where: string | undefined): string[] {
@@ -428,6 +431,7 @@ const PATTERNS: [RegExp, (m: RegExpExecArray) => Statement][] = [
   [/^KILL\s+(?:CONNECTION\s+|QUERY\s+)?(\d+)$/i, (m) => kill(Number(m[1]))],
   [/^SELECT\s+MASTER_GTID_WAIT\(\s*'([^']*)'\s*,\s*[\d.]+\s*\)\s+AS\s+result$/i, (m) => gtidWait(m[1]!)],
   [/^SELECT\s+trx_id\s+AS\s+id\b.*INNODB_TRX.*$/is, () => empty('action:innodb-trx', INNODB_TRX_HEADER)],
+  [/^SHOW\s+ENGINE\s+INNODB\s+STATUS$/i, () => ({ kind: 'action:innodb-status', run: (reply) => reply.resultSet(INNODB_STATUS_HEADER, [['InnoDB', '', INNODB_STATUS_TEXT]]) })],
   [/^SHOW\s+BINARY\s+LOGS$/i, () => ({ kind: 'show-binary-logs', run: (reply) => reply.resultSet(BINARY_LOGS_HEADER, [['mariadb-bin.000001', '1048576']]) })],
 ];
 

@@ -1,5 +1,6 @@
 import type { DbConnection } from './connection.ts';
 import type { Row } from './flavor.ts';
+import { parseInnodbTransactionList } from './innodb-status.ts';
 import { int, text } from './row-values.ts';
 
 /**
@@ -12,6 +13,16 @@ export async function listWriteTransactions(conn: DbConnection): Promise<{ id: s
     'SELECT trx_id AS id, TIMESTAMPDIFF(SECOND, trx_started, NOW()) AS secs, trx_rows_modified AS rows_modified FROM information_schema.INNODB_TRX WHERE trx_rows_modified > 0',
   );
   return rows.map((r) => ({ id: text(r['id']), seconds: int(r['secs']), rowsModified: int(r['rows_modified']) }));
+}
+
+/**
+ * Open write transactions right now, from the live list of SHOW ENGINE INNODB STATUS (INNODB_TRX
+ * may show rows up to 100 ms old: src/sql/innodb-status.ts). `undefined` when the server cut the
+ * list short (over 1 MB of status text): the caller then falls back to INNODB_TRX.
+ */
+export async function countLiveWriteTransactions(conn: DbConnection): Promise<number | undefined> {
+  const row = await conn.queryOne('SHOW ENGINE INNODB STATUS');
+  return parseInnodbTransactionList(text(row?.['Status']))?.writeTransactions.length;
 }
 
 /** Ends a server session (a client's, or a replication IO thread's connection). */

@@ -10,7 +10,11 @@ import { ManagerProcess } from '../helpers/manager.ts';
 import { LOAD_TABLES, SqlLoad } from '../helpers/sql-load.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const SWITCHOVERS = Number(process.env.REGENT_TEST_SWITCHOVERS ?? 3);
+const SWITCHOVERS = Number(process.env.REGENT_TEST_SWITCHOVERS ?? 10);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
 async function metric(sb: Sandbox, name: string, labels: Record<string, string>): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${sb.nodes[0]!.port + PORT.api}/metrics`)).text();
@@ -79,6 +83,7 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
     const load = new SqlLoad(sqlPort, app, 16, 'sql');
     await load.start();
     const pauses: number[] = [];
+    const regentPauses: number[] = [];
     try {
       await sleep(1000);
       for (let i = 0; i < SWITCHOVERS; i++) {
@@ -88,6 +93,7 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
         assert.ok(res && res.status === 200 && body.ok, `switchover ${i + 1}: ${body.error ?? res?.status}`);
         await sleep(1200);
         pauses.push(load.longestGap(t0, Date.now() - 200));
+        regentPauses.push(body.writePauseMs ?? NaN);
         process.stderr.write(`switchover ${i + 1}: client-visible pause ${pauses.at(-1)} ms (Regent ${body.writePauseMs} ms), errors so far ${load.errors.length}\n`);
       }
     } finally {
@@ -98,7 +104,11 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
     const transactions = /transactions:\s+(\d+)/.exec(benchOut)?.[1];
     assert.ok(Number(transactions) > 0, benchOut);
     const v = await load.verify(primaryQuery);
-    process.stderr.write(`switchovers: ${load.ops} operations, ${load.errors.length} errors, pauses ${pauses.join(', ')} ms; sysbench oltp_read_write ${transactions} transactions, no error\n`);
+    // Reported, not asserted (timing on a shared 2-core machine): the issue's target is a median of 100 ms.
+    process.stderr.write(
+      `switchovers: ${load.ops} operations, ${load.errors.length} errors; client-visible write pause median ${median(pauses)} ms (${pauses.join(', ')}), ` +
+        `Regent's pause median ${median(regentPauses)} ms; sysbench oltp_read_write ${transactions} transactions, no error\n`,
+    );
     assert.deepEqual(load.errors.map((e) => `${e.sid} ${e.op}: ${e.errno} ${e.message}`), []);
     assert.deepEqual(v, { lost: [], duplicated: [] });
     assert.ok(load.ops > 100, `the load ran (${load.ops} operations)`);
@@ -112,6 +122,10 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
     const y = await conn();
     const z = await conn();
     const idle = await conn();
+    // Prepared statements (binary protocol) in transactions: P keeps its statement open (mysql2's
+    // execute() caches it), Q prepares, executes and closes each time, as Go's database/sql does.
+    const pp = await conn();
+    const q = await conn();
     let killAt = 0;
     const replayedBefore = await metric(sb, 'regent_sql_recoveries_total', { kind: 'replayed' });
     try {
@@ -121,6 +135,14 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
       assert.equal(r1[0]!.v, 1);
       await y.query('BEGIN');
       await y.query('INSERT INTO ha_seq (sid, k) VALUES (900, 1)');
+      await pp.query('BEGIN');
+      await pp.execute('INSERT INTO ha_seq (sid, k) VALUES (?, ?)', [901, 1]);
+      const [pr] = (await pp.execute('SELECT v FROM ha_r WHERE id = ?', [1])) as unknown as [{ v: number }[]];
+      assert.equal(pr[0]!.v, 1);
+      await q.query('BEGIN');
+      const st = await q.prepare('INSERT INTO ha_seq (sid, k) VALUES (?, ?)');
+      await st.execute([902, 1]);
+      st.close();
       await idle.query('SELECT 1');
       await sleep(800);
       const old = decidedPrimaryOf(sb)!;
@@ -142,12 +164,23 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
         return true;
       });
       await y.query('COMMIT');
+      // P's transaction read the row Z changed: its replay is refused like X's, at its next statement.
+      await assert.rejects(pp.execute('SELECT 1'), (e: { errno?: number; message: string }) => {
+        assert.equal(e.errno, 1213);
+        assert.match(e.message, /could not be replayed.*statement 3 of 3 \(SELECT v FROM ha_r WHERE id = \?\) returned a different result/);
+        return true;
+      });
+      await q.query('COMMIT');
     } finally {
       await Promise.all([sql.stop(), l4.stop()]);
-      for (const c of [x, y, z, idle]) c.destroy();
+      for (const c of [x, y, z, idle, pp, q]) c.destroy();
     }
-    const rows = await primaryQuery('SELECT k FROM app.ha_seq WHERE sid = 900');
-    assert.equal(rows.length, 1, 'the replayed transaction committed on the new primary');
+    const rows = await primaryQuery('SELECT sid FROM app.ha_seq WHERE sid IN (900, 901, 902) ORDER BY sid');
+    assert.deepEqual(
+      rows.map((r) => Number(r['sid'])),
+      [900, 902],
+      'the replayed transactions committed on the new primary (text, and prepared then closed); the refused one rolled back',
+    );
     const replayed = (await metric(sb, 'regent_sql_recoveries_total', { kind: 'replayed' })) - replayedBefore;
     const inFlight = sql.commitsInFlightAt(killAt);
     const v = await sql.verify(primaryQuery);
@@ -161,6 +194,6 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
     assert.deepEqual(sql.errors.filter((e) => e.startedAt > killAt || !/COMMIT|autocommit write/.test(e.op)), [], 'no error for a statement sent after the crash, nor for anything but a COMMIT or autocommit write');
     assert.deepEqual(v, { lost: [], duplicated: [] });
     assert.deepEqual(v4.duplicated, []);
-    assert.ok(replayed >= 1, 'at least Y was replayed');
+    assert.ok(replayed >= 2, 'at least Y and Q were replayed');
   });
 });

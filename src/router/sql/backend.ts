@@ -118,7 +118,9 @@ export class BackendConnection {
   }
 
   static async open(opts: BackendOptions): Promise<BackendConnection> {
-    const socket = netConnect({ host: opts.host, port: opts.port, noDelay: true });
+    // Half-open allowed: a FIN from the server does not end our side at once, so that the
+    // connection can still be asked whether the server reset it (#serverEnded).
+    const socket = netConnect({ host: opts.host, port: opts.port, noDelay: true, allowHalfOpen: true });
     const b = new BackendConnection(opts, socket);
     const timer = setTimeout(() => socket.destroy(new BackendFailed(`no login to ${opts.id} within ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
     try {
@@ -163,13 +165,16 @@ export class BackendConnection {
       failure = e instanceof Error ? new BackendFailed(`${this.opts.id}: ${e.message}`) : new BackendFailed(`${this.opts.id} closed the connection during login`);
       pump();
     };
+    const onFin = () => onEnd();
     const attach = (s: Socket) => {
       s.on('data', onData);
+      s.on('end', onFin);
       s.on('error', onEnd);
-      s.on('close', () => onEnd());
+      s.on('close', onFin);
     };
     const detach = (s: Socket) => {
       s.off('data', onData);
+      s.off('end', onFin);
       s.removeAllListeners('error');
       s.removeAllListeners('close');
     };
@@ -252,8 +257,26 @@ export class BackendConnection {
       this.#reset = e.code === 'ECONNRESET' || e.code === 'EPIPE';
       this.close(e.message);
     });
+    socket.on('end', () => this.#serverEnded());
     socket.on('close', () => this.close('closed by the server'));
     if (leftover) this.#onData(leftover);
+  }
+
+  /**
+   * The server closed its side (FIN) with a command of ours outstanding. A server that read the
+   * command and then died sends only the FIN: the command may have run. But a command written
+   * after the process had died (it left the FIN in our socket, unseen yet by this event loop)
+   * reached a closed socket, and the server's kernel answered it with a reset. A zero-byte write
+   * asks the kernel which happened without sending anything: EPIPE means a reset came, so our
+   * command was never read (it counts as \`unread\`, and a COMMIT is then sent again elsewhere).
+   * Under TLS the write would go through the TLS layer, not to the socket: no probe there.
+   */
+  #serverEnded(): void {
+    if (!this.#op || this.tls) return this.close('closed by the server');
+    this.#socket.write(Buffer.alloc(0), (e?: NodeJS.ErrnoException | null) => {
+      if (e?.code === 'EPIPE' || e?.code === 'ECONNRESET') this.#reset = true;
+      this.close('closed by the server');
+    });
   }
 
   async #init(): Promise<void> {

@@ -16,12 +16,17 @@ export interface ReplaySettings {
 }
 
 export interface LoggedStatement {
-  /** The client's command as framed on the wire (sequence id 0). */
+  /**
+   * The client's command as framed on the wire: a COM_QUERY, or a COM_STMT_EXECUTE carrying its
+   * parameter types (a new connection has not seen the types bound earlier).
+   */
   raw: Buffer;
   /** Its text, for the error message of a replay that differs. */
   sql: string;
   /** Checksum of the result the client received (ResultChecksum). */
   checksum: string;
+  /** A COM_STMT_EXECUTE: the session's id of the prepared statement (prepared again where it is replayed). */
+  statement?: number;
 }
 
 /** The first unsafe function `sql` calls (a word followed by an opening parenthesis), if any. */

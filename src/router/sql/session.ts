@@ -786,7 +786,23 @@ export class Session {
     for (let i = 0; i < log.statements.length; i++) {
       const st = log.statements[i]!;
       const sum = new ResultChecksum();
-      const r = await b.exchange(st.raw, 'result', { checksum: sum });
+      let raw = st.raw;
+      let adHoc: number | undefined;
+      if (st.statement !== undefined) {
+        // Prepared again on the new primary: the session's statement when the client still has it,
+        // else just for this replay (a driver that prepares, executes and closes each time).
+        const s = this.#prepared.get(st.statement);
+        let id = s && s.sql === st.sql ? await this.#preparedOn(s, b) : undefined;
+        if (id === undefined) {
+          const r = await b.exchange(frame(Buffer.concat([Buffer.from([COM.STMT_PREPARE]), Buffer.from(st.sql, 'utf8')]), 0), 'prepare');
+          id = adHoc = r.summary.prepared?.stmtId;
+        }
+        if (id === undefined) return refuse(`statement ${i + 1} of ${log.statements.length} could not be prepared again`);
+        raw = Buffer.from(st.raw);
+        raw.writeUInt32LE(id >>> 0, HEADER + 1);
+      }
+      const r = await b.exchange(raw, 'result', { checksum: sum });
+      if (adHoc !== undefined) b.send(frame(Buffer.from([COM.STMT_CLOSE, adHoc & 0xff, (adHoc >>> 8) & 0xff, (adHoc >>> 16) & 0xff, (adHoc >>> 24) & 0xff]), 0));
       if (sum.digest() !== st.checksum) {
         const text = st.sql.length > 80 ? `${st.sql.slice(0, 77)}...` : st.sql;
         return refuse(`statement ${i + 1} of ${log.statements.length} (${text}) returned ${r.summary.error ? `error ${r.summary.error.code}` : 'a different result'} than the client received before (another session changed the data meanwhile)`);
@@ -1277,12 +1293,9 @@ export class Session {
   #execute(p: Packet): Promise<void> | undefined {
     const s = this.#stmt(p.payload);
     this.#cmdCls = s.cls;
-    if (this.#logs(s.cls)) {
-      this.#log ??= new ReplayLog(this.ctx.settings.transactionReplay ?? DEFAULT_REPLAY);
-      this.#log.refuse('it executed a prepared statement (only text statements are replayed)');
-    }
     const r = this.#route(s.cls);
-    const t = this.#ready(r);
+    // In a transaction on the primary the result is checksummed for a replay: not on the fast path.
+    const t = this.#logs(s.cls) ? undefined : this.#ready(r);
     const id = t && s.on.get(t.b);
     if (t === undefined || id === undefined) return this.#executeWhenReady(p, s, r, t);
     this.#executeOn(p, s, t, id, this.#commandDone, this.#commandFailed);
@@ -1298,12 +1311,25 @@ export class Session {
       backendId = await this.#preparedOn(s, t.b);
     }
     if (backendId === undefined) throw new ClientError(ER.UNKNOWN_STMT_HANDLER, `statement ${s.id} could not be prepared again on ${t.b.id}`);
+    let checksum: ResultChecksum | undefined;
+    let logged: Buffer | undefined;
+    if (t.b === this.#primary && this.#logs(s.cls)) {
+      this.#log ??= new ReplayLog(this.ctx.settings.transactionReplay ?? DEFAULT_REPLAY);
+      const why = loggableExecute(p, s);
+      if (typeof why === 'string') this.#log.refuse(why);
+      else if (this.#log.admits(s.sql)) {
+        logged = why;
+        checksum = new ResultChecksum();
+      }
+    }
+    const log = this.#log;
     const on = t;
     const id = backendId;
-    await new Promise<unknown>((resolve, reject) => this.#executeOn(p, s, on, id, resolve, reject));
+    await new Promise<unknown>((resolve, reject) => this.#executeOn(p, s, on, id, resolve, reject, checksum));
+    if (checksum && logged && log && this.#log === log && this.#trx === 'primary') log.add({ raw: logged, sql: s.sql, checksum: checksum.digest(), statement: s.id });
   }
 
-  #executeOn(p: Packet, s: Prepared, t: Target, backendId: number, done: (x: ResponseSummary) => void, fail: (e: unknown) => void): void {
+  #executeOn(p: Packet, s: Prepared, t: Target, backendId: number, done: (x: ResponseSummary) => void, fail: (e: unknown) => void, checksum?: ResultChecksum): void {
     // Built first: a malformed packet is refused before anything is counted or sent.
     const raw = this.#executePacket(p, s, t.b, backendId);
     this.#count(t.to, t.reason);
@@ -1318,7 +1344,7 @@ export class Session {
     }
     const flags = p.payload.length > 5 ? p.payload[5]! : 0;
     if (flags & 0x07) s.cursorOn = t.b;
-    this.#relay(t.b, raw, 'result', undefined, done, fail);
+    this.#relay(t.b, raw, 'result', undefined, done, fail, checksum);
   }
 
   /** The client's COM_STMT_EXECUTE for backend `b`: its statement id, and the parameter types when `b` has not seen them. */
@@ -1419,6 +1445,25 @@ export class Session {
     this.#count(b === this.#primary ? 'primary' : 'replica', 'read');
     await this.#run(b, frame(copy, p.seq), 'fetch');
   }
+}
+
+/**
+ * A COM_STMT_EXECUTE as it can be sent again on another connection: with the parameter types
+ * bound in it (the client may have bound them on an earlier execute only). A string says why the
+ * transaction cannot be replayed instead.
+ */
+function loggableExecute(p: Packet, s: Prepared): Buffer | string {
+  const payload = p.payload;
+  if (s.longData.length > 0) return 'it sent a prepared statement parameter as long data';
+  if (payload.length > 5 && payload[5]! & 0x07) return 'it opened a cursor';
+  if (p.raw.length !== HEADER + payload.length) return 'it executed a prepared statement of 16 MiB or more';
+  const n = s.params;
+  if (n === 0) return Buffer.from(p.raw);
+  const boundAt = 10 + ((n + 7) >> 3);
+  if (payload.length <= boundAt) return Buffer.from(p.raw);
+  if (payload[boundAt] === 1) return Buffer.from(p.raw);
+  if (!s.types) return 'it executed a prepared statement whose parameter types were never sent';
+  return frame(Buffer.concat([payload.subarray(0, boundAt), Buffer.from([1]), s.types, payload.subarray(boundAt + 1)]), 0);
 }
 
 export type { ErrInfo, CompressedStreamError, PayloadReader };
