@@ -59,6 +59,32 @@ export interface ManagerInfo {
 }
 
 /**
+ * A switchover asks every other manager's data plane to do what its own does: hold new writes for
+ * `cluster` and report when no SQL session has a transaction open or a command running on
+ * `oldPrimary`, until `until` (ms since epoch) at the latest. Without it, sessions on a follower's
+ * endpoint kept writing to the old primary until read_only refused them.
+ */
+export interface DrainRequest {
+  cluster: string;
+  planId: string;
+  oldPrimary: string;
+  until: number;
+  /** The acting manager's id. */
+  by: string;
+}
+
+/** What the other managers answered to a drain request. */
+export interface PeerDrain {
+  /** Live managers asked (all but the acting one). */
+  asked: number;
+  answered: number;
+  /** Their SQL sessions still in a transaction on the old primary, summed (answers without a data plane count 0). */
+  open: number;
+}
+
+export type PeerDrainEvent = { request: DrainRequest } | { ended: string };
+
+/**
  * Each cluster has one acting manager, its leader: only it executes plans and writes the cluster's
  * shared state. With the local backend that is the one manager for every cluster; with etcd,
  * managers spread the clusters between them.
@@ -98,6 +124,18 @@ export interface Coordinator {
   deleteInventory(name: string): Promise<void>;
   /** Called after the inventory changed (any manager or CLI wrote it). */
   onInventoryChange(listener: () => void): void;
+  /**
+   * Asks the other live managers to hold writes and drain (DrainRequest); resolves when all have
+   * answered or at `until`. The request lives on the acting manager's lease: if it dies, the others
+   * see the request end. The local backend has no other managers.
+   */
+  drainPeers(req: Omit<DrainRequest, 'by'>): Promise<PeerDrain>;
+  /** The primary change is over (published or rolled back): the others follow the shared state again. */
+  endPeerDrain(cluster: string): Promise<void>;
+  /** Another manager's drain request, or its end (by cluster). */
+  onPeerDrain(listener: (e: PeerDrainEvent) => void): void;
+  /** This manager's answer to a drain request: its sessions still in a transaction (undefined: no answer from its data plane). */
+  answerPeerDrain(req: DrainRequest, open: number | undefined): Promise<void>;
   /** Exclusive right to act on a cluster (a plan, a fence); throws when someone else holds it. */
   lockCluster(cluster: string, owner: string): Promise<() => Promise<void>>;
   close(): Promise<void>;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
-import type { ClusterState, Coordinator, InventoryEntry, JournalEntry, ManagerInfo } from './coordinator.ts';
+import type { ClusterState, Coordinator, DrainRequest, InventoryEntry, JournalEntry, ManagerInfo, PeerDrain, PeerDrainEvent } from './coordinator.ts';
 import { NotLeaderError, EtcdAccessRefused } from '../errors.ts';
 
 
@@ -47,7 +47,9 @@ interface LeaderKey {
  * own: leadership counts only while the last successful lease renewal is younger than the TTL.
  *
  * Keys: <prefix>/_leaders/<cluster>, <prefix>/_managers/<id>, <prefix>/_journal/<cluster>/<time>-<seq>,
- * <prefix>/_state/<cluster>, and for clients <prefix>/<cluster>/primary and .../replicas.
+ * <prefix>/_state/<cluster>, a switchover's drain request <prefix>/_drain/<cluster> and the answers
+ * <prefix>/_drained/<cluster>/<planId>/<manager> (both on their writer's lease), and for clients
+ * <prefix>/<cluster>/primary and .../replicas.
  */
 export class EtcdCoordinator implements Coordinator {
   readonly backend = 'etcd' as const;
@@ -432,6 +434,95 @@ export class EtcdCoordinator implements Coordinator {
         w.on('error', () => undefined);
       })
       .catch(() => undefined);
+  }
+
+  async drainPeers(r: Omit<DrainRequest, 'by'>): Promise<PeerDrain> {
+    const me = this.#self!.id;
+    const managersPrefix = this.#key('_managers', '');
+    const peers = (await this.#client.getAll().prefix(managersPrefix).keys()).map((k) => k.slice(managersPrefix.length)).filter((id) => id !== me);
+    if (peers.length === 0) return { asked: 0, answered: 0, open: 0 };
+    const req: DrainRequest = { ...r, by: me };
+    const answersPrefix = this.#key('_drained', r.cluster, r.planId, '');
+    const answers = new Map<string, number>();
+    let allIn!: () => void;
+    const done = new Promise<void>((resolve) => (allIn = resolve));
+    const note = (key: string, value: string) => {
+      const id = key.slice(answersPrefix.length);
+      if (!peers.includes(id)) return;
+      answers.set(id, (JSON.parse(value) as { open?: number }).open ?? 0);
+      if (answers.size === peers.length) allIn();
+    };
+    // Watching before asking: no answer can come before the watch is there.
+    const watcher = await this.#client.watch().prefix(answersPrefix).create();
+    watcher.on('put', (kv) => note(kv.key.toString(), kv.value.toString()));
+    watcher.on('error', () => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // Fenced (only the cluster's leader asks) and on our lease (it ends if we die).
+      const rev = this.#leading.get(r.cluster);
+      const leaderKey = this.#key('_leaders', r.cluster);
+      if (!this.isLeader(r.cluster) || rev === undefined || !this.#leaseId) throw new NotLeaderError(`this manager does not lead cluster ${r.cluster}: it asks no one to drain`);
+      const res = await this.#client
+        .if(leaderKey, 'Create', '==', Number(rev))
+        .and(leaderKey, 'Value', '==', me)
+        .then(this.#client.put(this.#key('_drain', r.cluster)).value(JSON.stringify(req)).lease(this.#leaseId))
+        .commit();
+      if (!res.succeeded) throw new NotLeaderError(`etcd rejected the drain request: another manager leads cluster ${r.cluster} now`);
+      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, r.until - Date.now()))))]);
+    } finally {
+      if (timer) clearTimeout(timer);
+      await watcher.cancel().catch(() => undefined);
+    }
+    return { asked: peers.length, answered: answers.size, open: [...answers.values()].reduce((a, b) => a + Math.max(0, b), 0) };
+  }
+
+  async endPeerDrain(cluster: string): Promise<void> {
+    await this.#client.delete().key(this.#key('_drain', cluster));
+    await this.#client.delete().prefix(this.#key('_drained', cluster, ''));
+  }
+
+  onPeerDrain(listener: (e: PeerDrainEvent) => void): void {
+    const prefix = this.#key('_drain', '');
+    const requestOf = (key: string, value: string): DrainRequest | undefined => {
+      if (key.slice(prefix.length).includes('/')) return undefined;
+      const req = JSON.parse(value) as DrainRequest;
+      return req.by === this.#self?.id ? undefined : req;
+    };
+    void this.#client
+      .watch()
+      .prefix(prefix)
+      .create()
+      .then((w) => {
+        if (this.#closed) return void w.cancel();
+        this.#watchers.push(w);
+        w.on('put', (kv) => {
+          const req = requestOf(kv.key.toString(), kv.value.toString());
+          if (req) listener({ request: req });
+        });
+        w.on('delete', (kv) => listener({ ended: kv.key.toString().slice(prefix.length) }));
+        // A watch that reconnects after etcd was away may have missed a request: look again
+        // (a missed end is bounded by the listener's own timer).
+        w.on('connected', () => {
+          void this.#client
+            .getAll()
+            .prefix(prefix)
+            .strings()
+            .then((all) => {
+              for (const [key, value] of Object.entries(all)) {
+                const req = requestOf(key, value);
+                if (req) listener({ request: req });
+              }
+            })
+            .catch(() => undefined);
+        });
+        w.on('error', () => undefined);
+      })
+      .catch(() => undefined);
+  }
+
+  async answerPeerDrain(req: DrainRequest, open: number | undefined): Promise<void> {
+    if (!this.#leaseId) return;
+    await this.#client.put(this.#key('_drained', req.cluster, req.planId, this.#self!.id)).value(JSON.stringify({ open: open ?? -1 })).lease(this.#leaseId);
   }
 
   async lockCluster(cluster: string): Promise<() => Promise<void>> {

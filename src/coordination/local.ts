@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../util/processes.ts';
-import type { ClusterState, Coordinator, InventoryEntry, JournalEntry, ManagerInfo } from './coordinator.ts';
+import type { ClusterState, Coordinator, InventoryEntry, JournalEntry, ManagerInfo, PeerDrain } from './coordinator.ts';
 import { ClusterLockedError, UsageError } from '../errors.ts';
 
 
@@ -144,6 +144,14 @@ export class LocalCoordinator implements Coordinator {
   onInventoryChange(): void {
     // the file changes by an edit, and the manager takes it on reload (SIGHUP, regent reload)
   }
+
+  /** One manager: nobody else has a data plane to drain. */
+  async drainPeers(): Promise<PeerDrain> {
+    return { asked: 0, answered: 0, open: 0 };
+  }
+  async endPeerDrain(): Promise<void> {}
+  onPeerDrain(): void {}
+  async answerPeerDrain(): Promise<void> {}
 
   async lockCluster(cluster: string, owner: string): Promise<() => Promise<void>> {
     const path = join(this.dir, 'locks', `${cluster}.lock`);

@@ -199,11 +199,14 @@ export class DecisionRecord {
    * standalone proxy follows the acting manager; the leader sees what a CLI command changed).
    * Subscribers hear of it only when something they route by changed.
    */
-  async follow(): Promise<void> {
+  async follow(opts: { settle?: boolean } = {}): Promise<void> {
     const version = this.#version;
     const state = await this.coordinator.getClusterState(this.cluster);
     if (version !== this.#version) return; // a local change happened meanwhile; the next read catches up
-    const next = { ...decisionFromState(this.cluster, state), changing: this.#d.changing };
+    // `settle`: another manager's primary change this one held writes for is over; the stored
+    // decision (its outcome) and the end of the hold reach the routers together, so they never
+    // route to the old primary in between.
+    const next = { ...decisionFromState(this.cluster, state), changing: opts.settle ? undefined : this.#d.changing };
     const before = this.#d;
     this.#d = next;
     const first = !this.#loaded;
@@ -243,5 +246,5 @@ export class DecisionRecord {
 
 /** What routers and discovery follow: a change here must reach them. */
 function routingKey(d: Decision): string {
-  return JSON.stringify([d.decidedPrimary, d.decidedAt, [...d.fenced].sort(), [...d.maintenance].sort()]);
+  return JSON.stringify([d.decidedPrimary, d.decidedAt, [...d.fenced].sort(), [...d.maintenance].sort(), d.changing?.planId]);
 }

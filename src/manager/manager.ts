@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
 import type { ClusterConfig, Config } from '../config/load.ts';
-import type { Coordinator, ManagerInfo } from '../coordination/coordinator.ts';
+import type { Coordinator, DrainRequest, ManagerInfo, PeerDrainEvent } from '../coordination/coordinator.ts';
 import { LocalCoordinator } from '../coordination/local.ts';
 import { EtcdCoordinator } from '../coordination/etcd.ts';
 import type { Decision } from '../decision/decision.ts';
@@ -296,6 +296,7 @@ export class Manager {
       if (leader) void s.becomeActive();
       else s.becomePassive();
     });
+    this.coordinator.onPeerDrain((e) => void this.#peerDrain(e));
     // A cluster is handed to another manager only between recoveries.
     this.coordinator.setReleaseCheck((cluster) => !this.supervisors.get(cluster)?.acting);
     await this.coordinator.start({ id: this.managerId, host: hostname(), pid: process.pid, api: this.opts.apiAddress, startedAt: this.startedAt }, [...this.supervisors.keys()]);
@@ -322,6 +323,35 @@ export class Manager {
       { event: 'manager_started', observeOnly: this.observeOnly, clusters: [...this.supervisors.keys()], stateDir: this.#config.stateDir, coordination: this.coordinator.backend, dataPlane: this.#dataPlane?.pid, api: this.opts.apiAddress },
       'regent manager started',
     );
+  }
+
+  /**
+   * Another manager switches a cluster over: this manager's data plane holds new writes for it as
+   * the acting manager's does, drains its SQL sessions off the old primary and answers; when the
+   * change is over it follows the outcome. A hold whose end never arrives (a watch lost while etcd
+   * was away) ends by itself once the switchover could no longer be running.
+   */
+  async #peerDrain(e: PeerDrainEvent): Promise<void> {
+    if ('ended' in e) {
+      const s = this.supervisors.get(e.ended);
+      if (s?.decision.snapshot.changing && !this.coordinator.isLeader(e.ended)) await s.decision.follow({ settle: true }).catch(() => undefined);
+      return;
+    }
+    const req: DrainRequest = e.request;
+    const s = this.supervisors.get(req.cluster);
+    const c = this.#config.clusters.find((x) => x.name === req.cluster);
+    if (!s || !c || this.#stopped || this.coordinator.isLeader(req.cluster)) return;
+    if (s.decision.snapshot.changing?.planId === req.planId) return; // seen already (a watch that reconnected)
+    await s.decision.hold('switchover', req.planId);
+    const bound = Math.max(0, req.until - Date.now()) + c.switchover.catchUpTimeoutSeconds * 1000 + 5000;
+    setTimeout(() => {
+      if (s.decision.snapshot.changing?.planId === req.planId) void s.decision.follow({ settle: true }).catch(() => undefined);
+    }, bound).unref();
+    const link = this.#dataPlane;
+    let open: number | undefined = 0;
+    if (link && routes(c) && c.router.sql) open = await link.drain(req.cluster, req.oldPrimary, Math.max(0, req.until - Date.now())).catch(() => undefined);
+    this.log.info({ event: 'peer_drain', cluster: req.cluster, planId: req.planId, by: req.by, open }, `switchover of ${req.cluster} by ${req.by}: this manager's data plane holds writes (${open ?? 'no answer'} session(s) still in a transaction)`);
+    await this.coordinator.answerPeerDrain(req, open).catch(() => undefined);
   }
 
   #newDataPlaneLink(): DataPlaneLink {

@@ -45,6 +45,13 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
   let promoted = false;
   let promoting = false;
   let readOnlySet = false;
+  /** Other managers' data planes hold writes for this switchover until it ends (endPeerDrain). */
+  let peersAsked = false;
+  const releasePeers = async () => {
+    if (!peersAsked) return;
+    peersAsked = false;
+    await ctx.coordinator.endPeerDrain(cluster.name).catch((e: Error) => slog.warn({ event: 'peer_drain_not_ended', err: e.message }, `could not tell the other managers that the switchover of ${cluster.name} ended: their holds end by themselves`));
+  };
   const targetInst = cluster.instances.find((i) => i.id === target)!;
   try {
     const oldConn = await ctx.admin.get(oldPrimary);
@@ -58,22 +65,33 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
       return { detail: 'writer endpoint holds new connections', value: undefined };
     });
 
-    if (ctx.drainSessions) {
-      await runner.run('drain-transactions', async () => {
-        // The SQL endpoint starts nothing new on the old primary since hold-writes; transactions
-        // open there get the grace period to end before read_only would fail their writes.
-        const t0 = Date.now();
-        const open = await ctx.drainSessions!(oldPrimary, cluster.switchover.graceMs);
-        const waited = Date.now() - t0;
-        const detail =
-          open === undefined
-            ? `the data plane did not answer within ${cluster.switchover.graceMs} ms`
-            : open === 0
-              ? `no SQL session has a transaction open on ${oldPrimary} (waited ${waited} ms)`
-              : `${open} SQL session(s) still in a transaction after ${waited} ms: their transactions are replayed on ${target}`;
-        return { detail, value: undefined };
-      });
-    }
+    await runner.run('drain-transactions', async () => {
+      // The SQL endpoints start nothing new on the old primary since hold-writes (this manager's
+      // data plane, and with etcd every other manager's, asked here); transactions open there get
+      // the grace period to end before read_only would fail their writes.
+      const t0 = Date.now();
+      const until = t0 + cluster.switchover.graceMs;
+      const [open, peers] = await Promise.all([
+        ctx.drainSessions ? ctx.drainSessions(oldPrimary, cluster.switchover.graceMs) : Promise.resolve(0),
+        ctx.coordinator.drainPeers({ cluster: cluster.name, planId, oldPrimary, until }).catch((e: Error) => e),
+      ]);
+      // Released unless nobody was asked: a request may be stored even when asking failed later on.
+      peersAsked = peers instanceof Error || peers.asked > 0;
+      const waited = Date.now() - t0;
+      const own =
+        open === undefined
+          ? `the data plane did not answer within ${cluster.switchover.graceMs} ms`
+          : open === 0
+            ? `no SQL session has a transaction open on ${oldPrimary} (waited ${waited} ms)`
+            : `${open} SQL session(s) still in a transaction after ${waited} ms: their transactions are replayed on ${target}`;
+      const others =
+        peers instanceof Error
+          ? `; the other managers were not asked (${peers.message})`
+          : peers.asked === 0
+            ? ''
+            : `; other managers: ${peers.answered} of ${peers.asked} answered, ${peers.open} session(s) still in a transaction`;
+      return { detail: own + others, value: undefined };
+    });
 
     await runner.run('set-read-only', async () => {
       // Before the statement: one that times out here may still take effect on the server, and the
@@ -136,6 +154,8 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
     const writePauseMs = await runner.run('publish', async () => {
       const pause = Date.now() - (pauseStarted ?? Date.now());
       await ctx.decision.promote(target, { kind: 'switchover', planId, oldPrimary, writePauseMs: pause });
+      // Stored first: the other managers follow the stored decision when their hold ends.
+      await releasePeers();
       void monitor.probers.get(target)?.probeAfterChange();
       return { detail: `primary of ${cluster.name} is ${target}; writes were paused ${pause} ms`, value: pause };
     });
@@ -184,6 +204,7 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
           for (const sql of flavorOf(monitor, oldPrimary).setReadOnly(false)) await conn.query(sql);
         }
         await ctx.decision.rollBack(`switchover ${planId} rolled back: ${reason}`, { primary: oldPrimary });
+        await releasePeers();
         rolledBack = true;
         state = `rolled back: ${oldPrimary} is writable again and still the primary; nothing was lost${undone}`;
       } catch (re) {
@@ -193,8 +214,11 @@ export async function executeSwitchover(ctx: RecoveryContext, oldPrimary: string
       await ctx.decision
         .promote(target, { kind: 'switchover', planId, oldPrimary, writePauseMs: Date.now() - (pauseStarted ?? Date.now()) })
         .catch((pe: Error) => log.error({ event: 'decision_not_saved', err: pe.message }, `could not record the switchover to ${target}: ${pe.message}`));
+      await releasePeers();
       state = `${target} WAS promoted and takes writes; a later step failed: re-point the remaining replicas (regent status shows which)`;
     }
+    // Whatever happened, no other manager keeps holding for this plan.
+    await releasePeers();
     const durationMs = Date.now() - started;
     await runner.journal({ type: 'end', planId, cluster: cluster.name, at: Date.now(), outcome: rolledBack ? 'aborted' : 'failed', detail: `${reason}. ${state}`, newPrimary: promoted ? target : undefined, durationMs });
     slog.error({ event: 'switchover_failed', oldPrimary, target, reason, state, durationMs }, `switchover of ${cluster.name} failed: ${reason}; ${state}`);

@@ -160,3 +160,32 @@ test('while writes are held (the primary unreachable), a session logs in through
     c.destroy();
   }
 });
+
+test('a frozen primary nobody has judged yet (hang tolerance running): a login completes on a replica and reads go on', { timeout: 120000 }, async () => {
+  const [primary, replica] = cl.instances.map((i) => i.id) as [string, string];
+  const [p, r] = [sb.node(1), sb.node(2)];
+  // Still routed to: no manager has decided anything about the stall yet.
+  ep!.update({ table: { writer: { mode: 'route', target: primary }, readers: [replica], excluded: {} }, applied: new Map(), lag: new Map([[replica, 0]]), flavor: 'mariadb' });
+  const pid = sb.pid(p)!;
+  const app = sb.appAccount();
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const t0 = Date.now();
+    // Without asking a replica too, this login failed: "no login to <primary> within 2000 ms".
+    const c = await mysql.createConnection({ host: '127.0.0.1', port, user: app.user, password: app.password, database: app.database, connectTimeout: 20000 });
+    try {
+      const loginMs = Date.now() - t0;
+      const [[row]] = (await c.query('SELECT @@server_id AS s')) as unknown as [[{ s: number }]];
+      assert.equal(Number(row.s), r.serverId, 'read from the replica');
+      process.stderr.write(`login with the primary frozen: ${loginMs} ms\n`);
+      // Not after the primary's connection attempt timed out: a replica was asked while it ran.
+      assert.ok(loginMs < cl.sql!.settings.connectTimeoutMs, `login took ${loginMs} ms, the backend connect timeout is ${cl.sql!.settings.connectTimeoutMs} ms`);
+    } finally {
+      c.destroy();
+    }
+    // The account is still checked (by the replica).
+    await assert.rejects(mysql.createConnection({ host: '127.0.0.1', port, user: app.user, password: 'wrong', database: app.database }), (e: { errno?: number }) => e.errno === 1045);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+});

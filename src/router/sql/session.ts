@@ -140,6 +140,9 @@ const ER_TRX_REPLAY = { code: 1213, state: '40001' };
 /** A COMMIT whose outcome is unknown (ER_ERROR_DURING_COMMIT). */
 const ER_COMMIT_IN_DOUBT = { code: 1180, state: 'HY000' };
 
+/** How long a login waits for the primary before a replica is asked too (see #loginBackend). */
+const LOGIN_HEDGE_MS = 500;
+
 /** Variables the router manages itself or that cannot be set: never replayed. */
 const NOT_REPLAYED = new Set(['last_gtid', 'session_track_system_variables', 'session_track_schema', 'session_track_state_change', 'session_track_transaction_info', 'session_track_gtids', 'gtid_seq_no', 'insert_id', 'last_insert_id', 'identity', 'warning_count', 'error_count']);
 
@@ -693,32 +696,72 @@ export class Session {
    * The primary, as a rule; while writes are held (the primary unreachable, frozen or being
    * replaced) a replica in the pool instead, so read-only sessions can log in during a primary's
    * outage as through the L4 reader endpoint. The primary connection then opens on the first
-   * statement that needs it, waiting for a writer as any statement does.
+   * statement that needs it, waiting for a writer as any statement does. A primary that has not
+   * let the login through within LOGIN_HEDGE_MS (frozen or partitioned before anyone decided so:
+   * the hang tolerance runs) or failed it gets a replica asked as well, and the first login wins.
    */
   async #loginBackend(seq: number): Promise<BackendConnection> {
     const table = this.ctx.table();
-    const replica = table.writer.mode === 'hold' ? table.readers[this.ctx.cursor() % Math.max(1, table.readers.length)] : undefined;
-    if (replica === undefined) return this.#openPrimary(seq);
+    const replica = () => table.readers[this.ctx.cursor() % Math.max(1, table.readers.length)];
+    if (table.writer.mode === 'hold' && replica() !== undefined) {
+      try {
+        return await this.#loginReplica(replica()!);
+      } catch (e) {
+        if (e instanceof BackendRefused) throw e;
+        return this.#openPrimary(seq);
+      }
+    }
+    if (table.readers.length === 0) return this.#openPrimary(seq);
+    const attempt = this.#connectPrimary();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const first = await Promise.race([
+      attempt.then(
+        (b) => ({ b }),
+        (e: unknown) => ({ e }),
+      ),
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LOGIN_HEDGE_MS))),
+    ]);
+    clearTimeout(timer);
+    if (first && 'b' in first) return (this.#primary = first.b);
+    // The server's refusal of the account is the answer; anything else is the primary's trouble.
+    if (first && (first.e instanceof BackendRefused || first.e instanceof ClientError)) throw first.e;
+    let b: BackendConnection;
     try {
-      const b = await this.#open(replica, 'replica');
-      this.#replica = b;
-      return b;
+      b = await this.#loginReplica(replica()!);
     } catch (e) {
       if (e instanceof BackendRefused) throw e;
-      return this.#openPrimary(seq);
+      return (this.#primary = await attempt);
     }
+    // A primary connection that comes later is the session's, unless a statement opened its own meanwhile.
+    attempt.then(
+      (p) => {
+        if (this.#primary === undefined && !this.#busy && this.state !== 'closed') this.#primary = p;
+        else p.quit();
+      },
+      () => undefined,
+    );
+    return b;
+  }
+
+  async #loginReplica(id: string): Promise<BackendConnection> {
+    const b = await this.#open(id, 'replica');
+    this.#replica = b;
+    return b;
   }
 
   async #openPrimary(seq: number): Promise<BackendConnection> {
+    void seq;
+    return (this.#primary = await this.#connectPrimary());
+  }
+
+  /** A connection to the writer target (waiting while writes are held), not yet the session's. */
+  async #connectPrimary(): Promise<BackendConnection> {
     const target = await this.ctx.waitWriter(this.ctx.settings.holdTimeoutMs);
     if (!target) {
       const w = this.ctx.table().writer;
       throw new ClientError(ER.UNKNOWN, `Regent SQL endpoint: no primary within router.holdTimeoutMs (${this.ctx.settings.holdTimeoutMs} ms)${w.mode === 'hold' ? `: ${w.reason}` : ''}`, true);
     }
-    void seq;
-    const b = await this.#open(target, 'primary');
-    this.#primary = b;
-    return b;
+    return this.#open(target, 'primary');
   }
 
   /** The primary connection, to the current writer target (waiting while writes are held). */
