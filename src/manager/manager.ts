@@ -296,10 +296,11 @@ export class Manager {
       if (leader) void s.becomeActive();
       else s.becomePassive();
     });
-    this.coordinator.onPeerDrain((e) => void this.#peerDrain(e));
     // A cluster is handed to another manager only between recoveries.
     this.coordinator.setReleaseCheck((cluster) => !this.supervisors.get(cluster)?.acting);
     await this.coordinator.start({ id: this.managerId, host: hostname(), pid: process.pid, api: this.opts.apiAddress, startedAt: this.startedAt }, [...this.supervisors.keys()]);
+    // After start: a coordinator that refused us (etcd authentication) must not keep a watch retrying.
+    this.coordinator.onPeerDrain((e) => void this.#peerDrain(e));
     if (this.#config.coordination.backend === 'etcd' && this.#config.coordination.primaryLease && !this.observeOnly) {
       // Losing etcd is noticed by time, not by any probe: judge the clusters again while it lasts.
       this.#leaseTimer = setInterval(() => {

@@ -8,9 +8,12 @@ import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { decidedPrimaryOf, eventually, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess } from '../helpers/manager.ts';
 import { LOAD_TABLES, SqlLoad } from '../helpers/sql-load.ts';
+import { loadedRound } from '../../bench/endpoints.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SWITCHOVERS = Number(process.env.REGENT_TEST_SWITCHOVERS ?? 10);
+/** kill -9 rounds after the first, detailed kill (the issue asks for 10 in all). */
+const KILL_ROUNDS = Number(process.env.REGENT_TEST_KILL_ROUNDS ?? 9);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -48,7 +51,13 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
   };
 
   before(async () => {
-    ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3, extraServerConfig: ['general_log=OFF'] }));
+    // Every kill fails over (no anti-flapping block), and a killed primary comes back by flashback
+    // of what it wrote that the others never got.
+    ({ sandbox: sb, cleanup } = await startSandbox({
+      nodes: 3,
+      extraServerConfig: ['general_log=OFF'],
+      clusterOverrides: { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } },
+    }));
     manager = new ManagerProcess(sb.configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
     await manager.waitFor((e) => e.event === 'sql_endpoint_started' || e.event === 'manager_started', 30000, 'manager start');
     sqlPort = sb.nodes[0]!.port + PORT.sql;
@@ -195,5 +204,49 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
     assert.deepEqual(v, { lost: [], duplicated: [] });
     assert.deepEqual(v4.duplicated, []);
     assert.ok(replayed >= 2, 'at least Y and Q were replayed');
+  });
+  test(`${KILL_ROUNDS} more kill -9 rounds under the same load: errors only for commits in flight at the kill, nothing lost or applied twice`, async () => {
+    // The primary killed by the test above comes back first.
+    for (const n of sb.nodes) if (sb.pid(n) === undefined) await sb.start(n);
+    await eventually(async () => (await primaryQuery('SELECT 1')).length === 1, 30000, 'the primary answering');
+    let errors = 0;
+    let inFlight = 0;
+    let replayed = 0;
+    for (let i = 0; i < KILL_ROUNDS; i++) {
+      // Every node replicating from the decided primary before the next kill.
+      await eventually(async () => {
+        const primary = decidedPrimaryOf(sb);
+        if (!primary) return false;
+        for (const n of sb.nodes) {
+          if (`127.0.0.1:${n.port}` === primary) continue;
+          const [rows] = (await sb.sql(n, ['SHOW SLAVE STATUS'])) as [Record<string, unknown>[]];
+          if (rows[0]?.['Slave_IO_Running'] !== 'Yes' || rows[0]?.['Slave_SQL_Running'] !== 'Yes' || Number(rows[0]?.['Master_Port']) !== Number(primary.split(':').pop())) return false;
+        }
+        return true;
+      }, 60000, 'every replica replicating from the primary');
+      const old = decidedPrimaryOf(sb)!;
+      const victim = sb.node(old.split(':').pop()!);
+      // Round numbers 20 and up: session ids 2001-2016 (SQL) and 2051-2054 (L4), clear of the tests above.
+      const { result, faultAt, loads } = await loadedRound(sb, 20 + i, { l4: 4, sql: 16 }, async () => {
+        await sb.kill(victim);
+        await eventually(async () => (decidedPrimaryOf(sb) ?? old) !== old, 30000, 'a new primary', 5);
+        return `${victim.name} killed`;
+      }, { settleMs: 2000 });
+      const sqlRound = result.endpoints.find((e) => e.endpoint === 'SQL')!;
+      const l4Round = result.endpoints.find((e) => e.endpoint === 'L4 writer')!;
+      process.stderr.write(
+        `kill -9 round ${i + 2}: SQL ${sqlRound.errors} errors (${sqlRound.commitsInFlight} commits in flight), replayed ${sqlRound.recoveries?.['replayed'] ?? 0}; L4 ${l4Round.errors} errors; write gap ${sqlRound.writeGapMs} ms\n` +
+          loads.sql.errors.map((e) => `  sql ${e.sid} ${e.op}: ${e.errno} ${e.message}\n`).join(''),
+      );
+      assert.ok(sqlRound.errors <= sqlRound.commitsInFlight, `round ${i + 2}: SQL errors ${sqlRound.errors} <= commits in flight ${sqlRound.commitsInFlight}`);
+      assert.deepEqual(loads.sql.errors.filter((e) => e.startedAt > faultAt || !/COMMIT|autocommit write/.test(e.op)).map((e) => `${e.op}: ${e.message}`), [], `round ${i + 2}: no error for a statement sent after the kill, nor for anything but a COMMIT or autocommit write`);
+      assert.deepEqual([sqlRound.lost, sqlRound.duplicated, l4Round.duplicated], [0, 0, 0], `round ${i + 2}: lost / duplicated`);
+      errors += sqlRound.errors;
+      inFlight += sqlRound.commitsInFlight;
+      replayed += sqlRound.recoveries?.['replayed'] ?? 0;
+      // The killed server comes back and is rejoined (flashback) before the next round.
+      await sb.start(victim);
+    }
+    process.stderr.write(`${KILL_ROUNDS} kill -9 rounds: SQL endpoint ${errors} errors with ${inFlight} commits in flight at the kills, ${replayed} transactions replayed\n`);
   });
 });

@@ -268,7 +268,7 @@ export class BackendConnection {
    * after the process had died (it left the FIN in our socket, unseen yet by this event loop)
    * reached a closed socket, and the server's kernel answered it with a reset. A zero-byte write
    * asks the kernel which happened without sending anything: EPIPE means a reset came, so our
-   * command was never read (it counts as \`unread\`, and a COMMIT is then sent again elsewhere).
+   * command was never read (it counts as `unread`, and a COMMIT is then sent again elsewhere).
    * Under TLS the write would go through the TLS layer, not to the socket: no probe there.
    */
   #serverEnded(): void {
