@@ -174,20 +174,26 @@ export class EtcdCoordinator implements Coordinator {
 
   /** Leader keys vanishing (a manager died, one gave a cluster up) and managers joining or leaving: look again at once. */
   #watch(): void {
-    for (const prefix of [this.#key('_leaders', ''), this.#key('_managers', '')]) {
-      void this.#client
-        .watch()
-        .prefix(prefix)
-        .create()
-        .then((w) => {
-          if (this.#closed) return void w.cancel();
-          this.#watchers.push(w);
-          w.on('delete', () => this.#nudge());
-          w.on('put', () => this.#nudge());
-          w.on('error', () => undefined);
-        })
-        .catch(() => undefined);
-    }
+    for (const prefix of [this.#key('_leaders', ''), this.#key('_managers', '')])
+      this.#watchPrefix(prefix, (w) => {
+        w.on('delete', () => this.#nudge());
+        w.on('put', () => this.#nudge());
+      });
+  }
+
+  /** A watch on `prefix` kept until close; `attach` adds its handlers (the client reconnects by itself). */
+  #watchPrefix(prefix: string, attach: (w: Watcher) => void): void {
+    void this.#client
+      .watch()
+      .prefix(prefix)
+      .create()
+      .then((w) => {
+        if (this.#closed) return void w.cancel();
+        this.#watchers.push(w);
+        w.on('error', () => undefined);
+        attach(w);
+      })
+      .catch(() => undefined);
   }
 
   #nudge(): void {
@@ -420,20 +426,12 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   onInventoryChange(listener: () => void): void {
-    void this.#client
-      .watch()
-      .prefix(this.#key('_inventory', ''))
-      .create()
-      .then((w) => {
-        if (this.#closed) return void w.cancel();
-        this.#watchers.push(w);
-        w.on('put', () => listener());
-        w.on('delete', () => listener());
-        // A watch that reconnects after etcd was away may have missed changes: look again.
-        w.on('connected', () => listener());
-        w.on('error', () => undefined);
-      })
-      .catch(() => undefined);
+    this.#watchPrefix(this.#key('_inventory', ''), (w) => {
+      w.on('put', () => listener());
+      w.on('delete', () => listener());
+      // A watch that reconnects after etcd was away may have missed changes: look again.
+      w.on('connected', () => listener());
+    });
   }
 
   async drainPeers(r: Omit<DrainRequest, 'by'>): Promise<PeerDrain> {
@@ -449,7 +447,13 @@ export class EtcdCoordinator implements Coordinator {
     const note = (key: string, value: string) => {
       const id = key.slice(answersPrefix.length);
       if (!peers.includes(id)) return;
-      answers.set(id, (JSON.parse(value) as { open?: number }).open ?? 0);
+      let open: number | undefined;
+      try {
+        open = (JSON.parse(value) as { open?: number }).open;
+      } catch {
+        open = undefined;
+      }
+      answers.set(id, typeof open === 'number' ? open : -1);
       if (answers.size === peers.length) allIn();
     };
     // Watching before asking: no answer can come before the watch is there.
@@ -485,39 +489,36 @@ export class EtcdCoordinator implements Coordinator {
     const prefix = this.#key('_drain', '');
     const requestOf = (key: string, value: string): DrainRequest | undefined => {
       if (key.slice(prefix.length).includes('/')) return undefined;
-      const req = JSON.parse(value) as DrainRequest;
-      return req.by === this.#self?.id ? undefined : req;
+      let req: DrainRequest;
+      try {
+        req = JSON.parse(value) as DrainRequest;
+      } catch {
+        return undefined; // not ours to read: written by something else under the prefix
+      }
+      return req.by === this.#self?.id || typeof req.cluster !== 'string' ? undefined : req;
     };
-    void this.#client
-      .watch()
-      .prefix(prefix)
-      .create()
-      .then((w) => {
-        if (this.#closed) return void w.cancel();
-        this.#watchers.push(w);
-        w.on('put', (kv) => {
-          const req = requestOf(kv.key.toString(), kv.value.toString());
-          if (req) listener({ request: req });
-        });
-        w.on('delete', (kv) => listener({ ended: kv.key.toString().slice(prefix.length) }));
-        // A watch that reconnects after etcd was away may have missed a request: look again
-        // (a missed end is bounded by the listener's own timer).
-        w.on('connected', () => {
-          void this.#client
-            .getAll()
-            .prefix(prefix)
-            .strings()
-            .then((all) => {
-              for (const [key, value] of Object.entries(all)) {
-                const req = requestOf(key, value);
-                if (req) listener({ request: req });
-              }
-            })
-            .catch(() => undefined);
-        });
-        w.on('error', () => undefined);
-      })
-      .catch(() => undefined);
+    this.#watchPrefix(prefix, (w) => {
+      w.on('put', (kv) => {
+        const req = requestOf(kv.key.toString(), kv.value.toString());
+        if (req) listener({ request: req });
+      });
+      w.on('delete', (kv) => listener({ ended: kv.key.toString().slice(prefix.length) }));
+      // A watch that reconnects after etcd was away may have missed a request: look again
+      // (a missed end is bounded by the listener's own timer).
+      w.on('connected', () => {
+        void this.#client
+          .getAll()
+          .prefix(prefix)
+          .strings()
+          .then((all) => {
+            for (const [key, value] of Object.entries(all)) {
+              const req = requestOf(key, value);
+              if (req) listener({ request: req });
+            }
+          })
+          .catch(() => undefined);
+      });
+    });
   }
 
   async answerPeerDrain(req: DrainRequest, open: number | undefined): Promise<void> {
