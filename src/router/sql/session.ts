@@ -1357,12 +1357,15 @@ export class Session {
     let checksum: ResultChecksum | undefined;
     let logged: Buffer | undefined;
     if (t.b === this.#primary && this.#logs(s.cls)) {
-      this.#log ??= new ReplayLog(this.ctx.settings.transactionReplay ?? DEFAULT_REPLAY);
-      const why = loggableExecute(p, s);
-      if (typeof why === 'string') this.#log.refuse(why);
-      else if (this.#log.admits(s.sql)) {
-        logged = why;
-        checksum = new ResultChecksum();
+      const replay = (this.#log ??= new ReplayLog(this.ctx.settings.transactionReplay ?? DEFAULT_REPLAY));
+      // A transaction refused for replay already (or replay off) costs no copy and no checksum.
+      if (!replay.refused) {
+        const why = loggableExecute(p, s);
+        if (typeof why === 'string') replay.refuse(why);
+        else if (replay.admits(s.sql)) {
+          logged = why;
+          checksum = new ResultChecksum();
+        }
       }
     }
     const log = this.#log;
