@@ -38,6 +38,12 @@ export interface RoundResult {
   endpoints: EndpointRound[];
 }
 
+/**
+ * Cluster settings for repeated kill -9 rounds on one sandbox: every kill fails over (no
+ * anti-flapping block) and a killed primary comes back by flashback of what the others never got.
+ */
+export const KILL_ROUNDS_CLUSTER = { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } } as const;
+
 export async function createLoadTables(sb: Sandbox): Promise<void> {
   await sb.sql(sb.node(1), LOAD_TABLES);
 }

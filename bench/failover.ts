@@ -2,7 +2,7 @@ import mysql from 'mysql2/promise';
 import type { Sandbox } from '../src/sandbox/sandbox.ts';
 import { decidedPrimaryOf, eventually, startSandbox } from '../test/helpers/env.ts';
 import { ManagerProcess } from '../test/helpers/manager.ts';
-import { createLoadTables, loadedRound, roundLine, roundsMarkdown, type RoundResult } from './endpoints.ts';
+import { createLoadTables, KILL_ROUNDS_CLUSTER, loadedRound, roundLine, roundsMarkdown, type RoundResult } from './endpoints.ts';
 import { summary } from './stats.ts';
 import { loadavg } from 'node:os';
 import { PORT } from '../src/sandbox/sandbox.ts';
@@ -194,7 +194,7 @@ async function endpointRounds(count: number, sessions: number): Promise<string> 
   const { sandbox: sb, cleanup } = await startSandbox({
     nodes: 3,
     extraServerConfig: ['general_log=OFF'],
-    clusterOverrides: { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } },
+    clusterOverrides: KILL_ROUNDS_CLUSTER,
   });
   const manager = new ManagerProcess(sb.configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
   const loadAtStart = loadavg();

@@ -38,29 +38,57 @@ function errorText(e: unknown): string {
 }
 
 /**
- * Writes through the writer endpoint with unique ids (writer k of n uses k, k+n, ...). Each row
- * records the server that executed it; `acked` lists what the client saw succeed. A failed write's
- * id is never reused: it may or may not have committed, and it is never counted.
+ * Writer sessions, one loop each until stop(): what they saw acknowledged and what they were told
+ * went wrong. The subclasses write (`loop`); starting, stopping and the gap measure are shared.
  */
-export class WriteLoad implements Writes {
+abstract class WriterSessions implements Writes {
   readonly acked: AckedWrite[] = [];
   readonly errors: ClientError[] = [];
   #running = true;
   #loops: Promise<void>[] = [];
 
+  protected get running(): boolean {
+    return this.#running;
+  }
+
+  /** Called by the subclass once its own fields are set: the loops start at once. */
+  protected startLoops(writers: number): void {
+    for (let k = 0; k < writers; k++) this.#loops.push(this.loop(k));
+  }
+
+  protected abstract loop(k: number): Promise<void>;
+
+  /** Longest gap between consecutive acknowledgements within [from, to] (ms). */
+  longestGap(from: number, to: number): number {
+    return gapIn(this.acked, from, to);
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await Promise.all(this.#loops);
+  }
+}
+
+/**
+ * Writes through the writer endpoint with unique ids (writer k of n uses k, k+n, ...). Each row
+ * records the server that executed it; `acked` lists what the client saw succeed. A failed write's
+ * id is never reused: it may or may not have committed, and it is never counted.
+ */
+export class WriteLoad extends WriterSessions {
   constructor(
     readonly port: number,
     readonly app: AppAccount,
     readonly writers: number,
     readonly table: string,
   ) {
-    for (let k = 0; k < writers; k++) this.#loops.push(this.#loop(k));
+    super();
+    this.startLoops(writers);
   }
 
-  async #loop(k: number): Promise<void> {
+  protected async loop(k: number): Promise<void> {
     let next = k + 1;
     let conn: mysql.Connection | undefined;
-    while (this.#running) {
+    while (this.running) {
       try {
         conn ??= await mysql.createConnection({ host: '127.0.0.1', port: this.port, user: this.app.user, password: this.app.password, database: this.app.database, connectTimeout: 15000 });
         const id = next;
@@ -76,16 +104,6 @@ export class WriteLoad implements Writes {
       }
     }
     conn?.destroy();
-  }
-
-  /** Longest gap between consecutive acknowledgements within [from, to] (ms). */
-  longestGap(from: number, to: number): number {
-    return gapIn(this.acked, from, to);
-  }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await Promise.all(this.#loops);
   }
 }
 
@@ -142,16 +160,12 @@ export class ReadLoad {
  * (the UPDATE in autocommit, the COMMIT of a transaction) is unknown; one whose transaction failed
  * before its COMMIT was sent is not counted at all (the server rolls it back).
  */
-export class SqlSessionLoad implements Writes {
-  readonly acked: AckedWrite[] = [];
-  readonly errors: ClientError[] = [];
+export class SqlSessionLoad extends WriterSessions {
   readonly tallies: CounterTally[];
   readonly readBacks: ReadBack[] = [];
   /** Transactions committed, and transactions abandoned before their COMMIT was sent. */
   transactions = 0;
   abandoned = 0;
-  #running = true;
-  #loops: Promise<void>[] = [];
 
   constructor(
     readonly port: number,
@@ -160,16 +174,17 @@ export class SqlSessionLoad implements Writes {
     readonly table: string,
     readonly counter: string,
   ) {
+    super();
     this.tallies = Array.from({ length: writers }, (_, k) => ({ writer: k + 1, acked: 0, unknown: 0 }));
-    for (let k = 0; k < writers; k++) this.#loops.push(this.#loop(k));
+    this.startLoops(writers);
   }
 
-  async #loop(k: number): Promise<void> {
+  protected async loop(k: number): Promise<void> {
     const tally = this.tallies[k]!;
     let next = k + 1;
     let round = 0;
     let conn: mysql.Connection | undefined;
-    while (this.#running) {
+    while (this.running) {
       let op: ClientError['op'] = 'connect';
       // Whether an error now leaves the increment's fate unknown (its statement or COMMIT was sent).
       let incrementSent = false;
@@ -226,15 +241,6 @@ export class SqlSessionLoad implements Writes {
       }
     }
     conn?.destroy();
-  }
-
-  longestGap(from: number, to: number): number {
-    return gapIn(this.acked, from, to);
-  }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await Promise.all(this.#loops);
   }
 }
 

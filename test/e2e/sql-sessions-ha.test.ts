@@ -8,7 +8,7 @@ import { PORT, type Sandbox } from '../../src/sandbox/sandbox.ts';
 import { decidedPrimaryOf, eventually, startSandbox } from '../helpers/env.ts';
 import { ManagerProcess } from '../helpers/manager.ts';
 import { LOAD_TABLES, SqlLoad } from '../helpers/sql-load.ts';
-import { loadedRound } from '../../bench/endpoints.ts';
+import { KILL_ROUNDS_CLUSTER, loadedRound } from '../../bench/endpoints.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SWITCHOVERS = Number(process.env.REGENT_TEST_SWITCHOVERS ?? 10);
@@ -51,13 +51,7 @@ describe('SQL endpoint: sessions across switchover and failover', () => {
   };
 
   before(async () => {
-    // Every kill fails over (no anti-flapping block), and a killed primary comes back by flashback
-    // of what it wrote that the others never got.
-    ({ sandbox: sb, cleanup } = await startSandbox({
-      nodes: 3,
-      extraServerConfig: ['general_log=OFF'],
-      clusterOverrides: { failover: { blockPeriodSeconds: 0 }, rejoin: { errant: 'flashback' }, repair: { afterSeconds: 2 } },
-    }));
+    ({ sandbox: sb, cleanup } = await startSandbox({ nodes: 3, extraServerConfig: ['general_log=OFF'], clusterOverrides: KILL_ROUNDS_CLUSTER }));
     manager = new ManagerProcess(sb.configFile, { env: { REGENT_LOG_LEVEL: 'info' } });
     await manager.waitFor((e) => e.event === 'sql_endpoint_started' || e.event === 'manager_started', 30000, 'manager start');
     sqlPort = sb.nodes[0]!.port + PORT.sql;
